@@ -1,0 +1,9 @@
+//! Sans-IO protocol core of rtpcore: wire formats, codecs, SRTP and the
+//! jitter buffer. Nothing here reads a clock, opens a socket or knows about
+//! Python; time comes in as an argument and bytes go in and out.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod error;
+
+pub use error::{Layer, ParseError};

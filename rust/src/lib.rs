@@ -1,0 +1,13 @@
+//! `rtpcore._core`: the Python binding of the protocol core. This crate is the
+//! only place that knows about Python; each area registers its classes and
+//! functions from its own file.
+use pyo3::prelude::*;
+
+mod buffer;
+mod errors;
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}
