@@ -1,34 +1,62 @@
 //! Reading any Python buffer (`bytes`, `bytearray`, `memoryview`, numpy
-//! arrays) as bytes, with a copy-free fast path for `bytes`.
-use pyo3::buffer::PyBuffer;
+//! arrays of any dtype) as raw bytes, with a copy-free fast path for `bytes`.
 use pyo3::exceptions::PyTypeError;
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
+/// A contiguous buffer view held on a Python object, released on drop.
+struct BufferView(ffi::Py_buffer);
+
+impl BufferView {
+    /// Requests a simple (contiguous, byte-addressed) view of `obj`.
+    fn get(obj: &Bound<'_, PyAny>) -> Option<Self> {
+        let mut view = std::mem::MaybeUninit::<ffi::Py_buffer>::uninit();
+        // SAFETY: `obj` is a live object (we hold the GIL through `Bound`),
+        // `view` is writable memory for one Py_buffer, and on success the
+        // exporter has filled it in, so it is initialised.
+        let rc = unsafe { ffi::PyObject_GetBuffer(obj.as_ptr(), view.as_mut_ptr(), ffi::PyBUF_SIMPLE) };
+        if rc != 0 {
+            // SAFETY: we hold the GIL; clears the BufferError the exporter set.
+            unsafe { ffi::PyErr_Clear() };
+            return None;
+        }
+        Some(BufferView(unsafe { view.assume_init() }))
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        if self.0.len == 0 || self.0.buf.is_null() {
+            return &[];
+        }
+        // SAFETY: a PyBUF_SIMPLE view is `len` contiguous bytes at `buf`, kept
+        // alive and unmoved by the exporter until the view is released in
+        // `drop`, which cannot happen while this borrow of `self` lives.
+        unsafe { std::slice::from_raw_parts(self.0.buf.cast::<u8>(), self.0.len as usize) }
+    }
+}
+
+impl Drop for BufferView {
+    fn drop(&mut self) {
+        // SAFETY: the view was obtained by PyObject_GetBuffer and is released
+        // exactly once; views are only created and dropped with the GIL held.
+        unsafe { ffi::PyBuffer_Release(&mut self.0) };
+    }
+}
+
 /// Calls `f` with the contents of `obj` as a byte slice.
 ///
-/// `bytes` is read in place; anything else that exports a C-contiguous buffer
-/// is read through the buffer protocol. `what` names the argument in the
-/// `TypeError` raised for objects that are not buffers.
+/// `bytes` is read in place; anything else that exports a contiguous buffer
+/// is read through the buffer protocol, also without a copy. `what` names the
+/// argument in the `TypeError` raised for objects that are not buffers.
 pub fn with_bytes<R>(obj: &Bound<'_, PyAny>, what: &str, f: impl FnOnce(&[u8]) -> R) -> PyResult<R> {
     if let Ok(bytes) = obj.cast::<PyBytes>() {
         return Ok(f(bytes.as_bytes()));
     }
-    let buffer = PyBuffer::<u8>::get(obj).map_err(|_| {
+    let view = BufferView::get(obj).ok_or_else(|| {
+        let type_name = obj.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".into());
         PyTypeError::new_err(format!(
-            "{what}: expected a bytes-like object (bytes, bytearray, memoryview, numpy array), got {}",
-            obj.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".into())
+            "{what}: expected a contiguous bytes-like object (bytes, bytearray, memoryview, numpy array), got {type_name}"
         ))
     })?;
-    if !buffer.is_c_contiguous() {
-        return Err(PyTypeError::new_err(format!("{what}: buffer must be C-contiguous")));
-    }
-    // The buffer is pinned by `buffer` for the duration of `f`; Python code
-    // cannot run (and so cannot resize a bytearray) while we hold the GIL here.
-    let slice = buffer.as_slice(obj.py()).ok_or_else(|| PyTypeError::new_err(format!("{what}: buffer is not readable as bytes")))?;
-    // SAFETY: `ReadOnlyCell<u8>` is `repr(transparent)` over `u8`, and the
-    // exporter keeps the memory alive and unmoved while `buffer` holds its
-    // view. We hold the GIL throughout `f`, so no Python code can write to it.
-    let bytes: &[u8] = unsafe { std::slice::from_raw_parts(slice.as_ptr().cast::<u8>(), slice.len()) };
-    Ok(f(bytes))
+    Ok(f(view.as_bytes()))
 }
