@@ -11,6 +11,9 @@ from __future__ import annotations
 __all__ = [
     "RtpcoreError",
     "ParseError",
+    "SRTPError",
+    "AuthenticationError",
+    "ReplayError",
 ]
 
 
@@ -41,3 +44,40 @@ class ParseError(RtpcoreError, ValueError):
 
     def __reduce__(self) -> tuple[type[ParseError], tuple[str, int | None, str | None, str | None]]:
         return (type(self), (self.message, self.offset, self.layer, self.field))
+
+
+class SRTPError(RtpcoreError):
+    """An SRTP or SRTCP packet that a session refuses, for a reason other than
+    its format (which raises ``ParseError``).
+
+    Raised as such when a master key has used up its index space (2^48 SRTP or
+    2^31 SRTCP packets for one SSRC) and the session must be re-keyed; the
+    subclasses below name the common cases.
+    """
+
+
+class AuthenticationError(SRTPError):
+    """An SRTP/SRTCP packet whose authentication tag does not verify: it was
+    protected with a different key, altered on the way, or carries an MKI that
+    names no key of the session. The session's state (replay window, roll-over
+    counter) is unchanged.
+    """
+
+
+class ReplayError(SRTPError):
+    """An SRTP/SRTCP packet whose index the replay window rejects.
+
+    ``index`` is the packet index (the 48-bit SRTP index ROC * 65536 + SEQ, or
+    the 31-bit SRTCP index) and ``reason`` is ``"duplicate"`` (received before,
+    inside the window) or ``"too old"`` (behind the window, so it cannot be
+    told apart from a replay).
+    """
+
+    def __init__(self, message: str, index: int | None = None, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.index = index
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[type[ReplayError], tuple[str, int | None, str | None]]:
+        return (type(self), (self.message, self.index, self.reason))

@@ -6,5 +6,6 @@
 
 pub mod error;
 pub mod rtp;
+pub mod srtp;
 
 pub use error::{Layer, ParseError};
