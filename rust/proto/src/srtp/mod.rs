@@ -598,3 +598,82 @@ impl Session {
         Ok(body_end)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rtp(seq: u16, payload_len: usize) -> Vec<u8> {
+        let mut p = vec![0x80, 0x00];
+        p.extend_from_slice(&seq.to_be_bytes());
+        p.extend_from_slice(&[0, 0, 0, 1, 0xde, 0xad, 0xbe, 0xef]);
+        p.extend((0..payload_len).map(|i| i as u8));
+        p
+    }
+
+    fn session(profile: Profile, config: SessionConfig) -> Session {
+        let key = [7u8; 32];
+        let salt = [9u8; 14];
+        Session::new(profile, &key[..profile.key_len()], &salt[..profile.salt_len()], config).expect("valid test keys")
+    }
+
+    #[test]
+    fn round_trip_every_profile_with_and_without_mki() {
+        for profile in Profile::ALL {
+            for mki in [vec![], vec![1, 2, 3]] {
+                let config = SessionConfig { mki, ..SessionConfig::default() };
+                let (mut tx, mut rx) = (session(profile, config.clone()), session(profile, config));
+                let mut wire = [0u8; 400];
+                let mut plain = [0u8; 400];
+                for seq in [65534, 65535, 0, 1] {
+                    let packet = rtp(seq, 50);
+                    let n = tx.protect_rtp(&packet, &mut wire).expect("protect");
+                    assert_eq!(n, packet.len() + tx.rtp_overhead());
+                    let m = rx.unprotect_rtp(&wire[..n], &mut plain).expect("unprotect");
+                    assert_eq!(&plain[..m], &packet[..]);
+                    assert!(matches!(
+                        rx.unprotect_rtp(&wire[..n], &mut plain),
+                        Err(SrtpError::Replay { reason: ReplayKind::Duplicate, .. })
+                    ));
+                }
+                assert_eq!(rx.roc(0xdeadbeef), 1);
+                let rtcp = [0x81, 0xc9, 0, 1, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4];
+                let n = tx.protect_rtcp(&rtcp, &mut wire).expect("protect rtcp");
+                wire[n - 1] ^= 1;
+                assert!(matches!(
+                    rx.unprotect_rtcp(&wire[..n], &mut plain),
+                    Err(SrtpError::Authentication { kind: PacketKind::Srtcp, .. })
+                ));
+                wire[n - 1] ^= 1;
+                let m = rx.unprotect_rtcp(&wire[..n], &mut plain).expect("unprotect rtcp");
+                assert_eq!(&plain[..m], &rtcp[..]);
+            }
+        }
+    }
+
+    #[test]
+    fn short_buffers_and_truncated_packets_are_errors() {
+        let mut s = session(Profile::AesCm128HmacSha1_80, SessionConfig::default());
+        let packet = rtp(1, 10);
+        let mut small = [0u8; 20];
+        assert_eq!(
+            s.protect_rtp(&packet, &mut small),
+            Err(SrtpError::OutputTooSmall { needed: 32, available: 20 })
+        );
+        let mut out = [0u8; 64];
+        for len in 0..packet.len() {
+            assert!(matches!(s.unprotect_rtp(&packet[..len], &mut out), Err(SrtpError::Parse(_))));
+            assert!(matches!(s.unprotect_rtcp(&packet[..len], &mut out), Err(SrtpError::Parse(_))));
+        }
+    }
+
+    #[test]
+    fn rejects_bad_configuration() {
+        let bad = |config: SessionConfig| Session::new(Profile::AeadAes128Gcm, &[0; 16], &[0; 12], config).err();
+        let default = SessionConfig::default;
+        assert_eq!(bad(SessionConfig { replay_window: 32, ..default() }).map(|e| e.argument), Some("replay_window"));
+        assert_eq!(bad(SessionConfig { key_derivation_rate: 6, ..default() }).map(|e| e.argument), Some("key_derivation_rate"));
+        assert_eq!(bad(SessionConfig { mki: vec![0; 129], ..default() }).map(|e| e.argument), Some("mki"));
+        assert!(Session::new(Profile::AeadAes128Gcm, &[0; 16], &[0; 14], default()).is_err());
+    }
+}
