@@ -440,3 +440,17 @@ def test_batch_keeps_good_packets_around_bad_ones() -> None:
     # the forged packet 2 did not enter the window: the real one still does
     assert receiver.unprotect(packets[2]) == rtp_packet(2)
     assert sender.protect_batch([]) == []
+
+
+def test_batches_in_parallel_threads() -> None:
+    """The batch forms run without the GIL: sessions used from several
+    threads at once each get their own packets back intact."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one_call(ssrc: int) -> bool:
+        sender, receiver = pair("AEAD_AES_128_GCM")
+        packets = [rtp_packet(seq, bytes([seq % 256]) * 900, ssrc=ssrc) for seq in range(200)]
+        return receiver.unprotect_batch(sender.protect_batch(packets)) == packets
+
+    with ThreadPoolExecutor(4) as pool:
+        assert all(pool.map(one_call, range(8)))

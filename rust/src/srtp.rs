@@ -79,7 +79,15 @@ impl Op {
     }
 }
 
-/// An SRTP/SRTCP session for one master key (see `rtpcore.srtp`).
+/// SRTPSession(profile, master_key, master_salt, *, replay_window=128,
+/// key_derivation_rate=0, srtcp_first_index=0, mki=None)
+///
+/// An SRTP/SRTCP session for one master key (RFC 3711, RFC 6188, RFC 7714).
+/// `protect`/`unprotect` and `protect_rtcp`/`unprotect_rtcp` take any
+/// bytes-like object and return bytes; refused packets raise `ParseError`,
+/// `AuthenticationError` or `ReplayError` and change nothing. The `_batch`
+/// forms release the GIL and return one item per packet: bytes, or the
+/// exception instance the single call would have raised. See `rtpcore.srtp`.
 #[pyclass(name = "SRTPSession", module = "rtpcore._core")]
 pub struct PySrtpSession {
     session: Session,
@@ -287,11 +295,36 @@ impl PySrtpSession {
     }
 }
 
-fn keystream_len(length: i64) -> PyResult<usize> {
-    usize::try_from(length)
+/// Runs `fill(key, salt, out)` into a new `length`-byte `bytes` object: the
+/// shared part of the two key-material functions below. `key_arg` and
+/// `salt_arg` name the arguments in errors.
+fn key_material<'py>(
+    py: Python<'py>,
+    (key_arg, key): (&str, &Bound<'py, PyAny>),
+    (salt_arg, salt): (&str, &Bound<'py, PyAny>),
+    length: i64,
+    index: u64,
+    fill: impl FnOnce(&[u8], &[u8], &mut [u8]) -> Option<()>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let length = usize::try_from(length)
         .ok()
         .filter(|&n| n <= MAX_KEYSTREAM_LEN)
-        .ok_or_else(|| PyValueError::new_err(format!("length: must be 0 to {MAX_KEYSTREAM_LEN}, got {length}")))
+        .ok_or_else(|| PyValueError::new_err(format!("length: must be 0 to {MAX_KEYSTREAM_LEN}, got {length}")))?;
+    if index > srtp::MAX_RTP_INDEX {
+        return Err(PyValueError::new_err(format!("index: must be below 2^48, got {index}")));
+    }
+    let key = zeroize::Zeroizing::new(with_bytes(key, key_arg, <[u8]>::to_vec)?);
+    with_bytes(salt, salt_arg, |salt| {
+        PyBytes::new_with(py, length, |out| {
+            fill(&key, salt, out).ok_or_else(|| {
+                PyValueError::new_err(format!(
+                    "{key_arg} must be 16 or 32 bytes and {salt_arg} at most 14, got {} and {}",
+                    key.len(),
+                    salt.len()
+                ))
+            })
+        })
+    })?
 }
 
 /// RFC 3711 section 4.3 session key material for `label`.
@@ -306,23 +339,10 @@ fn srtp_derive_session_key<'py>(
     index: u64,
     key_derivation_rate: i64,
 ) -> PyResult<Bound<'py, PyBytes>> {
-    let length = keystream_len(length)?;
     let kdr = u32_arg("key_derivation_rate", key_derivation_rate)?;
-    if index > srtp::MAX_RTP_INDEX {
-        return Err(PyValueError::new_err(format!("index: must be below 2^48, got {index}")));
-    }
-    let key = zeroize::Zeroizing::new(with_bytes(master_key, "master_key", <[u8]>::to_vec)?);
-    with_bytes(master_salt, "master_salt", |salt| {
-        PyBytes::new_with(py, length, |out| {
-            srtp::derive_session_key(&key, salt, label, index, kdr, out).ok_or_else(|| {
-                PyValueError::new_err(format!(
-                    "master_key must be 16 or 32 bytes and master_salt at most 14, got {} and {}",
-                    key.len(),
-                    salt.len()
-                ))
-            })
-        })
-    })?
+    key_material(py, ("master_key", master_key), ("master_salt", master_salt), length, index, |key, salt, out| {
+        srtp::derive_session_key(key, salt, label, index, kdr, out)
+    })
 }
 
 /// The SRTP AES-CM keystream for a packet (RFC 3711 section 4.1.1).
@@ -336,22 +356,9 @@ fn srtp_aes_cm_keystream<'py>(
     ssrc: u32,
     index: u64,
 ) -> PyResult<Bound<'py, PyBytes>> {
-    let length = keystream_len(length)?;
-    if index > srtp::MAX_RTP_INDEX {
-        return Err(PyValueError::new_err(format!("index: must be below 2^48, got {index}")));
-    }
-    let key = zeroize::Zeroizing::new(with_bytes(session_key, "session_key", <[u8]>::to_vec)?);
-    with_bytes(session_salt, "session_salt", |salt| {
-        PyBytes::new_with(py, length, |out| {
-            srtp::aes_cm_keystream(&key, salt, ssrc, index, out).ok_or_else(|| {
-                PyValueError::new_err(format!(
-                    "session_key must be 16 or 32 bytes and session_salt at most 14, got {} and {}",
-                    key.len(),
-                    salt.len()
-                ))
-            })
-        })
-    })?
+    key_material(py, ("session_key", session_key), ("session_salt", session_salt), length, index, |key, salt, out| {
+        srtp::aes_cm_keystream(key, salt, ssrc, index, out)
+    })
 }
 
 /// Adds the SRTP classes and functions to `rtpcore._core`.
