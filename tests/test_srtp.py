@@ -454,3 +454,14 @@ def test_batches_in_parallel_threads() -> None:
 
     with ThreadPoolExecutor(4) as pool:
         assert all(pool.map(one_call, range(8)))
+
+
+def test_allow_repeat_tx() -> None:
+    strict, _ = pair("AES_CM_128_HMAC_SHA1_80")
+    lenient, receiver = pair("AES_CM_128_HMAC_SHA1_80", allow_repeat_tx=True)
+    assert (strict.allow_repeat_tx, lenient.allow_repeat_tx) == (False, True)
+    first = strict.protect(rtp_packet(5))
+    with pytest.raises(ReplayError, match="duplicate"):
+        strict.protect(rtp_packet(5))
+    assert lenient.protect(rtp_packet(5)) == lenient.protect(rtp_packet(5)) == first
+    assert receiver.unprotect(first) == rtp_packet(5)

@@ -171,3 +171,14 @@ def test_receiver_verdicts_match_libsrtp(profile: str, arrivals: list[tuple[int,
         elif damage == "tag":
             packet[-1] ^= 0x01
         assert verdict(ours.unprotect, bytes(packet)) == verdict(theirs.unprotect, bytes(packet)), (k, damage)
+
+
+@pytest.mark.parametrize("profile", LIBSRTP_PROFILES)
+def test_sender_refuses_reused_indices_like_libsrtp(profile: str) -> None:
+    rng = random.Random(profile)
+    key, salt = keys(profile, rng)
+    ours, theirs = rtpcore(profile, key, salt), libsrtp(profile, key, salt, outbound=True)
+    for seq in [10, 11, 11, 400, 200, 272, 273, 10]:  # repeat, too old (>= 128 behind), inside
+        packet = random_rtp(rng, seq)[:LIBSRTP_PROTECT_MAX]
+        packet = bytes([packet[0] & ~0x20]) + packet[1:]
+        assert verdict(ours.protect, packet) == verdict(theirs.protect, packet), seq

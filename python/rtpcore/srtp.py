@@ -11,7 +11,7 @@ key; the crypto runs in the compiled core. Profiles, by their SDES names::
 The ``_32`` profiles use a 4-byte tag on RTP and keep the 10-byte tag on RTCP.
 
 ``SRTPSession(profile, master_key, master_salt, *, replay_window=128,
-key_derivation_rate=0, srtcp_first_index=0, mki=None)``:
+key_derivation_rate=0, srtcp_first_index=0, mki=None, allow_repeat_tx=False)``:
 
 * ``protect(rtp)`` / ``unprotect(srtp)`` and ``protect_rtcp(rtcp)`` /
   ``unprotect_rtcp(srtcp)`` take any bytes-like object and return ``bytes``.
@@ -36,6 +36,10 @@ key_derivation_rate=0, srtcp_first_index=0, mki=None)``:
   two up to 2^24. ``srtcp_first_index``: RFC 3711 starts the SRTCP index at 0,
   libsrtp at 1. ``mki``: the master key identifier written into and expected
   on every packet.
+* ``protect`` refuses, with ``ReplayError``, a sequence number it protected
+  before or one behind the replay window, as libsrtp does: two different
+  packets under one index would share a keystream. ``allow_repeat_tx=True``
+  lets a sender protect the same packet again (a retransmission).
 
 A session keeps per-SSRC state for both directions; in a call, use one
 session with your key to protect and another with the peer's key to

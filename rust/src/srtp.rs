@@ -80,7 +80,7 @@ impl Op {
 }
 
 /// SRTPSession(profile, master_key, master_salt, *, replay_window=128,
-/// key_derivation_rate=0, srtcp_first_index=0, mki=None)
+/// key_derivation_rate=0, srtcp_first_index=0, mki=None, allow_repeat_tx=False)
 ///
 /// An SRTP/SRTCP session for one master key (RFC 3711, RFC 6188, RFC 7714).
 /// `protect`/`unprotect` and `protect_rtcp`/`unprotect_rtcp` take any
@@ -152,7 +152,7 @@ impl PySrtpSession {
 #[pymethods]
 impl PySrtpSession {
     #[new]
-    #[pyo3(signature = (profile, master_key, master_salt, *, replay_window = 128, key_derivation_rate = 0, srtcp_first_index = 0, mki = None))]
+    #[pyo3(signature = (profile, master_key, master_salt, *, replay_window = 128, key_derivation_rate = 0, srtcp_first_index = 0, mki = None, allow_repeat_tx = false))]
     fn new(
         profile: &str,
         master_key: &Bound<'_, PyAny>,
@@ -161,6 +161,7 @@ impl PySrtpSession {
         key_derivation_rate: i64,
         srtcp_first_index: i64,
         mki: Option<&Bound<'_, PyAny>>,
+        allow_repeat_tx: bool,
     ) -> PyResult<Self> {
         let profile = Profile::from_name(profile).ok_or_else(|| {
             let names: Vec<&str> = Profile::ALL.iter().map(|p| p.name()).collect();
@@ -178,6 +179,7 @@ impl PySrtpSession {
                 Some(mki) => with_bytes(mki, "mki", <[u8]>::to_vec)?,
                 None => Vec::new(),
             },
+            allow_repeat_tx,
         };
         if mki.is_some() && config.mki.is_empty() {
             return Err(PyValueError::new_err("mki: must not be empty (pass None for no MKI)"));
@@ -217,6 +219,12 @@ impl PySrtpSession {
     fn mki<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
         let mki = &self.session.config().mki;
         (!mki.is_empty()).then(|| PyBytes::new(py, mki))
+    }
+
+    /// Whether `protect` may protect a sequence number again.
+    #[getter]
+    fn allow_repeat_tx(&self) -> bool {
+        self.session.config().allow_repeat_tx
     }
 
     /// Bytes `protect` adds to an RTP packet.

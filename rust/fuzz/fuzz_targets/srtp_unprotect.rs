@@ -14,7 +14,7 @@ const KEY: [u8; 32] = [0x2b; 32];
 const SALT: [u8; 14] = [0x5c; 14];
 
 fn session(profile: Profile, mki: &[u8]) -> Session {
-    let config = SessionConfig { mki: mki.to_vec(), replay_window: 64, key_derivation_rate: 0, srtcp_first_index: 0 };
+    let config = SessionConfig { mki: mki.to_vec(), replay_window: 64, ..SessionConfig::default() };
     Session::new(profile, &KEY[..profile.key_len()], &SALT[..profile.salt_len()], config)
         .expect("the fuzzer's fixed key, salt and config are valid for every profile")
 }

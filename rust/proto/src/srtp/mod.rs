@@ -168,6 +168,10 @@ pub struct SessionConfig {
     /// The master key identifier sent with (and expected on) every packet;
     /// empty for none.
     pub mki: Vec<u8>,
+    /// Whether `protect_rtp` may protect an index it already protected (a
+    /// retransmission of the same packet). Off by default, as in libsrtp:
+    /// two different packets under one index would share a keystream.
+    pub allow_repeat_tx: bool,
 }
 
 impl Default for SessionConfig {
@@ -177,6 +181,7 @@ impl Default for SessionConfig {
             key_derivation_rate: 0,
             srtcp_first_index: 0,
             mki: Vec::new(),
+            allow_repeat_tx: false,
         }
     }
 }
@@ -186,8 +191,8 @@ struct Stream {
     ssrc: u32,
     /// ROC for the first packet, before any index is known (set explicitly).
     roc_hint: u32,
-    /// Highest SRTP index protected.
-    rtp_sent: Option<u64>,
+    /// SRTP indices protected (a sender must not reuse one).
+    rtp_sent: ReplayWindow,
     /// SRTP indices received.
     rtp_received: ReplayWindow,
     /// SRTCP index of the next SRTCP packet protected.
@@ -197,9 +202,11 @@ struct Stream {
 }
 
 impl Stream {
-    /// The index of an incoming SRTP packet with sequence number `seq`.
-    fn receive_index(&self, seq: u16) -> u64 {
-        match self.rtp_received.highest() {
+    /// The index of an SRTP packet with sequence number `seq`, estimated
+    /// from the highest index in `window` (or the ROC set for the stream,
+    /// before the first packet).
+    fn index(&self, window: &ReplayWindow, seq: u16) -> u64 {
+        match window.highest() {
             Some(highest) => estimate_index(highest, seq),
             None => u64::from(self.roc_hint) << 16 | u64::from(seq),
         }
@@ -348,7 +355,7 @@ impl Session {
                 self.streams.push(Stream {
                     ssrc,
                     roc_hint: 0,
-                    rtp_sent: None,
+                    rtp_sent: ReplayWindow::new(self.config.replay_window),
                     rtp_received: ReplayWindow::new(self.config.replay_window),
                     rtcp_next: self.config.srtcp_first_index,
                     rtcp_received: ReplayWindow::new(self.config.replay_window),
@@ -365,7 +372,7 @@ impl Session {
     pub fn roc(&self, ssrc: u32) -> u32 {
         let Some(at) = self.find_stream(ssrc) else { return 0 };
         let stream = &self.streams[at];
-        match stream.rtp_sent.max(stream.rtp_received.highest()) {
+        match stream.rtp_sent.highest().max(stream.rtp_received.highest()) {
             Some(highest) => (highest >> 16) as u32,
             None => stream.roc_hint,
         }
@@ -373,33 +380,38 @@ impl Session {
 
     /// Sets the roll-over counter of `ssrc` in both directions (after a
     /// re-INVITE, or for a receiver joining a stream late), keeping the
-    /// highest sequence number. The replay list of the SSRC starts afresh.
+    /// highest sequence number. The SSRC's lists of SRTP indices sent and
+    /// received start afresh.
     pub fn set_roc(&mut self, ssrc: u32, roc: u32) {
         let with_roc = |index: u64| u64::from(roc) << 16 | (index & 0xffff);
         let stream = self.stream(ssrc);
         stream.roc_hint = roc;
-        stream.rtp_sent = stream.rtp_sent.map(with_roc);
-        let received = stream.rtp_received.highest().map(with_roc);
-        stream.rtp_received.reset(received);
+        for window in [&mut stream.rtp_sent, &mut stream.rtp_received] {
+            let highest = window.highest().map(with_roc);
+            window.reset(highest);
+        }
     }
 
     /// Protects an RTP packet into `out`, which must hold
-    /// `packet.len() + rtp_overhead()` bytes; returns that length.
+    /// `packet.len() + rtp_overhead()` bytes; returns that length. An index
+    /// protected before is refused with `SrtpError::Replay` (unless
+    /// `allow_repeat_tx`), as is one behind the replay window.
     pub fn protect_rtp(&mut self, packet: &[u8], out: &mut [u8]) -> Result<usize, SrtpError> {
         let header = RtpHeader::parse(packet)?;
         let (header_len, ssrc, len) = (header.len, header.ssrc, packet.len());
         let total = len + self.rtp_overhead();
         check_output(out, total)?;
+        let allow_repeat = self.config.allow_repeat_tx;
         let stream = self.stream(ssrc);
-        let seq = header.sequence_number;
-        let index = match stream.rtp_sent {
-            Some(highest) => estimate_index(highest, seq),
-            None => u64::from(stream.roc_hint) << 16 | u64::from(seq),
-        };
+        let index = stream.index(&stream.rtp_sent, header.sequence_number);
         if index > MAX_RTP_INDEX {
             return Err(SrtpError::IndexExhausted { kind: PacketKind::Srtp });
         }
-        stream.rtp_sent = Some(stream.rtp_sent.map_or(index, |highest| highest.max(index)));
+        match stream.rtp_sent.check(index) {
+            Ok(()) => stream.rtp_sent.accept(index),
+            Err(ReplayKind::Duplicate) if allow_repeat => {}
+            Err(reason) => return Err(SrtpError::Replay { kind: PacketKind::Srtp, reason, index }),
+        }
 
         let transform = self.rtp.at(self.profile, &self.kdf, self.config.key_derivation_rate, index);
         let mki = &self.config.mki;
@@ -446,7 +458,10 @@ impl Session {
 
         let stream_at = self.find_stream(ssrc);
         let seq = header.sequence_number;
-        let index = stream_at.map_or(u64::from(seq), |at| self.streams[at].receive_index(seq));
+        let index = stream_at.map_or(u64::from(seq), |at| {
+            let stream = &self.streams[at];
+            stream.index(&stream.rtp_received, seq)
+        });
         if index > MAX_RTP_INDEX {
             return Err(SrtpError::IndexExhausted { kind: PacketKind::Srtp });
         }
@@ -665,6 +680,23 @@ mod tests {
             assert!(matches!(s.unprotect_rtp(&packet[..len], &mut out), Err(SrtpError::Parse(_))));
             assert!(matches!(s.unprotect_rtcp(&packet[..len], &mut out), Err(SrtpError::Parse(_))));
         }
+    }
+
+    #[test]
+    fn a_sender_never_reuses_an_index_unless_allowed() {
+        let mut wire = [0u8; 100];
+        let mut s = session(Profile::AesCm128HmacSha1_80, SessionConfig::default());
+        s.protect_rtp(&rtp(500, 4), &mut wire).expect("first use");
+        let again = s.protect_rtp(&rtp(500, 4), &mut wire);
+        assert!(matches!(again, Err(SrtpError::Replay { reason: ReplayKind::Duplicate, index: 500, .. })));
+        s.protect_rtp(&rtp(700, 4), &mut wire).expect("ahead");
+        let old = s.protect_rtp(&rtp(100, 4), &mut wire);
+        assert!(matches!(old, Err(SrtpError::Replay { reason: ReplayKind::TooOld, .. })));
+        let mut r = session(Profile::AesCm128HmacSha1_80, SessionConfig { allow_repeat_tx: true, ..SessionConfig::default() });
+        let first = r.protect_rtp(&rtp(500, 4), &mut wire).expect("first use");
+        let copy = wire;
+        assert_eq!(r.protect_rtp(&rtp(500, 4), &mut wire), Ok(first));
+        assert_eq!(wire, copy);
     }
 
     #[test]
