@@ -465,3 +465,15 @@ def test_allow_repeat_tx() -> None:
         strict.protect(rtp_packet(5))
     assert lenient.protect(rtp_packet(5)) == lenient.protect(rtp_packet(5)) == first
     assert receiver.unprotect(first) == rtp_packet(5)
+
+
+@pytest.mark.parametrize("kdr", [0, 1, 2**10, 2**24])
+@pytest.mark.parametrize("index", [0, 1, 1023, 1024, 2**47 + 5])
+def test_derive_session_key_matches_reference(kdr: int, index: int) -> None:
+    from rtpcore.srtp import derive_session_key
+
+    for profile in ("AES_CM_128_HMAC_SHA1_80", "AES_256_CM_HMAC_SHA1_80", "AEAD_AES_128_GCM"):
+        key, salt = keys(profile)
+        for label in range(6):
+            expected = ref_kdf(key, salt, label, index // kdr if kdr else 0, 30)
+            assert derive_session_key(key, salt, label, 30, index=index, key_derivation_rate=kdr) == expected
