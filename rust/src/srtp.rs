@@ -152,6 +152,8 @@ impl PySrtpSession {
 #[pymethods]
 impl PySrtpSession {
     #[new]
+    // One argument per keyword of the Python constructor.
+    #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (profile, master_key, master_salt, *, replay_window = 128, key_derivation_rate = 0, srtcp_first_index = 0, mki = None, allow_repeat_tx = false))]
     fn new(
         profile: &str,
