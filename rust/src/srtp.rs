@@ -35,7 +35,9 @@ fn srtp_error(py: Python<'_>, err: &SrtpError) -> PyErr {
     static SRTP: PyOnceLock<Py<PyType>> = PyOnceLock::new();
     match err {
         SrtpError::Parse(e) => parse_error(py, e),
-        SrtpError::Authentication { .. } => srtp_exception(py, &AUTHENTICATION, "AuthenticationError", (err.to_string(),)),
+        SrtpError::Authentication { .. } => {
+            srtp_exception(py, &AUTHENTICATION, "AuthenticationError", (err.to_string(),))
+        }
         SrtpError::Replay { reason, index, .. } => {
             srtp_exception(py, &REPLAY, "ReplayError", (err.to_string(), *index, reason.name()))
         }
@@ -100,7 +102,13 @@ pub struct PySrtpSession {
 }
 
 impl PySrtpSession {
-    fn single<'py>(&mut self, py: Python<'py>, packet: &Bound<'py, PyAny>, what: &str, op: Op) -> PyResult<Bound<'py, PyBytes>> {
+    fn single<'py>(
+        &mut self,
+        py: Python<'py>,
+        packet: &Bound<'py, PyAny>,
+        what: &str,
+        op: Op,
+    ) -> PyResult<Bound<'py, PyBytes>> {
         let (session, scratch) = (&mut self.session, &mut self.scratch);
         let result = with_bytes(packet, what, |packet| {
             let needed = op.capacity(session, packet.len());
@@ -167,11 +175,16 @@ impl PySrtpSession {
     ) -> PyResult<Self> {
         let profile = Profile::from_name(profile).ok_or_else(|| {
             let names: Vec<&str> = Profile::ALL.iter().map(|p| p.name()).collect();
-            PyValueError::new_err(format!("profile: unknown SRTP profile {profile:?}; expected one of {}", names.join(", ")))
+            PyValueError::new_err(format!(
+                "profile: unknown SRTP profile {profile:?}; expected one of {}",
+                names.join(", ")
+            ))
         })?;
         let srtcp_first_index = u32_arg("srtcp_first_index", srtcp_first_index)?;
         if srtcp_first_index > MAX_SRTCP_INDEX {
-            return Err(PyValueError::new_err(format!("srtcp_first_index: must be below 2^31, got {srtcp_first_index}")));
+            return Err(PyValueError::new_err(format!(
+                "srtcp_first_index: must be below 2^31, got {srtcp_first_index}"
+            )));
         }
         let config = SessionConfig {
             replay_window: u32_arg("replay_window", replay_window)?,
@@ -272,12 +285,20 @@ impl PySrtpSession {
     }
 
     /// `protect_rtcp` over an iterable of RTCP packets, with the GIL released.
-    fn protect_rtcp_batch<'py>(&mut self, py: Python<'py>, packets: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
+    fn protect_rtcp_batch<'py>(
+        &mut self,
+        py: Python<'py>,
+        packets: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyList>> {
         self.batch(py, packets, Op::ProtectRtcp)
     }
 
     /// `unprotect_rtcp` over an iterable of SRTCP packets, with the GIL released.
-    fn unprotect_rtcp_batch<'py>(&mut self, py: Python<'py>, packets: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
+    fn unprotect_rtcp_batch<'py>(
+        &mut self,
+        py: Python<'py>,
+        packets: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyList>> {
         self.batch(py, packets, Op::UnprotectRtcp)
     }
 

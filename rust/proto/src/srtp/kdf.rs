@@ -2,7 +2,9 @@
 //! (RFC 3711 sections 4.1.1 and 4.3, RFC 6188 section 3 for AES-256).
 
 use aes::cipher::consts::U16;
-use aes::cipher::{BlockCipher, BlockEncrypt, BlockSizeUser, InnerIvInit, KeyInit, StreamCipher, StreamCipherCoreWrapper};
+use aes::cipher::{
+    BlockCipher, BlockEncrypt, BlockSizeUser, InnerIvInit, KeyInit, StreamCipher, StreamCipherCoreWrapper,
+};
 use aes::{Aes128, Aes256};
 use ctr::flavors::Ctr128BE;
 use ctr::CtrCore;

@@ -283,7 +283,12 @@ fn short_trailer(field: &'static str, at: usize, trailer: usize, len: usize) -> 
 impl Session {
     /// A session for `profile` keyed with `master_key` and `master_salt`
     /// (the lengths the profile names).
-    pub fn new(profile: Profile, master_key: &[u8], master_salt: &[u8], config: SessionConfig) -> Result<Self, ConfigError> {
+    pub fn new(
+        profile: Profile,
+        master_key: &[u8],
+        master_salt: &[u8],
+        config: SessionConfig,
+    ) -> Result<Self, ConfigError> {
         let bad = |argument, reason: String| Err(ConfigError { argument, reason });
         if master_key.len() != profile.key_len() {
             return bad(
@@ -466,10 +471,11 @@ impl Session {
             return Err(SrtpError::IndexExhausted { kind: PacketKind::Srtp });
         }
         if let Some(at) = stream_at {
-            self.streams[at]
-                .rtp_received
-                .check(index)
-                .map_err(|reason| SrtpError::Replay { kind: PacketKind::Srtp, reason, index })?;
+            self.streams[at].rtp_received.check(index).map_err(|reason| SrtpError::Replay {
+                kind: PacketKind::Srtp,
+                reason,
+                index,
+            })?;
         }
 
         let transform = self.rtp.at(self.profile, &self.kdf, self.config.key_derivation_rate, index);
@@ -602,7 +608,8 @@ impl Session {
             // `out` assembles the AAD: it is longer than body_end + 4.
             Transform::Gcm(gcm) => {
                 out[..body_end].copy_from_slice(&packet[..body_end]);
-                out[body_end..body_end + SRTCP_INDEX_LEN].copy_from_slice(&packet[index_at..index_at + SRTCP_INDEX_LEN]);
+                out[body_end..body_end + SRTCP_INDEX_LEN]
+                    .copy_from_slice(&packet[index_at..index_at + SRTCP_INDEX_LEN]);
                 gcm.open(ssrc, u64::from(index), &out[..body_end + SRTCP_INDEX_LEN], &[], tag, &mut [])
             }
         };
@@ -671,10 +678,7 @@ mod tests {
         let mut s = session(Profile::AesCm128HmacSha1_80, SessionConfig::default());
         let packet = rtp(1, 10);
         let mut small = [0u8; 20];
-        assert_eq!(
-            s.protect_rtp(&packet, &mut small),
-            Err(SrtpError::OutputTooSmall { needed: 32, available: 20 })
-        );
+        assert_eq!(s.protect_rtp(&packet, &mut small), Err(SrtpError::OutputTooSmall { needed: 32, available: 20 }));
         let mut out = [0u8; 64];
         for len in 0..packet.len() {
             assert!(matches!(s.unprotect_rtp(&packet[..len], &mut out), Err(SrtpError::Parse(_))));
@@ -692,7 +696,8 @@ mod tests {
         s.protect_rtp(&rtp(700, 4), &mut wire).expect("ahead");
         let old = s.protect_rtp(&rtp(100, 4), &mut wire);
         assert!(matches!(old, Err(SrtpError::Replay { reason: ReplayKind::TooOld, .. })));
-        let mut r = session(Profile::AesCm128HmacSha1_80, SessionConfig { allow_repeat_tx: true, ..SessionConfig::default() });
+        let mut r =
+            session(Profile::AesCm128HmacSha1_80, SessionConfig { allow_repeat_tx: true, ..SessionConfig::default() });
         let first = r.protect_rtp(&rtp(500, 4), &mut wire).expect("first use");
         let copy = wire;
         assert_eq!(r.protect_rtp(&rtp(500, 4), &mut wire), Ok(first));
@@ -704,7 +709,10 @@ mod tests {
         let bad = |config: SessionConfig| Session::new(Profile::AeadAes128Gcm, &[0; 16], &[0; 12], config).err();
         let default = SessionConfig::default;
         assert_eq!(bad(SessionConfig { replay_window: 32, ..default() }).map(|e| e.argument), Some("replay_window"));
-        assert_eq!(bad(SessionConfig { key_derivation_rate: 6, ..default() }).map(|e| e.argument), Some("key_derivation_rate"));
+        assert_eq!(
+            bad(SessionConfig { key_derivation_rate: 6, ..default() }).map(|e| e.argument),
+            Some("key_derivation_rate")
+        );
         assert_eq!(bad(SessionConfig { mki: vec![0; 129], ..default() }).map(|e| e.argument), Some("mki"));
         assert!(Session::new(Profile::AeadAes128Gcm, &[0; 16], &[0; 14], default()).is_err());
     }

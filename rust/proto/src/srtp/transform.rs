@@ -101,9 +101,7 @@ impl GcmTransform {
         tag: &[u8],
         plaintext: &mut [u8],
     ) -> bool {
-        self.aead
-            .open_separate_gather(self.nonce(ssrc, counter), Aad::from(aad), ciphertext, tag, plaintext)
-            .is_ok()
+        self.aead.open_separate_gather(self.nonce(ssrc, counter), Aad::from(aad), ciphertext, tag, plaintext).is_ok()
     }
 }
 
@@ -132,7 +130,8 @@ impl Transform {
             kdf.derive(salt_label, r, &mut salt);
             let algorithm = if key.len() == 16 { &AES_128_GCM } else { &AES_256_GCM };
             let aead = LessSafeKey::new(
-                UnboundKey::new(algorithm, key).expect("GCM session keys are 16 or 32 bytes, the lengths of the profile"),
+                UnboundKey::new(algorithm, key)
+                    .expect("GCM session keys are 16 or 32 bytes, the lengths of the profile"),
             );
             Transform::Gcm(GcmTransform { aead, salt })
         } else {
