@@ -182,3 +182,29 @@ def test_sender_refuses_reused_indices_like_libsrtp(profile: str) -> None:
         packet = random_rtp(rng, seq)[:LIBSRTP_PROTECT_MAX]
         packet = bytes([packet[0] & ~0x20]) + packet[1:]
         assert verdict(ours.protect, packet) == verdict(theirs.protect, packet), seq
+
+
+@pytest.mark.parametrize("profile", LIBSRTP_PROFILES)
+def test_unencrypted_srtcp_from_libsrtp(profile: str) -> None:
+    """libsrtp sending SRTCP with authentication only (E flag 0; RFC 7714
+    section 9.3 for GCM). pylibsrtp does not expose the security services,
+    so the test sets srtp_crypto_policy_t.sec_serv (the sixth int of the
+    struct) after checking the fields it can recognise."""
+    rng = random.Random(profile)
+    key, salt = keys(profile, rng)
+    policy = pylibsrtp.Policy(
+        key=key + salt, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND, srtp_profile=LIBSRTP_PROFILES[profile]
+    )
+    fields = pylibsrtp.ffi.cast("int *", pylibsrtp.ffi.addressof(policy._policy.rtcp))
+    tag_len = 16 if profile.startswith("AEAD") else 10
+    assert (fields[1], fields[4], fields[5]) == (sum(PROFILES[profile]), tag_len, 3)  # key+salt, tag, conf|auth
+    fields[5] = 2  # sec_serv_auth
+    sender, receiver = pylibsrtp.Session(policy), rtpcore(profile, key, salt)
+    for _ in range(5):
+        packet = random_rtcp(rng)
+        protected = sender.protect_rtcp(packet)
+        assert protected[: len(packet)] == packet  # sent in the clear
+        assert receiver.unprotect_rtcp(protected) == packet
+    forged = bytearray(sender.protect_rtcp(random_rtcp(rng)))
+    forged[9] ^= 1  # the clear payload is authenticated
+    assert verdict(receiver.unprotect_rtcp, bytes(forged)) == ("auth", None)
