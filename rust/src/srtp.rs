@@ -17,6 +17,10 @@ use crate::errors::parse_error;
 /// `srtp_derive_session_key` produce: one SRTP packet's 2^16 AES blocks.
 const MAX_KEYSTREAM_LEN: usize = 16 << 16;
 
+/// Largest batch arenas a session keeps between calls, in bytes (a few
+/// hundred full-size packets); larger ones are freed after their batch.
+const ARENA_KEEP_BYTES: usize = 1 << 20;
+
 /// Raises `rtpcore.errors.<name>(*args)`.
 fn srtp_exception<A>(py: Python<'_>, cell: &'static PyOnceLock<Py<PyType>>, name: &str, args: A) -> PyErr
 where
@@ -153,7 +157,13 @@ impl PySrtpSession {
             Ok(len) => PyBytes::new(py, &self.batch_out[out_at..out_at + len]).into_any(),
             Err(e) => srtp_error(py, e).into_value(py).into_bound(py).into_any(),
         });
-        PyList::new(py, items)
+        let list = PyList::new(py, items);
+        // Keep the arenas for the next batch, unless one huge batch grew them.
+        if self.batch_out.capacity() > ARENA_KEEP_BYTES {
+            self.batch_in = Vec::new();
+            self.batch_out = Vec::new();
+        }
+        list
     }
 }
 
