@@ -8,7 +8,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyList, PyType};
-use rtpcore_proto::srtp::{self, Profile, Session, SessionConfig, SrtpError, MAX_SRTCP_INDEX};
+use rtpcore_proto::srtp::{self, Profile, Session, SessionConfig, SrtpError};
 
 use crate::buffer::with_bytes;
 use crate::errors::parse_error;
@@ -190,16 +190,10 @@ impl PySrtpSession {
                 names.join(", ")
             ))
         })?;
-        let srtcp_first_index = u32_arg("srtcp_first_index", srtcp_first_index)?;
-        if srtcp_first_index > MAX_SRTCP_INDEX {
-            return Err(PyValueError::new_err(format!(
-                "srtcp_first_index: must be below 2^31, got {srtcp_first_index}"
-            )));
-        }
         let config = SessionConfig {
             replay_window: u32_arg("replay_window", replay_window)?,
             key_derivation_rate: u32_arg("key_derivation_rate", key_derivation_rate)?,
-            srtcp_first_index,
+            srtcp_first_index: u32_arg("srtcp_first_index", srtcp_first_index)?,
             mki: match mki {
                 Some(mki) => with_bytes(mki, "mki", <[u8]>::to_vec)?,
                 None => Vec::new(),
