@@ -5,9 +5,11 @@ use pyo3::prelude::*;
 
 mod buffer;
 mod errors;
+mod rtp;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    rtp::register(m)?;
     Ok(())
 }

@@ -4,7 +4,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod demux;
 pub mod error;
 pub mod rtp;
+pub mod seq;
 
-pub use error::{Layer, ParseError};
+pub use error::{BuildError, Layer, ParseError};

@@ -1,0 +1,465 @@
+//! `rtpcore.rtp`: RTP packets, sequence/timestamp unwrapping and the
+//! RTP/RTCP demultiplexer, over `rtpcore_proto::{rtp, seq, demux}`.
+//!
+//! An `RTPPacket` is its wire bytes (one `bytes` object, shared with the
+//! caller when it parsed a `bytes`) plus the header fields decoded once and
+//! the offsets of the extension block and payload. Parsing is then one pass
+//! and one small allocation, `bytes(pkt)` is free, and the variable-length
+//! parts (`payload`, `csrc`, `extensions`) are sliced out only when asked for.
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
+use rtpcore_proto::demux;
+use rtpcore_proto::rtp::{
+    self, smallest_extension_form, write_extension_elements, ExtensionBlock, ExtensionElement, ExtensionForm, RtpPacket,
+    RtpPacketBuilder,
+};
+use rtpcore_proto::seq;
+use rtpcore_proto::BuildError;
+
+use crate::buffer::with_bytes;
+use crate::errors::{parse_error, IntoPyResult};
+
+/// `ValueError` for a value the wire format cannot carry, naming the field.
+pub fn build_error(err: BuildError) -> PyErr {
+    PyValueError::new_err(err.to_string())
+}
+
+/// Narrows a Python int to the field's width, or raises `ValueError` naming it.
+pub fn int_field<T: TryFrom<i64>>(name: &str, value: i64, max: u64) -> PyResult<T> {
+    T::try_from(value)
+        .ok()
+        .filter(|_| value >= 0 && value as u64 <= max)
+        .ok_or_else(|| PyValueError::new_err(format!("{name}: {value} is out of range 0..={max}")))
+}
+
+#[pyclass(module = "rtpcore.rtp", name = "RTPPacket", frozen)]
+pub struct PyRtpPacket {
+    wire: Py<PyBytes>,
+    #[pyo3(get)]
+    marker: bool,
+    #[pyo3(get)]
+    payload_type: u8,
+    #[pyo3(get)]
+    sequence_number: u16,
+    #[pyo3(get)]
+    timestamp: u32,
+    #[pyo3(get)]
+    ssrc: u32,
+    /// Padding bytes at the end, count byte included (0: P bit clear).
+    #[pyo3(get)]
+    padding: u8,
+    csrc_count: u8,
+    /// The extension block's profile field, when the X bit is set.
+    #[pyo3(get)]
+    extension_profile: Option<u16>,
+    /// Where the payload starts in `wire` (also where the extension data ends).
+    payload_start: usize,
+    /// Where the payload ends in `wire` (where padding starts).
+    payload_end: usize,
+}
+
+impl PyRtpPacket {
+    /// Decodes `bytes`, which the packet keeps as its wire form.
+    fn from_wire(py: Python<'_>, wire: Bound<'_, PyBytes>) -> PyResult<Self> {
+        let buf = wire.as_bytes();
+        let p = RtpPacket::parse(buf).or_raise(py)?;
+        let payload_start = p.header.len;
+        let payload_end = payload_start + p.payload.len();
+        Ok(PyRtpPacket {
+            marker: p.header.marker,
+            payload_type: p.header.payload_type,
+            sequence_number: p.header.sequence_number,
+            timestamp: p.header.timestamp,
+            ssrc: p.header.ssrc,
+            padding: p.padding_len,
+            csrc_count: (p.header.csrc_bytes.len() / 4) as u8,
+            extension_profile: p.header.extension.map(|e| e.profile),
+            payload_start,
+            payload_end,
+            wire: wire.unbind(),
+        })
+    }
+
+    /// Parses any buffer; a `bytes` object is kept as it is, anything else
+    /// (mutable, or a view) is copied once.
+    fn parse_any(py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let wire = match data.cast::<PyBytes>() {
+            Ok(bytes) => bytes.clone(),
+            Err(_) => with_bytes(data, "data", |b| PyBytes::new(py, b))?,
+        };
+        Self::from_wire(py, wire)
+    }
+
+    /// The extension block, read again from the wire bytes.
+    fn extension_block<'a>(&self, wire: &'a [u8]) -> Option<ExtensionBlock<'a>> {
+        let profile = self.extension_profile?;
+        let data_offset = rtp::FIXED_HEADER_LEN + 4 * usize::from(self.csrc_count) + 4;
+        Some(ExtensionBlock { profile, data: &wire[data_offset..self.payload_start], data_offset })
+    }
+
+    fn fields(&self, py: Python<'_>) -> Fields {
+        let wire = self.wire.as_bytes(py);
+        let (extensions, extension_data) = match self.extension_block(wire) {
+            Some(block) if matches!(block.form(), ExtensionForm::Other(_)) => (Vec::new(), Some(block.data.to_vec())),
+            Some(block) => (
+                // Validated when the packet was parsed.
+                block.elements().map_while(Result::ok).map(|e| (e.id, e.data.to_vec())).collect(),
+                None,
+            ),
+            None => (Vec::new(), None),
+        };
+        Fields {
+            marker: self.marker,
+            payload_type: self.payload_type,
+            sequence_number: self.sequence_number,
+            timestamp: self.timestamp,
+            ssrc: self.ssrc,
+            csrc: rtp::RtpHeader::parse(wire).map(|h| h.csrcs().collect()).unwrap_or_default(),
+            extensions,
+            extension_profile: self.extension_profile,
+            extension_data,
+            payload: wire[self.payload_start..self.payload_end].to_vec(),
+            padding: self.padding,
+        }
+    }
+}
+
+/// The values an `RTPPacket` is built from, checked and owned.
+struct Fields {
+    marker: bool,
+    payload_type: u8,
+    sequence_number: u16,
+    timestamp: u32,
+    ssrc: u32,
+    csrc: Vec<u32>,
+    extensions: Vec<(u8, Vec<u8>)>,
+    extension_profile: Option<u16>,
+    extension_data: Option<Vec<u8>>,
+    payload: Vec<u8>,
+    padding: u8,
+}
+
+impl Fields {
+    /// Sets the field called `name` from a Python value.
+    fn set(&mut self, name: &str, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        match name {
+            "marker" => self.marker = value.extract()?,
+            "payload_type" => self.payload_type = int_field(name, value.extract()?, 0x7F)?,
+            "sequence_number" => self.sequence_number = int_field(name, value.extract()?, 0xFFFF)?,
+            "timestamp" => self.timestamp = int_field(name, value.extract()?, 0xFFFF_FFFF)?,
+            "ssrc" => self.ssrc = int_field(name, value.extract()?, 0xFFFF_FFFF)?,
+            "padding" => self.padding = int_field(name, value.extract()?, 0xFF)?,
+            "csrc" => self.csrc = csrc_list(value)?,
+            "extensions" => self.extensions = extension_list(value)?,
+            "extension_profile" => {
+                self.extension_profile =
+                    value.extract::<Option<i64>>()?.map(|v| int_field("extension_profile", v, 0xFFFF)).transpose()?
+            }
+            "extension_data" => {
+                self.extension_data = if value.is_none() { None } else { Some(with_bytes(value, name, <[u8]>::to_vec)?) }
+            }
+            "payload" => self.payload = with_bytes(value, name, <[u8]>::to_vec)?,
+            _ => return Err(PyValueError::new_err(format!("RTPPacket has no field {name:?}"))),
+        }
+        Ok(())
+    }
+
+    /// Encodes the fields and parses the result back, so that a built packet
+    /// is indistinguishable from a received one.
+    fn build(&self, py: Python<'_>) -> PyResult<PyRtpPacket> {
+        let mut ext_data = Vec::new();
+        let extension = match (&self.extension_data, self.extension_profile) {
+            (Some(_), _) if !self.extensions.is_empty() => {
+                return Err(PyValueError::new_err("give either extensions or extension_data, not both"))
+            }
+            (Some(data), Some(profile)) => Some((profile, data.as_slice())),
+            (Some(_), None) => return Err(PyValueError::new_err("extension_data needs an extension_profile")),
+            (None, profile) if profile.is_some() || !self.extensions.is_empty() => {
+                let elements: Vec<ExtensionElement<'_>> =
+                    self.extensions.iter().map(|(id, data)| ExtensionElement { id: *id, data }).collect();
+                let form = profile.map_or_else(|| smallest_extension_form(&elements), ExtensionForm::of);
+                write_extension_elements(&elements, form, &mut ext_data).map_err(build_error)?;
+                Some((form.profile(), ext_data.as_slice()))
+            }
+            (None, _) => None,
+        };
+        let builder = RtpPacketBuilder {
+            marker: self.marker,
+            payload_type: self.payload_type,
+            sequence_number: self.sequence_number,
+            timestamp: self.timestamp,
+            ssrc: self.ssrc,
+            csrcs: &self.csrc,
+            extension,
+            payload: &self.payload,
+            padding_len: self.padding,
+        };
+        let mut wire = Vec::with_capacity(builder.wire_len());
+        builder.write(&mut wire).map_err(build_error)?;
+        PyRtpPacket::from_wire(py, PyBytes::new(py, &wire))
+    }
+}
+
+fn csrc_list(value: &Bound<'_, PyAny>) -> PyResult<Vec<u32>> {
+    value.try_iter()?.map(|item| int_field("csrc", item?.extract()?, 0xFFFF_FFFF)).collect()
+}
+
+/// `{id: bytes}` or an iterable of `(id, bytes)` pairs, in order.
+fn extension_list(value: &Bound<'_, PyAny>) -> PyResult<Vec<(u8, Vec<u8>)>> {
+    if value.is_none() {
+        return Ok(Vec::new());
+    }
+    let pairs = match value.cast::<PyDict>() {
+        Ok(dict) => dict.items().into_any(),
+        Err(_) => value.clone(),
+    };
+    pairs
+        .try_iter()?
+        .map(|item| {
+            let (id, data): (i64, Bound<'_, PyAny>) = item?.extract()?;
+            Ok((int_field("extensions id", id, 0xFF)?, with_bytes(&data, "extensions value", <[u8]>::to_vec)?))
+        })
+        .collect()
+}
+
+#[pymethods]
+impl PyRtpPacket {
+    #[new]
+    #[pyo3(signature = (
+        *, payload_type = 0, sequence_number = 0, timestamp = 0, ssrc = 0, marker = false,
+        csrc = None, extensions = None, extension_profile = None, extension_data = None,
+        payload = None, padding = 0
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        payload_type: i64,
+        sequence_number: i64,
+        timestamp: i64,
+        ssrc: i64,
+        marker: bool,
+        csrc: Option<&Bound<'_, PyAny>>,
+        extensions: Option<&Bound<'_, PyAny>>,
+        extension_profile: Option<i64>,
+        extension_data: Option<&Bound<'_, PyAny>>,
+        payload: Option<&Bound<'_, PyAny>>,
+        padding: i64,
+    ) -> PyResult<Self> {
+        Fields {
+            marker,
+            payload_type: int_field("payload_type", payload_type, 0x7F)?,
+            sequence_number: int_field("sequence_number", sequence_number, 0xFFFF)?,
+            timestamp: int_field("timestamp", timestamp, 0xFFFF_FFFF)?,
+            ssrc: int_field("ssrc", ssrc, 0xFFFF_FFFF)?,
+            csrc: csrc.map(csrc_list).transpose()?.unwrap_or_default(),
+            extensions: extensions.map(extension_list).transpose()?.unwrap_or_default(),
+            extension_profile: extension_profile.map(|v| int_field("extension_profile", v, 0xFFFF)).transpose()?,
+            extension_data: extension_data.map(|d| with_bytes(d, "extension_data", <[u8]>::to_vec)).transpose()?,
+            payload: payload.map(|p| with_bytes(p, "payload", <[u8]>::to_vec)).transpose()?.unwrap_or_default(),
+            padding: int_field("padding", padding, 0xFF)?,
+        }
+        .build(py)
+    }
+
+    #[staticmethod]
+    fn parse(py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<Self> {
+        Self::parse_any(py, data)
+    }
+
+    /// A copy with some fields changed, e.g. `pkt.replace(ssrc=1)`.
+    #[pyo3(signature = (**changes))]
+    fn replace(&self, py: Python<'_>, changes: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
+        let mut fields = self.fields(py);
+        if let Some(changes) = changes {
+            // New elements pick their own RFC 8285 form unless one is asked for.
+            if changes.contains("extensions")? && !changes.contains("extension_profile")? {
+                fields.extension_profile = None;
+                fields.extension_data = None;
+            }
+            for (name, value) in changes.iter() {
+                fields.set(&name.extract::<String>()?, &value)?;
+            }
+        }
+        fields.build(py)
+    }
+
+    #[getter]
+    fn version(&self) -> u8 {
+        rtp::RTP_VERSION
+    }
+
+    #[getter]
+    fn payload<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.wire.as_bytes(py)[self.payload_start..self.payload_end])
+    }
+
+    #[getter]
+    fn csrc<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let wire = self.wire.as_bytes(py);
+        let list = &wire[rtp::FIXED_HEADER_LEN..rtp::FIXED_HEADER_LEN + 4 * usize::from(self.csrc_count)];
+        PyTuple::new(py, list.chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]])))
+    }
+
+    /// `{id: value}` of the RFC 8285 elements (empty for other profiles).
+    #[getter]
+    fn extensions<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let dict = PyDict::new(py);
+        if let Some(block) = self.extension_block(self.wire.as_bytes(py)) {
+            for element in block.elements().map_while(Result::ok) {
+                if !dict.contains(element.id)? {
+                    dict.set_item(element.id, PyBytes::new(py, element.data))?;
+                }
+            }
+        }
+        Ok(dict)
+    }
+
+    /// The raw extension data (without its 4-byte header), or None.
+    #[getter]
+    fn extension_data<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
+        self.extension_block(self.wire.as_bytes(py)).map(|b| PyBytes::new(py, b.data))
+    }
+
+    /// The value of the RFC 8285 element with local id `id`, or None.
+    fn extension<'py>(&self, py: Python<'py>, id: u8) -> Option<Bound<'py, PyBytes>> {
+        let block = self.extension_block(self.wire.as_bytes(py))?;
+        block.get(id).map(|data| PyBytes::new(py, data))
+    }
+
+    fn __bytes__(&self, py: Python<'_>) -> Py<PyBytes> {
+        self.wire.clone_ref(py)
+    }
+
+    fn __len__(&self, py: Python<'_>) -> usize {
+        self.wire.as_bytes(py).len()
+    }
+
+    fn __eq__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> bool {
+        other.cast::<Self>().is_ok_and(|o| self.wire.as_bytes(py) == o.get().wire.as_bytes(py))
+    }
+
+    fn __hash__(&self, py: Python<'_>) -> PyResult<isize> {
+        self.wire.bind(py).hash()
+    }
+
+    fn __repr__(&self) -> String {
+        let mut extra = String::new();
+        if self.csrc_count > 0 {
+            extra += &format!(", csrc=<{}>", self.csrc_count);
+        }
+        if let Some(profile) = self.extension_profile {
+            extra += &format!(", extension_profile={profile:#06x}");
+        }
+        if self.padding > 0 {
+            extra += &format!(", padding={}", self.padding);
+        }
+        format!(
+            "RTPPacket(payload_type={}, sequence_number={}, timestamp={}, ssrc={:#010x}, marker={}, payload=<{} bytes>{extra})",
+            self.payload_type,
+            self.sequence_number,
+            self.timestamp,
+            self.ssrc,
+            if self.marker { "True" } else { "False" },
+            self.payload_end - self.payload_start,
+        )
+    }
+}
+
+/// Parses many datagrams in one call. With `strict`, the first bad one raises
+/// `ParseError` (its message says which); otherwise it becomes `None`.
+#[pyfunction]
+#[pyo3(signature = (datagrams, *, strict = true))]
+fn parse_rtp_batch<'py>(py: Python<'py>, datagrams: &Bound<'py, PyAny>, strict: bool) -> PyResult<Bound<'py, PyList>> {
+    let parse_one = |index: usize, item: &Bound<'py, PyAny>| -> PyResult<Bound<'py, PyAny>> {
+        match PyRtpPacket::parse_any(py, item) {
+            Ok(p) => Ok(Bound::new(py, p)?.into_any()),
+            Err(e) if !strict && e.is_instance_of::<PyValueError>(py) => Ok(py.None().into_bound(py)),
+            Err(e) if e.is_instance_of::<PyValueError>(py) => Err(batch_error(py, index, item)),
+            Err(e) => Err(e),
+        }
+    };
+    if let Ok(list) = datagrams.cast::<PyList>() {
+        let out = PyList::empty(py);
+        for (index, item) in list.iter().enumerate() {
+            out.append(parse_one(index, &item)?)?;
+        }
+        return Ok(out);
+    }
+    let out = PyList::empty(py);
+    for (index, item) in datagrams.try_iter()?.enumerate() {
+        out.append(parse_one(index, &item?)?)?;
+    }
+    Ok(out)
+}
+
+/// The `ParseError` of datagram `index` in a batch, its message prefixed
+/// with the index.
+fn batch_error(py: Python<'_>, index: usize, item: &Bound<'_, PyAny>) -> PyErr {
+    match with_bytes(item, "datagram", |b| RtpPacket::parse(b).err()) {
+        Ok(Some(mut err)) => {
+            err.reason = format!("datagram {index}: {}", err.reason);
+            parse_error(py, &err)
+        }
+        Ok(None) => PyValueError::new_err(format!("datagram {index} is not a valid RTP packet")),
+        Err(e) => e,
+    }
+}
+
+#[pyclass(module = "rtpcore.rtp", name = "SequenceUnwrapper")]
+#[derive(Default)]
+struct PySequenceUnwrapper(seq::SequenceUnwrapper);
+
+#[pymethods]
+impl PySequenceUnwrapper {
+    #[new]
+    fn new() -> Self {
+        Self::default()
+    }
+
+    fn unwrap(&mut self, sequence_number: i64) -> PyResult<u64> {
+        Ok(self.0.unwrap(int_field("sequence_number", sequence_number, 0xFFFF)?))
+    }
+
+    #[getter]
+    fn highest(&self) -> Option<u64> {
+        self.0.highest()
+    }
+}
+
+#[pyclass(module = "rtpcore.rtp", name = "TimestampUnwrapper")]
+#[derive(Default)]
+struct PyTimestampUnwrapper(seq::TimestampUnwrapper);
+
+#[pymethods]
+impl PyTimestampUnwrapper {
+    #[new]
+    fn new() -> Self {
+        Self::default()
+    }
+
+    fn unwrap(&mut self, timestamp: i64) -> PyResult<u64> {
+        Ok(self.0.unwrap(int_field("timestamp", timestamp, 0xFFFF_FFFF)?))
+    }
+
+    #[getter]
+    fn highest(&self) -> Option<u64> {
+        self.0.highest()
+    }
+}
+
+/// What a datagram on a shared port is: "rtp", "rtcp", "stun", "dtls",
+/// "zrtp", "turn-channel" or "unknown" (RFC 5761, RFC 7983).
+#[pyfunction]
+fn classify_datagram(data: &Bound<'_, PyAny>) -> PyResult<&'static str> {
+    with_bytes(data, "data", |b| demux::classify(b).name())
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyRtpPacket>()?;
+    m.add_class::<PySequenceUnwrapper>()?;
+    m.add_class::<PyTimestampUnwrapper>()?;
+    m.add_function(wrap_pyfunction!(parse_rtp_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(classify_datagram, m)?)?;
+    Ok(())
+}
