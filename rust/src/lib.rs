@@ -5,11 +5,13 @@ use pyo3::prelude::*;
 
 mod buffer;
 mod errors;
+mod rtcp;
 mod rtp;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     rtp::register(m)?;
+    rtcp::register(m)?;
     Ok(())
 }
