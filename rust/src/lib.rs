@@ -5,6 +5,7 @@ use pyo3::prelude::*;
 
 mod buffer;
 mod errors;
+mod payload;
 mod rtcp;
 mod rtp;
 
@@ -13,5 +14,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     rtp::register(m)?;
     rtcp::register(m)?;
+    payload::register(m)?;
     Ok(())
 }

@@ -6,6 +6,7 @@
 
 pub mod demux;
 pub mod error;
+pub mod payload;
 pub mod rtcp;
 pub mod rtp;
 pub mod seq;
