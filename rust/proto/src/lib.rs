@@ -4,11 +4,14 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod analyze;
+pub mod capture;
 pub mod demux;
 pub mod error;
 pub mod payload;
 pub mod rtcp;
 pub mod rtp;
 pub mod seq;
+pub mod stats;
 
 pub use error::{BuildError, Layer, ParseError};
