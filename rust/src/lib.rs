@@ -3,6 +3,7 @@
 //! functions from its own file.
 use pyo3::prelude::*;
 
+mod analyze;
 mod buffer;
 mod errors;
 mod payload;
@@ -15,5 +16,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     rtp::register(m)?;
     rtcp::register(m)?;
     payload::register(m)?;
+    analyze::register(m)?;
     Ok(())
 }
