@@ -373,3 +373,15 @@ def test_classify_follows_rfc5761_and_rfc7983() -> None:
     assert classify(b"\x16\xfe\xfd" + bytes(10)) == "dtls"
     assert classify(b"") == "unknown"
     assert classify(memoryview(rtp)) == "rtp"
+
+
+def test_a_packet_is_a_read_only_buffer_of_its_wire_bytes() -> None:
+    pkt = RTPPacket(payload_type=8, payload=b"abc", ssrc=5)
+    view = memoryview(pkt)  # type: ignore[arg-type]
+    assert view.readonly and view.tobytes() == bytes(pkt)
+    with pytest.raises(TypeError):
+        view[0] = 0
+    assert RTPPacket.parse(pkt) == pkt  # type: ignore[arg-type]
+    del pkt
+    # The view keeps the packet, and so its bytes, alive.
+    assert view.tobytes()[12:] == b"abc"

@@ -7,6 +7,9 @@
 //! and one small allocation, `bytes(pkt)` is free, and the variable-length
 //! parts (`payload`, `csrc`, `extensions`) are sliced out only when asked for.
 use pyo3::exceptions::PyValueError;
+use std::ffi::{c_int, c_void};
+
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 use rtpcore_proto::demux;
@@ -329,6 +332,24 @@ impl PyRtpPacket {
 
     fn __bytes__(&self, py: Python<'_>) -> Py<PyBytes> {
         self.wire.clone_ref(py)
+    }
+
+    /// The buffer protocol, read-only over the wire bytes: a packet can go
+    /// straight to `socket.sendto` or `memoryview` without `bytes()`.
+    ///
+    /// # Safety
+    /// Called by CPython with a valid `view` to fill in.
+    unsafe fn __getbuffer__(slf: Bound<'_, Self>, view: *mut ffi::Py_buffer, flags: c_int) -> PyResult<()> {
+        let wire = slf.get().wire.bind(slf.py()).as_bytes();
+        let len = isize::try_from(wire.len()).expect("a bytes object's length fits in Py_ssize_t");
+        // SAFETY: `view` comes from CPython; the view references `slf`
+        // (FillInfo takes a reference), which keeps the immutable `bytes`
+        // object, and so `wire`, alive and unchanged until it is released.
+        let rc = unsafe { ffi::PyBuffer_FillInfo(view, slf.as_ptr(), wire.as_ptr() as *mut c_void, len, 1, flags) };
+        if rc == -1 {
+            return Err(PyErr::fetch(slf.py()));
+        }
+        Ok(())
     }
 
     fn __len__(&self, py: Python<'_>) -> usize {
