@@ -15,7 +15,9 @@ True
 Packet types and feedback formats without a class here come back as
 :class:`UnknownRTCP`, and XR blocks without one as :class:`XRBlock`, so that
 any well-framed compound packet parses and writes back. Padding is removed on
-parsing and not written. Bad framing raises
+parsing; writing adds RTCP padding only where a body (APP ``data``, a report
+``extension``, an unknown packet's ``body``) is not whole 32-bit words.
+Bad framing raises
 :class:`rtpcore.errors.ParseError` with the layer, field and byte offset.
 
 The wire format is implemented once, in the Rust core; these dataclasses are

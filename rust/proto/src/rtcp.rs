@@ -4,7 +4,9 @@
 //! Every packet type this crate does not know (and feedback messages or XR
 //! blocks of unknown formats) is kept raw, so that a compound packet always
 //! parses as long as its framing is sound and can be written back unchanged.
-//! Padding is removed when parsing and not written back.
+//! Padding is removed when parsing; writing adds it only where a body (APP
+//! data, a report extension, a raw body) is not a whole number of 32-bit
+//! words, so that anything parsed can be written back.
 
 use crate::error::{BuildError, Layer, ParseError};
 
@@ -70,7 +72,8 @@ pub struct SenderReport {
     pub octet_count: u32,
     /// Reception report blocks, at most 31.
     pub reports: Vec<ReportBlock>,
-    /// Profile-specific extension after the blocks, a multiple of 4 bytes.
+    /// Profile-specific extension after the blocks (RFC 3550 wants whole
+    /// 32-bit words; other lengths are written with RTCP padding).
     pub extension: Vec<u8>,
 }
 
@@ -81,7 +84,7 @@ pub struct ReceiverReport {
     pub ssrc: u32,
     /// Reception report blocks, at most 31.
     pub reports: Vec<ReportBlock>,
-    /// Profile-specific extension after the blocks, a multiple of 4 bytes.
+    /// Profile-specific extension after the blocks (see [`SenderReport`]).
     pub extension: Vec<u8>,
 }
 
@@ -128,7 +131,8 @@ pub struct App {
     pub ssrc: u32,
     /// Four ASCII characters naming the application.
     pub name: [u8; 4],
-    /// Application data, a multiple of 4 bytes.
+    /// Application data (RFC 3550 wants whole 32-bit words; other lengths
+    /// are written with RTCP padding).
     pub data: Vec<u8>,
 }
 
@@ -254,7 +258,8 @@ pub struct RawPacket {
     pub packet_type: u8,
     /// The 5-bit count / format field.
     pub count: u8,
-    /// The body after the common header, padding removed.
+    /// The body after the common header, padding removed (written back with
+    /// RTCP padding when it is not whole 32-bit words).
     pub body: Vec<u8>,
 }
 
@@ -638,7 +643,6 @@ impl RtcpPacket {
     fn write_body(&self, out: &mut Vec<u8>) -> Result<(), BuildError> {
         match self {
             RtcpPacket::SenderReport(p) => {
-                check_words("extension", &p.extension)?;
                 out.extend_from_slice(&p.ssrc.to_be_bytes());
                 out.extend_from_slice(&p.ntp_timestamp.to_be_bytes());
                 for word in [p.rtp_timestamp, p.packet_count, p.octet_count] {
@@ -648,7 +652,6 @@ impl RtcpPacket {
                 out.extend_from_slice(&p.extension);
             }
             RtcpPacket::ReceiverReport(p) => {
-                check_words("extension", &p.extension)?;
                 out.extend_from_slice(&p.ssrc.to_be_bytes());
                 write_report_blocks(&p.reports, out)?;
                 out.extend_from_slice(&p.extension);
@@ -687,7 +690,6 @@ impl RtcpPacket {
                 }
             }
             RtcpPacket::App(p) => {
-                check_words("data", &p.data)?;
                 out.extend_from_slice(&p.ssrc.to_be_bytes());
                 out.extend_from_slice(&p.name);
                 out.extend_from_slice(&p.data);
@@ -723,10 +725,7 @@ impl RtcpPacket {
                     }
                 }
             }
-            RtcpPacket::Raw(p) => {
-                check_words("body", &p.body)?;
-                out.extend_from_slice(&p.body);
-            }
+            RtcpPacket::Raw(p) => out.extend_from_slice(&p.body),
         }
         Ok(())
     }
@@ -745,9 +744,15 @@ impl RtcpPacket {
         let (packet_type, count) = self.type_and_count()?;
         out.extend_from_slice(&[0x80 | count, packet_type, 0, 0]);
         self.write_body(out)?;
+        let unpadded = out.len() - start;
+        let pad = (4 - unpadded % 4) % 4;
+        if pad != 0 {
+            out.resize(out.len() + pad - 1, 0);
+            // 1..=3 by construction.
+            out.push(pad as u8);
+            out[start] |= 0x20;
+        }
         let len = out.len() - start;
-        // Every body above is written in whole 32-bit words.
-        debug_assert_eq!(len % 4, 0);
         let words = u16::try_from(len / 4 - 1)
             .map_err(|_| BuildError::new("length", format!("{len} bytes is too long for one RTCP packet")))?;
         out[start + 2..start + 4].copy_from_slice(&words.to_be_bytes());
@@ -830,6 +835,13 @@ mod tests {
         assert_eq!(entries, vec![NackEntry { pid: 65530, blp: 0b11_0001 | 1 << 14 }, NackEntry { pid: 40, blp: 0 }]);
         let nack = GenericNack { sender_ssrc: 0, media_ssrc: 0, entries };
         assert_eq!(nack.lost(), vec![65530, 65531, 65535, 0, 9, 40]);
+    }
+
+    #[test]
+    fn bodies_that_are_not_whole_words_get_rtcp_padding() {
+        let raw = RtcpPacket::Raw(RawPacket { packet_type: 241, count: 29, body: vec![1, 2, 0xff, 0xf7, 0, 0] });
+        let buf = round_trip(vec![raw]);
+        assert_eq!(buf, [0xbd, 241, 0, 2, 1, 2, 0xff, 0xf7, 0, 0, 0, 2]);
     }
 
     #[test]
