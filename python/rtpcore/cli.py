@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -114,7 +115,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     d.add_argument("--json", action="store_true", help="print the report as JSON")
     d.set_defaults(run=_cmd_demo)
     args = parser.parse_args(argv)
-    return int(args.run(args))
+    try:
+        return int(args.run(args))
+    except BrokenPipeError:
+        # The reader went away (`rtpcore analyze x.pcap --json | head`):
+        # stop quietly, and keep Python from complaining at exit.
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives until exit
+        return 1
 
 
 if __name__ == "__main__":

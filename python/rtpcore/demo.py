@@ -105,6 +105,17 @@ def _media(leg: Leg, rng: random.Random) -> list[tuple[float, bytes]]:
     return arrivals
 
 
+def _report_about(peer: Leg, sent: int) -> ReportBlock:
+    """A reception report with the loss and jitter the peer's leg was built with."""
+    return ReportBlock(
+        ssrc=peer.ssrc,
+        fraction_lost=int(peer.loss * 256),
+        cumulative_lost=int(peer.loss * sent),
+        highest_sequence=peer.first_sequence + sent,
+        jitter=int(peer.jitter_ms * 8),
+    )
+
+
 def _rtcp(leg: Leg, peer: Leg, sent: int) -> bytes:
     """A compound SR + RR block about the peer + SDES, as a sender reports."""
     elapsed = sent * 0.020
@@ -117,15 +128,7 @@ def _rtcp(leg: Leg, peer: Leg, sent: int) -> bytes:
                 rtp_timestamp=(1000 + sent * 160) & 0xFFFFFFFF,
                 packet_count=sent,
                 octet_count=sent * 160,
-                reports=(
-                    ReportBlock(
-                        ssrc=peer.ssrc,
-                        fraction_lost=int(peer.loss * 256),
-                        cumulative_lost=int(peer.loss * sent),
-                        highest_sequence=peer.first_sequence + sent,
-                        jitter=int(peer.jitter_ms * 8),
-                    ),
-                ),
+                reports=(_report_about(peer, sent),),
             ),
             SourceDescription(chunks=(SDESChunk(ssrc=leg.ssrc, items=((SDESItemType.CNAME, leg.cname),)),)),
         ]
@@ -174,7 +177,7 @@ def write_demo_capture(path: str | Path, *, seconds: float = 12.0, seed: int = 2
             events.append((START + 0.2 + sent * 0.020 + 0.001, rtcp_source, rtcp_destination, _rtcp(leg, peer, sent)))
         bye = build_compound(
             [
-                ReceiverReport(ssrc=leg.ssrc, reports=(ReportBlock(ssrc=peer.ssrc, highest_sequence=peer.first_sequence),)),
+                ReceiverReport(ssrc=leg.ssrc, reports=(_report_about(peer, int(seconds * 50)),)),
                 Bye(sources=(leg.ssrc,), reason=b"call ended"),
             ]
         )
