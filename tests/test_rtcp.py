@@ -4,7 +4,11 @@ bad framing, and buffer types."""
 from __future__ import annotations
 
 import doctest
+import json
+import shutil
 import struct
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,6 +20,7 @@ from hypothesis import strategies as st
 import rtpcore.rtcp
 import rtpcore.rtp
 from rtpcore.errors import ParseError
+from rtpcore.pcap import PcapWriter
 from rtpcore.rtcp import (
     PLI,
     App,
@@ -306,3 +311,63 @@ def test_every_buffer_type_parses_alike(convert: Any) -> None:
 def test_module_examples() -> None:
     assert doctest.testmod(rtpcore.rtcp).failed == 0
     assert doctest.testmod(rtpcore.rtp).failed == 0
+
+
+def flatten(node: Any, into: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    """tshark's JSON tree as {field: [values in order]}."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if isinstance(value, (dict, list)):
+                flatten(value, into)
+            if not isinstance(value, dict):
+                for v in value if isinstance(value, list) else [value]:
+                    if not isinstance(v, (dict, list)):
+                        into.setdefault(key, []).append(v)
+    elif isinstance(node, list):
+        for item in node:
+            flatten(item, into)
+    return into
+
+
+@pytest.mark.interop
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed")
+def test_tshark_dissects_what_we_build(tmp_path: Path) -> None:
+    compound = [
+        SenderReport(
+            ssrc=0x11111111, ntp_timestamp=0xE1A2B3C4_80000000, rtp_timestamp=8000, packet_count=50, octet_count=8000,
+            reports=(ReportBlock(ssrc=0x22222222, fraction_lost=64, cumulative_lost=-3, highest_sequence=70000,
+                                 jitter=77, last_sr=0x1234, delay_since_last_sr=65536),),
+        ),
+        SourceDescription(chunks=(SDESChunk(ssrc=0x11111111, items=((1, b"alice@example.com"), (6, b"rtpcore"))),)),
+        Bye(sources=(0x11111111,), reason=b"done"),
+        App(subtype=3, ssrc=0x11111111, name=b"TEST", data=b"abcd"),
+        GenericNACK(sender_ssrc=0x11111111, media_ssrc=0x22222222, lost=(100, 101, 116, 200)),
+        PLI(sender_ssrc=0x11111111, media_ssrc=0x22222222),
+        ExtendedReport(ssrc=0x11111111, blocks=(VoIPMetrics(ssrc=0x22222222, loss_rate=10, mos_lq=41, r_factor=90,
+                                                             signal_level=-20, noise_level=-70, jb_nominal=40),)),
+    ]
+    path = tmp_path / "rtcp.pcap"
+    with open(path, "wb") as f:
+        PcapWriter(f).write_udp(1.0, ("10.0.0.1", 5001), ("10.0.0.2", 6001), build_compound(compound))
+    out = subprocess.run(
+        ["tshark", "-r", str(path), "-d", "udp.port==5001,rtcp", "-T", "json", "--no-duplicate-keys"],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout
+    packets = json.loads(out)[0]["_source"]["layers"]["rtcp"]
+    fields = [flatten(p, {}) for p in packets]
+    assert [f["rtcp.pt"] for f in fields] == [[str(pt)] for pt in (200, 202, 203, 204, 205, 206, 207)]
+    assert all(f["rtcp.length_check"] == ["1"] for f in fields[-1:])
+    sr, sdes, bye, app, nack, pli, xr = fields
+    assert (sr["rtcp.timestamp.ntp.msw"], sr["rtcp.timestamp.ntp.lsw"], sr["rtcp.sender.packetcount"]) == (
+        ["3785536452"], ["2147483648"], ["50"])
+    assert (sr["rtcp.ssrc.fraction"], sr["rtcp.ssrc.cum_nr"], sr["rtcp.ssrc.ext_high"], sr["rtcp.ssrc.dlsr"]) == (
+        ["64"], ["-3"], ["70000"], ["65536"])
+    assert sdes["rtcp.sdes.text"] == ["alice@example.com", "rtpcore"]
+    assert bye["rtcp.sdes.text"] == ["done"]
+    assert (app["rtcp.app.name"], app["rtcp.app.subtype"]) == (["TEST"], ["3"])
+    # tshark lists each entry's PID and the packets its bitmask names.
+    assert nack["rtcp.rtpfb.nack_blp"] == ["0x8001", "0x0000"]
+    assert sorted(nack["rtcp.rtpfb.nack_pid"], key=int) == ["100", "101", "116", "200"]
+    assert (pli["rtcp.senderssrc"], pli["rtcp.mediassrc"]) == (["0x11111111"], ["0x22222222"])
+    assert (xr["rtcp.xr.voipmetrics.moslq"], xr["rtcp.xr.voipmetrics.signallevel"], xr["rtcp.xr.voipmetrics.jbnominal"]) == (
+        ["4.1"], ["-20"], ["40"])
