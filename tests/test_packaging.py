@@ -1,8 +1,9 @@
 """The sdist carries what a build from source needs, and nothing it doesn't.
 
-Building the sdist is cheap (no compilation); building and installing from
-it compiles the Rust core in release mode, which is checked by hand (see the
-README's Development section) rather than on every test run.
+Building the sdist is cheap (no compilation); installing from it compiles the
+Rust core in release mode (a minute or more), so that is checked by hand
+rather than on every run:
+``pip install --no-build-isolation --no-deps --target DIR rtpcore-*.tar.gz``.
 """
 
 from __future__ import annotations
