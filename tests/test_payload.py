@@ -87,3 +87,10 @@ def test_every_buffer_type_parses_alike(convert: Any) -> None:
 
 def test_module_examples() -> None:
     assert doctest.testmod(rtpcore.payload).failed == 0
+
+
+def test_payloads_pickle() -> None:
+    import pickle
+
+    for value in (TelephoneEvent("#", end=True, duration=400), ComfortNoise(30, [1, 2, 3])):
+        assert pickle.loads(pickle.dumps(value)) == value

@@ -385,3 +385,10 @@ def test_a_packet_is_a_read_only_buffer_of_its_wire_bytes() -> None:
     del pkt
     # The view keeps the packet, and so its bytes, alive.
     assert view.tobytes()[12:] == b"abc"
+
+
+def test_packets_pickle_as_their_wire_bytes() -> None:
+    import pickle
+
+    pkt = RTPPacket(payload_type=96, csrc=[1], extensions={2: b"x"}, payload=b"data", padding=4)
+    assert pickle.loads(pickle.dumps(pkt)) == pkt

@@ -11,6 +11,9 @@ use rtpcore_proto::analyze::{static_payload_type, Analyzer, Counters, StreamRepo
 use crate::buffer::with_bytes;
 use crate::errors::IntoPyResult;
 
+/// RTP stream analysis of a pcap or pcapng file fed in chunks:
+/// `feed(chunk)` as often as needed, then `finish()` for the report.
+/// `clock_rates` maps dynamic payload types to their RTP clock rate.
 #[pyclass(module = "rtpcore.analyze", name = "CaptureAnalyzer")]
 struct PyCaptureAnalyzer {
     /// `None` once `finish` has handed out the report.

@@ -9,6 +9,9 @@ use crate::buffer::with_bytes;
 use crate::errors::IntoPyResult;
 use crate::rtp::{build_error, int_field};
 
+/// An RFC 4733 telephone event: `event` (0..=15 are DTMF `0-9 * # A-D`; a
+/// digit string is accepted too), the `end` bit, `volume` in -dBm0 (0..=63)
+/// and `duration` in timestamp units.
 #[pyclass(module = "rtpcore.payload", name = "TelephoneEvent", frozen, eq, hash)]
 #[derive(PartialEq, Eq, Hash)]
 struct PyTelephoneEvent(TelephoneEvent);
@@ -75,6 +78,11 @@ impl PyTelephoneEvent {
         Ok(PyBytes::new(py, &out))
     }
 
+    /// Pickles as its wire bytes.
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, (Bound<'py, PyBytes>,))> {
+        Ok((slf.get_type().getattr("parse")?, (slf.get().__bytes__(slf.py())?,)))
+    }
+
     fn __repr__(&self) -> String {
         let e = &self.0;
         let end = if e.end { "True" } else { "False" };
@@ -82,6 +90,8 @@ impl PyTelephoneEvent {
     }
 }
 
+/// An RFC 3389 comfort noise payload: the noise `level` in -dBov (0..=127)
+/// and the quantized reflection `coefficients` of its spectrum.
 #[pyclass(module = "rtpcore.payload", name = "ComfortNoise", frozen, eq, hash)]
 #[derive(PartialEq, Eq, Hash)]
 struct PyComfortNoise(ComfortNoise);
@@ -117,6 +127,11 @@ impl PyComfortNoise {
         let mut out = Vec::with_capacity(1 + self.0.coefficients.len());
         self.0.write(&mut out).map_err(build_error)?;
         Ok(PyBytes::new(py, &out))
+    }
+
+    /// Pickles as its wire bytes.
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, (Bound<'py, PyBytes>,))> {
+        Ok((slf.get_type().getattr("parse")?, (slf.get().__bytes__(slf.py())?,)))
     }
 
     fn __repr__(&self) -> String {

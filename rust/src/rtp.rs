@@ -36,6 +36,13 @@ pub fn int_field<T: TryFrom<i64>>(name: &str, value: i64, max: u64) -> PyResult<
         .ok_or_else(|| PyValueError::new_err(format!("{name}: {value} is out of range 0..={max}")))
 }
 
+/// An immutable RTP packet (RFC 3550) with RFC 8285 header extensions.
+///
+/// `RTPPacket.parse(buf)` reads any buffer; `RTPPacket(**fields)` builds one;
+/// `bytes(pkt)` is its wire form, also exported through the buffer protocol.
+/// `padding` counts the padding bytes (count byte included), `extensions`
+/// maps RFC 8285 local ids to values, `extension_profile` and
+/// `extension_data` give the extension block raw.
 #[pyclass(module = "rtpcore.rtp", name = "RTPPacket", frozen)]
 pub struct PyRtpPacket {
     wire: Py<PyBytes>,
@@ -352,6 +359,11 @@ impl PyRtpPacket {
         Ok(())
     }
 
+    /// Pickles as its wire bytes.
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, (Py<PyBytes>,))> {
+        Ok((slf.get_type().getattr("parse")?, (slf.get().wire.clone_ref(slf.py()),)))
+    }
+
     fn __len__(&self, py: Python<'_>) -> usize {
         self.wire.as_bytes(py).len()
     }
@@ -400,18 +412,15 @@ fn parse_rtp_batch<'py>(py: Python<'py>, datagrams: &Bound<'py, PyAny>, strict: 
             Err(e) => Err(e),
         }
     };
-    if let Ok(list) = datagrams.cast::<PyList>() {
-        let out = PyList::empty(py);
-        for (index, item) in list.iter().enumerate() {
-            out.append(parse_one(index, &item)?)?;
-        }
-        return Ok(out);
-    }
-    let out = PyList::empty(py);
-    for (index, item) in datagrams.try_iter()?.enumerate() {
-        out.append(parse_one(index, &item?)?)?;
-    }
-    Ok(out)
+    let packets = match datagrams.cast::<PyList>() {
+        Ok(list) => list.iter().enumerate().map(|(index, item)| parse_one(index, &item)).collect::<PyResult<Vec<_>>>()?,
+        Err(_) => datagrams
+            .try_iter()?
+            .enumerate()
+            .map(|(index, item)| parse_one(index, &item?))
+            .collect::<PyResult<Vec<_>>>()?,
+    };
+    PyList::new(py, packets)
 }
 
 /// The `ParseError` of datagram `index` in a batch, its message prefixed
@@ -427,6 +436,8 @@ fn batch_error(py: Python<'_>, index: usize, item: &Bound<'_, PyAny>) -> PyErr {
     }
 }
 
+/// Extends 16-bit RTP sequence numbers to ever-growing integers: each value
+/// lands at the extension nearest the highest one seen.
 #[pyclass(module = "rtpcore.rtp", name = "SequenceUnwrapper")]
 #[derive(Default)]
 struct PySequenceUnwrapper(seq::SequenceUnwrapper);
@@ -448,6 +459,8 @@ impl PySequenceUnwrapper {
     }
 }
 
+/// Extends 32-bit RTP timestamps to ever-growing integers: each value lands
+/// at the extension nearest the highest one seen.
 #[pyclass(module = "rtpcore.rtp", name = "TimestampUnwrapper")]
 #[derive(Default)]
 struct PyTimestampUnwrapper(seq::TimestampUnwrapper);
