@@ -392,10 +392,7 @@ mod tests {
     }
 
     fn pcap(linktype: u32, frames: &[(u32, u32, Vec<u8>)]) -> Vec<u8> {
-        let mut v = Vec::new();
-        for word in [0xa1b2_c3d4u32] {
-            v.extend_from_slice(&word.to_le_bytes());
-        }
+        let mut v = 0xa1b2_c3d4u32.to_le_bytes().to_vec();
         v.extend_from_slice(&2u16.to_le_bytes());
         v.extend_from_slice(&4u16.to_le_bytes());
         for word in [0u32, 0, 65535, linktype] {
