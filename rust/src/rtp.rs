@@ -101,6 +101,12 @@ impl PyRtpPacket {
         Self::from_wire(py, wire)
     }
 
+    /// The CSRC list, read again from the wire bytes.
+    fn csrcs<'a>(&self, wire: &'a [u8]) -> impl ExactSizeIterator<Item = u32> + 'a {
+        let list = &wire[rtp::FIXED_HEADER_LEN..rtp::FIXED_HEADER_LEN + 4 * usize::from(self.csrc_count)];
+        list.chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+    }
+
     /// The extension block, read again from the wire bytes.
     fn extension_block<'a>(&self, wire: &'a [u8]) -> Option<ExtensionBlock<'a>> {
         let profile = self.extension_profile?;
@@ -125,7 +131,7 @@ impl PyRtpPacket {
             sequence_number: self.sequence_number,
             timestamp: self.timestamp,
             ssrc: self.ssrc,
-            csrc: rtp::RtpHeader::parse(wire).map(|h| h.csrcs().collect()).unwrap_or_default(),
+            csrc: self.csrcs(wire).collect(),
             extensions,
             extension_profile: self.extension_profile,
             extension_data,
@@ -306,9 +312,7 @@ impl PyRtpPacket {
 
     #[getter]
     fn csrc<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-        let wire = self.wire.as_bytes(py);
-        let list = &wire[rtp::FIXED_HEADER_LEN..rtp::FIXED_HEADER_LEN + 4 * usize::from(self.csrc_count)];
-        PyTuple::new(py, list.chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]])))
+        PyTuple::new(py, self.csrcs(self.wire.as_bytes(py)))
     }
 
     /// `{id: value}` of the RFC 8285 elements (empty for other profiles).
