@@ -45,6 +45,7 @@ def test_reserved_bit_is_ignored() -> None:
         ({"event": "12"}, "DTMF"),
         ({"event": 1, "volume": 64}, "volume"),
         ({"event": 1, "duration": 65536}, "duration"),
+        ({"event": 1, "volume": 1 << 70}, "volume"),
     ],
 )
 def test_bad_event_arguments_are_named(kwargs: dict[str, Any], word: str) -> None:

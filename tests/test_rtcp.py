@@ -286,6 +286,8 @@ def test_garbage_either_parses_or_raises_parse_error(data: bytes) -> None:
         (Bye(sources=tuple(range(32))), "sources"),
         (ReceiverReport(ssrc=1, reports=(ReportBlock(ssrc=1, cumulative_lost=1 << 23),)), "cumulative_lost"),
         (ReceiverReport(ssrc=1 << 32), "ssrc"),
+        (ReceiverReport(ssrc=1 << 70), "ssrc"),
+        (SenderReport(ssrc=1, ntp_timestamp=1 << 64), "ntp_timestamp"),
         (App(subtype=32, ssrc=1, name=b"abcd"), "subtype"),
         (App(subtype=1, ssrc=1, name=b"abc"), "name"),
         (SourceDescription(chunks=(SDESChunk(ssrc=1, items=((1, b"x" * 256),)),)), "255"),

@@ -208,6 +208,8 @@ def test_replace_changes_only_what_it_is_told() -> None:
         ({"sequence_number": 65536}, "sequence_number"),
         ({"sequence_number": -1}, "sequence_number"),
         ({"timestamp": 1 << 32}, "timestamp"),
+        ({"ssrc": 1 << 70}, "ssrc"),
+        ({"csrc": [-(1 << 70)]}, "csrc"),
         ({"csrc": list(range(16))}, "csrc"),
         ({"padding": 256}, "padding"),
         ({"extensions": {15: b"x", 0: b"y"}}, "id 0"),
@@ -221,6 +223,15 @@ def test_replace_changes_only_what_it_is_told() -> None:
 def test_constructor_names_the_bad_argument(kwargs: dict[str, Any], word: str) -> None:
     with pytest.raises(ValueError, match=word):
         RTPPacket(**kwargs)
+
+
+def test_constructor_rejects_non_ints_naming_them() -> None:
+    with pytest.raises(TypeError, match="ssrc"):
+        RTPPacket(ssrc="1")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="sequence_number"):
+        RTPPacket().replace(sequence_number=1.5)
+    with pytest.raises(ValueError, match="sequence_number"):
+        SequenceUnwrapper().unwrap(1 << 16)
 
 
 def test_constructor_rejects_non_buffers() -> None:

@@ -7,7 +7,7 @@ use rtpcore_proto::payload::{ComfortNoise, TelephoneEvent};
 
 use crate::buffer::with_bytes;
 use crate::errors::IntoPyResult;
-use crate::rtp::{build_error, int_field};
+use crate::rtp::{build_error, int_arg};
 
 /// An RFC 4733 telephone event: `event` (0..=15 are DTMF `0-9 * # A-D`; a
 /// digit string is accepted too), the `end` bit, `volume` in -dBm0 (0..=63)
@@ -16,11 +16,24 @@ use crate::rtp::{build_error, int_field};
 #[derive(PartialEq, Eq, Hash)]
 struct PyTelephoneEvent(TelephoneEvent);
 
+fn volume_arg(v: &Bound<'_, PyAny>) -> PyResult<u8> {
+    int_arg("volume", v, 0x3F)
+}
+
+fn duration_arg(v: &Bound<'_, PyAny>) -> PyResult<u16> {
+    int_arg("duration", v, 0xFFFF)
+}
+
 #[pymethods]
 impl PyTelephoneEvent {
     #[new]
     #[pyo3(signature = (event, *, end = false, volume = 10, duration = 0))]
-    fn new(event: &Bound<'_, PyAny>, end: bool, volume: i64, duration: i64) -> PyResult<Self> {
+    fn new(
+        event: &Bound<'_, PyAny>,
+        end: bool,
+        #[pyo3(from_py_with = volume_arg)] volume: u8,
+        #[pyo3(from_py_with = duration_arg)] duration: u16,
+    ) -> PyResult<Self> {
         let event = match event.extract::<String>() {
             Ok(digit) => {
                 let mut chars = digit.chars();
@@ -30,13 +43,13 @@ impl PyTelephoneEvent {
                 }
                 .ok_or_else(|| PyValueError::new_err(format!("event: {digit:?} is not a DTMF digit (0-9 * # A-D)")))?
             }
-            Err(_) => int_field("event", event.extract()?, 0xFF)?,
+            Err(_) => int_arg("event", event, 0xFF)?,
         };
         let e = TelephoneEvent {
             event,
             end,
-            volume: int_field("volume", volume, 0x3F)?,
-            duration: int_field("duration", duration, 0xFFFF)?,
+            volume,
+            duration,
         };
         Ok(PyTelephoneEvent(e))
     }
@@ -100,12 +113,12 @@ struct PyComfortNoise(ComfortNoise);
 impl PyComfortNoise {
     #[new]
     #[pyo3(signature = (level, coefficients = None))]
-    fn new(level: i64, coefficients: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+    fn new(level: &Bound<'_, PyAny>, coefficients: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
         let coefficients = match coefficients {
             None => Vec::new(),
-            Some(c) => c.try_iter()?.map(|k| int_field("coefficients", k?.extract()?, 0xFF)).collect::<PyResult<_>>()?,
+            Some(c) => c.try_iter()?.map(|k| int_arg("coefficients", &k?, 0xFF)).collect::<PyResult<_>>()?,
         };
-        Ok(PyComfortNoise(ComfortNoise { level: int_field("level", level, 0x7F)?, coefficients }))
+        Ok(PyComfortNoise(ComfortNoise { level: int_arg("level", level, 0x7F)?, coefficients }))
     }
 
     #[staticmethod]

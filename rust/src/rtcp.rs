@@ -16,7 +16,7 @@ use rtpcore_proto::rtcp::{
 
 use crate::buffer::with_bytes;
 use crate::errors::IntoPyResult;
-use crate::rtp::{build_error, int_field};
+use crate::rtp::{build_error, int_arg, int_in};
 
 /// Builds a record tuple from values of mixed types.
 macro_rules! record {
@@ -146,9 +146,9 @@ impl<'py> Fields<'py> {
         self.items.next().ok_or_else(|| PyTypeError::new_err(format!("{class}: missing field {name}")))
     }
 
-    fn int<T: TryFrom<i64>>(&mut self, name: &str, max: u64) -> PyResult<T> {
-        let value = self.next_value(name)?.extract::<i64>()?;
-        int_field(&format!("{}.{name}", self.class), value, max)
+    fn int<T: TryFrom<i128>>(&mut self, name: &str, max: u64) -> PyResult<T> {
+        let value = self.next_value(name)?;
+        int_arg(&format!("{}.{name}", self.class), &value, max)
     }
 
     fn u8(&mut self, name: &str) -> PyResult<u8> {
@@ -164,8 +164,8 @@ impl<'py> Fields<'py> {
     }
 
     fn i8(&mut self, name: &str) -> PyResult<i8> {
-        let value = self.next_value(name)?.extract::<i64>()?;
-        i8::try_from(value).map_err(|_| PyValueError::new_err(format!("{}.{name}: {value} is out of range -128..=127", self.class)))
+        let value = self.next_value(name)?;
+        int_in(&format!("{}.{name}", self.class), &value, -128..=127)
     }
 
     fn bytes(&mut self, name: &str) -> PyResult<Vec<u8>> {
@@ -182,7 +182,8 @@ fn report_block_from(record: &Bound<'_, PyAny>) -> PyResult<ReportBlock> {
     let mut f = Fields::tagged(record)?;
     let ssrc = f.u32("ssrc")?;
     let fraction_lost = f.u8("fraction_lost")?;
-    let cumulative_lost = f.next_value("cumulative_lost")?.extract::<i32>()?;
+    // The core checks the 24-bit range when writing, with a precise message.
+    let cumulative_lost = int_in("ReportBlock.cumulative_lost", &f.next_value("cumulative_lost")?, i128::from(i32::MIN)..=i128::from(i32::MAX))?;
     Ok(ReportBlock {
         ssrc,
         fraction_lost,
@@ -232,7 +233,7 @@ fn packet_from(record: &Bound<'_, PyAny>) -> PyResult<RtcpPacket> {
     Ok(match f.class.as_str() {
         "SenderReport" => RtcpPacket::SenderReport(SenderReport {
             ssrc: f.u32("ssrc")?,
-            ntp_timestamp: f.next_value("ntp_timestamp")?.extract()?,
+            ntp_timestamp: f.int("ntp_timestamp", u64::MAX)?,
             rtp_timestamp: f.u32("rtp_timestamp")?,
             packet_count: f.u32("packet_count")?,
             octet_count: f.u32("octet_count")?,
@@ -257,7 +258,7 @@ fn packet_from(record: &Bound<'_, PyAny>) -> PyResult<RtcpPacket> {
             })?,
         }),
         "Bye" => RtcpPacket::Goodbye(Goodbye {
-            sources: f.list("sources", |s| int_field("Bye.sources", s.extract()?, 0xFFFF_FFFF))?,
+            sources: f.list("sources", |s| int_arg("Bye.sources", s, 0xFFFF_FFFF))?,
             reason: {
                 let reason = f.next_value("reason")?;
                 if reason.is_none() { None } else { Some(with_bytes(&reason, "reason", <[u8]>::to_vec)?) }
@@ -272,7 +273,7 @@ fn packet_from(record: &Bound<'_, PyAny>) -> PyResult<RtcpPacket> {
         "GenericNACK" => RtcpPacket::GenericNack(GenericNack {
             sender_ssrc: f.u32("sender_ssrc")?,
             media_ssrc: f.u32("media_ssrc")?,
-            entries: GenericNack::entries_for(&f.list("lost", |s| int_field("GenericNACK.lost", s.extract()?, 0xFFFF))?),
+            entries: GenericNack::entries_for(&f.list("lost", |s| int_arg("GenericNACK.lost", s, 0xFFFF))?),
         }),
         "PLI" => RtcpPacket::PictureLossIndication(PictureLossIndication {
             sender_ssrc: f.u32("sender_ssrc")?,

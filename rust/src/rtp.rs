@@ -6,8 +6,9 @@
 //! the offsets of the extension block and payload. Parsing is then one pass
 //! and one small allocation, `bytes(pkt)` is free, and the variable-length
 //! parts (`payload`, `csrc`, `extensions`) are sliced out only when asked for.
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyOverflowError, PyTypeError, PyValueError};
 use std::ffi::{c_int, c_void};
+use std::ops::RangeInclusive;
 
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -28,12 +29,48 @@ pub fn build_error(err: BuildError) -> PyErr {
     PyValueError::new_err(err.to_string())
 }
 
-/// Narrows a Python int to the field's width, or raises `ValueError` naming it.
-pub fn int_field<T: TryFrom<i64>>(name: &str, value: i64, max: u64) -> PyResult<T> {
-    T::try_from(value)
-        .ok()
-        .filter(|_| value >= 0 && value as u64 <= max)
-        .ok_or_else(|| PyValueError::new_err(format!("{name}: {value} is out of range 0..={max}")))
+/// A Python int in `range`, converted to the field's type; anything else
+/// raises `ValueError` (out of range) or `TypeError` (not an int) naming the
+/// field.
+pub fn int_in<T: TryFrom<i128>>(name: &str, value: &Bound<'_, PyAny>, range: RangeInclusive<i128>) -> PyResult<T> {
+    let out_of_range = || PyValueError::new_err(format!("{name}: {value} is out of range {}..={}", range.start(), range.end()));
+    match value.extract::<i128>() {
+        Ok(v) if range.contains(&v) => T::try_from(v).map_err(|_| out_of_range()),
+        Ok(_) => Err(out_of_range()),
+        Err(e) if e.is_instance_of::<PyOverflowError>(value.py()) => Err(out_of_range()),
+        Err(_) => {
+            let type_name = value.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".into());
+            Err(PyTypeError::new_err(format!("{name}: expected an int, got {type_name}")))
+        }
+    }
+}
+
+/// [`int_in`] for the unsigned fields of the wire formats: `0..=max`.
+pub fn int_arg<T: TryFrom<i128>>(name: &str, value: &Bound<'_, PyAny>, max: u64) -> PyResult<T> {
+    int_in(name, value, 0..=i128::from(max))
+}
+
+/// Argument converters for the constructor, each naming its field.
+fn payload_type_arg(v: &Bound<'_, PyAny>) -> PyResult<u8> {
+    int_arg("payload_type", v, 0x7F)
+}
+fn sequence_number_arg(v: &Bound<'_, PyAny>) -> PyResult<u16> {
+    int_arg("sequence_number", v, 0xFFFF)
+}
+fn timestamp_arg(v: &Bound<'_, PyAny>) -> PyResult<u32> {
+    int_arg("timestamp", v, 0xFFFF_FFFF)
+}
+fn ssrc_arg(v: &Bound<'_, PyAny>) -> PyResult<u32> {
+    int_arg("ssrc", v, 0xFFFF_FFFF)
+}
+fn padding_arg(v: &Bound<'_, PyAny>) -> PyResult<u8> {
+    int_arg("padding", v, 0xFF)
+}
+fn extension_profile_arg(v: &Bound<'_, PyAny>) -> PyResult<Option<u16>> {
+    if v.is_none() {
+        return Ok(None);
+    }
+    int_arg("extension_profile", v, 0xFFFF).map(Some)
 }
 
 /// An immutable RTP packet (RFC 3550) with RFC 8285 header extensions.
@@ -161,17 +198,14 @@ impl Fields {
     fn set(&mut self, name: &str, value: &Bound<'_, PyAny>) -> PyResult<()> {
         match name {
             "marker" => self.marker = value.extract()?,
-            "payload_type" => self.payload_type = int_field(name, value.extract()?, 0x7F)?,
-            "sequence_number" => self.sequence_number = int_field(name, value.extract()?, 0xFFFF)?,
-            "timestamp" => self.timestamp = int_field(name, value.extract()?, 0xFFFF_FFFF)?,
-            "ssrc" => self.ssrc = int_field(name, value.extract()?, 0xFFFF_FFFF)?,
-            "padding" => self.padding = int_field(name, value.extract()?, 0xFF)?,
+            "payload_type" => self.payload_type = payload_type_arg(value)?,
+            "sequence_number" => self.sequence_number = sequence_number_arg(value)?,
+            "timestamp" => self.timestamp = timestamp_arg(value)?,
+            "ssrc" => self.ssrc = ssrc_arg(value)?,
+            "padding" => self.padding = padding_arg(value)?,
             "csrc" => self.csrc = csrc_list(value)?,
             "extensions" => self.extensions = extension_list(value)?,
-            "extension_profile" => {
-                self.extension_profile =
-                    value.extract::<Option<i64>>()?.map(|v| int_field("extension_profile", v, 0xFFFF)).transpose()?
-            }
+            "extension_profile" => self.extension_profile = extension_profile_arg(value)?,
             "extension_data" => {
                 self.extension_data = if value.is_none() { None } else { Some(with_bytes(value, name, <[u8]>::to_vec)?) }
             }
@@ -218,7 +252,7 @@ impl Fields {
 }
 
 fn csrc_list(value: &Bound<'_, PyAny>) -> PyResult<Vec<u32>> {
-    value.try_iter()?.map(|item| int_field("csrc", item?.extract()?, 0xFFFF_FFFF)).collect()
+    value.try_iter()?.map(|item| int_arg("csrc", &item?, 0xFFFF_FFFF)).collect()
 }
 
 /// `{id: bytes}` or an iterable of `(id, bytes)` pairs, in order.
@@ -233,8 +267,8 @@ fn extension_list(value: &Bound<'_, PyAny>) -> PyResult<Vec<(u8, Vec<u8>)>> {
     pairs
         .try_iter()?
         .map(|item| {
-            let (id, data): (i64, Bound<'_, PyAny>) = item?.extract()?;
-            Ok((int_field("extensions id", id, 0xFF)?, with_bytes(&data, "extensions value", <[u8]>::to_vec)?))
+            let (id, data): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item?.extract()?;
+            Ok((int_arg("extensions id", &id, 0xFF)?, with_bytes(&data, "extensions value", <[u8]>::to_vec)?))
         })
         .collect()
 }
@@ -250,30 +284,30 @@ impl PyRtpPacket {
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
-        payload_type: i64,
-        sequence_number: i64,
-        timestamp: i64,
-        ssrc: i64,
+        #[pyo3(from_py_with = payload_type_arg)] payload_type: u8,
+        #[pyo3(from_py_with = sequence_number_arg)] sequence_number: u16,
+        #[pyo3(from_py_with = timestamp_arg)] timestamp: u32,
+        #[pyo3(from_py_with = ssrc_arg)] ssrc: u32,
         marker: bool,
         csrc: Option<&Bound<'_, PyAny>>,
         extensions: Option<&Bound<'_, PyAny>>,
-        extension_profile: Option<i64>,
+        #[pyo3(from_py_with = extension_profile_arg)] extension_profile: Option<u16>,
         extension_data: Option<&Bound<'_, PyAny>>,
         payload: Option<&Bound<'_, PyAny>>,
-        padding: i64,
+        #[pyo3(from_py_with = padding_arg)] padding: u8,
     ) -> PyResult<Self> {
         Fields {
             marker,
-            payload_type: int_field("payload_type", payload_type, 0x7F)?,
-            sequence_number: int_field("sequence_number", sequence_number, 0xFFFF)?,
-            timestamp: int_field("timestamp", timestamp, 0xFFFF_FFFF)?,
-            ssrc: int_field("ssrc", ssrc, 0xFFFF_FFFF)?,
+            payload_type,
+            sequence_number,
+            timestamp,
+            ssrc,
             csrc: csrc.map(csrc_list).transpose()?.unwrap_or_default(),
             extensions: extensions.map(extension_list).transpose()?.unwrap_or_default(),
-            extension_profile: extension_profile.map(|v| int_field("extension_profile", v, 0xFFFF)).transpose()?,
+            extension_profile,
             extension_data: extension_data.map(|d| with_bytes(d, "extension_data", <[u8]>::to_vec)).transpose()?,
             payload: payload.map(|p| with_bytes(p, "payload", <[u8]>::to_vec)).transpose()?.unwrap_or_default(),
-            padding: int_field("padding", padding, 0xFF)?,
+            padding,
         }
         .build(py)
     }
@@ -453,8 +487,8 @@ impl PySequenceUnwrapper {
         Self::default()
     }
 
-    fn unwrap(&mut self, sequence_number: i64) -> PyResult<u64> {
-        Ok(self.0.unwrap(int_field("sequence_number", sequence_number, 0xFFFF)?))
+    fn unwrap(&mut self, #[pyo3(from_py_with = sequence_number_arg)] sequence_number: u16) -> u64 {
+        self.0.unwrap(sequence_number)
     }
 
     #[getter]
@@ -476,8 +510,8 @@ impl PyTimestampUnwrapper {
         Self::default()
     }
 
-    fn unwrap(&mut self, timestamp: i64) -> PyResult<u64> {
-        Ok(self.0.unwrap(int_field("timestamp", timestamp, 0xFFFF_FFFF)?))
+    fn unwrap(&mut self, #[pyo3(from_py_with = timestamp_arg)] timestamp: u32) -> u64 {
+        self.0.unwrap(timestamp)
     }
 
     #[getter]
