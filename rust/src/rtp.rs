@@ -85,7 +85,7 @@ fn extension_profile_arg(v: &Bound<'_, PyAny>) -> PyResult<Option<u16>> {
 /// `padding` counts the padding bytes (count byte included), `extensions`
 /// maps RFC 8285 local ids to values, `extension_profile` and
 /// `extension_data` give the extension block raw.
-#[pyclass(module = "rtpcore.rtp", name = "RTPPacket", frozen)]
+#[pyclass(module = "rtpcore.rtp", name = "RTPPacket", frozen, freelist = 1024)]
 pub struct PyRtpPacket {
     wire: Py<PyBytes>,
     #[pyo3(get)]
