@@ -87,6 +87,8 @@ struct Interface {
 
 /// pcapng's section header block type, the first four bytes of the file.
 const PCAPNG_MAGIC: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
+/// A pcapng block's type and its length, twice: the least a block can be.
+const MIN_PCAPNG_BLOCK_LEN: u32 = 12;
 
 /// Reads frames from a pcap or pcapng file fed in pieces; see the module
 /// documentation.
@@ -207,6 +209,16 @@ impl CaptureReader {
                 }
             }
             Format::PcapNg { big_endian, interfaces } => {
+                // pcap-parser 0.17 subtracts 12 from a block's length before
+                // checking it (an overflow panic under overflow checks), so
+                // lengths that cannot hold a block's framing stop here.
+                if input.len() >= 8 && input[..4] != PCAPNG_MAGIC {
+                    let raw = [input[4], input[5], input[6], input[7]];
+                    let len = if *big_endian { u32::from_be_bytes(raw) } else { u32::from_le_bytes(raw) };
+                    if len < MIN_PCAPNG_BLOCK_LEN {
+                        return Err(self.error(at + 4, "block length", format!("{len} bytes cannot hold a pcapng block")));
+                    }
+                }
                 let parsed = if *big_endian { parse_block_be(input) } else { parse_block_le(input) };
                 let (rest, block) = match parsed {
                     Ok(ok) => ok,
@@ -442,6 +454,18 @@ mod tests {
         assert_eq!(decode(&frame(147, &[1, 2, 3])), Decoded::NotUdp);
         let short_udp = ipv4_udp(b"abc");
         assert!(matches!(decode(&Frame { timestamp_ns: 0, linktype: linktype::RAW, data: &short_udp[..30] }), Decoded::Malformed(_)));
+    }
+
+    #[test]
+    fn pcapng_blocks_too_short_for_their_framing_are_errors() {
+        // A section header, then a process information block claiming 1 byte
+        // (found by the capture fuzz target: pcap-parser would underflow).
+        let mut file = vec![0x0a, 0x0d, 0x0d, 0x0a, 28, 0, 0, 0, 0x4d, 0x3c, 0x2b, 0x1a, 1, 0, 0, 0];
+        file.extend_from_slice(&[0xff; 8]);
+        file.extend_from_slice(&28u32.to_le_bytes());
+        file.extend_from_slice(&[0x00, 0x00, 0x00, 0x80, 1, 0, 0, 0, 0, 0, 0, 0]);
+        let e = CaptureReader::new().feed(&file, |_| {}).unwrap_err();
+        assert_eq!((e.field, e.offset), ("block length", 32));
     }
 
     #[test]
