@@ -441,6 +441,50 @@ mod tests {
         assert_eq!((d.source.port(), d.destination.port(), d.payload), (5000, 5002, &b"hello"[..]));
     }
 
+    fn ipv6_udp_after_a_hop_by_hop_header(payload: &[u8]) -> Vec<u8> {
+        let udp_len = 8 + payload.len();
+        let mut v = vec![0x60, 0, 0, 0, 0, (8 + udp_len) as u8, 0, 64];
+        v.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+        v.extend_from_slice(&[0; 11]);
+        v.push(1);
+        v.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+        v.extend_from_slice(&[0; 11]);
+        v.push(2);
+        // Hop-by-hop options: next header UDP, 8 bytes long.
+        v.extend_from_slice(&[UDP, 0, 1, 4, 0, 0, 0, 0]);
+        v.extend_from_slice(&[0x0f, 0xa0, 0x13, 0x88, 0, udp_len as u8, 0, 0]);
+        v.extend_from_slice(payload);
+        v
+    }
+
+    #[test]
+    fn every_link_type_leads_to_the_same_datagram() {
+        let ip4 = ipv4_udp(b"rtp!");
+        let ip6 = ipv6_udp_after_a_hop_by_hop_header(b"rtp!");
+        let with = |prefix: &[u8], ip: &[u8]| [prefix, ip].concat();
+        let mut sll = vec![0u8; 14];
+        sll.extend_from_slice(&[0x08, 0x00]);
+        let mut sll2 = vec![0x86, 0xdd];
+        sll2.extend_from_slice(&[0; 18]);
+        let cases = [
+            (linktype::ETHERNET, with(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x86, 0xdd], &ip6)),
+            (linktype::LINUX_SLL, with(&sll, &ip4)),
+            (linktype::LINUX_SLL2, with(&sll2, &ip6)),
+            (linktype::NULL, with(&2u32.to_le_bytes(), &ip4)),
+            (linktype::LOOP, with(&2u32.to_be_bytes(), &ip4)),
+            (linktype::IPV4, ip4.clone()),
+            (linktype::IPV6, ip6.clone()),
+        ];
+        for (linktype, data) in &cases {
+            let frame = Frame { timestamp_ns: 0, linktype: *linktype, data };
+            let Decoded::Udp(d) = decode(&frame) else { panic!("linktype {linktype}: {:?}", decode(&frame)) };
+            assert_eq!(d.payload, b"rtp!", "linktype {linktype}");
+            if d.source.is_ipv6() {
+                assert_eq!((d.source.port(), d.destination.to_string()), (4000, "[2001:db8::2]:5000".to_string()));
+            }
+        }
+    }
+
     #[test]
     fn fragments_other_protocols_and_broken_headers_are_told_apart() {
         let frame = |linktype, data: &'static [u8]| Frame { timestamp_ns: 0, linktype, data };
