@@ -22,11 +22,14 @@ import rtpcore.rtp
 from rtpcore.errors import ParseError
 from rtpcore.pcap import PcapWriter
 from rtpcore.rtcp import (
+    DLRR,
     PLI,
     App,
     Bye,
+    DLRRItem,
     ExtendedReport,
     GenericNACK,
+    ReceiverReferenceTime,
     ReceiverReport,
     ReportBlock,
     SDESChunk,
@@ -69,7 +72,9 @@ voip_metrics = st.builds(
 )
 xr_blocks = st.one_of(
     voip_metrics,
-    st.builds(XRBlock, block_type=u8.filter(lambda t: t != 7), type_specific=u8, data=words),
+    st.builds(ReceiverReferenceTime, ntp_timestamp=st.integers(0, (1 << 64) - 1)),
+    st.builds(DLRR, items=st.lists(st.builds(DLRRItem, ssrc=u32, last_rr=u32, delay_since_last_rr=u32), max_size=4).map(tuple)),
+    st.builds(XRBlock, block_type=u8.filter(lambda t: t not in (4, 5, 7)), type_specific=u8, data=words),
 )
 
 
@@ -240,6 +245,8 @@ def rr(ssrc: int = 1) -> bytes:
         (b"\x81\xce\x00\x03" + bytes(12), "fci", 12),
         (b"\x80\xcf\x00\x02\x00\x00\x00\x01\x07\x00\x00\x08", "xr block length", 10),
         (b"\x80\xcf\x00\x03\x00\x00\x00\x01\x07\x00\x00\x01\x00\x00\x00\x00", "xr block length", 10),
+        (b"\x80\xcf\x00\x03\x00\x00\x00\x01\x04\x00\x00\x01\x00\x00\x00\x00", "xr block length", 10),
+        (b"\x80\xcf\x00\x03\x00\x00\x00\x01\x05\x00\x00\x01\x00\x00\x00\x00", "xr block length", 10),
     ],
 )
 def test_bad_framing_raises_precise_errors(wire: bytes, field: str, offset: int) -> None:
@@ -294,7 +301,7 @@ def test_garbage_either_parses_or_raises_parse_error(data: bytes) -> None:
         (SourceDescription(chunks=(SDESChunk(ssrc=1, items=((0, b"x"),)),)), "end-of-chunk"),
         (ExtendedReport(ssrc=1, blocks=(VoIPMetrics(ssrc=1, signal_level=200),)), "signal_level"),
         (GenericNACK(sender_ssrc=1, media_ssrc=1, lost=(70000,)), "lost"),
-        (ExtendedReport(ssrc=1, blocks=(XRBlock(block_type=4, data=b"abc"),)), "data"),
+        (ExtendedReport(ssrc=1, blocks=(XRBlock(block_type=42, data=b"abc"),)), "data"),
     ],
 )
 def test_building_names_the_bad_field(packet: Any, word: str) -> None:
@@ -346,7 +353,9 @@ def test_tshark_dissects_what_we_build(tmp_path: Path) -> None:
         GenericNACK(sender_ssrc=0x11111111, media_ssrc=0x22222222, lost=(100, 101, 116, 200)),
         PLI(sender_ssrc=0x11111111, media_ssrc=0x22222222),
         ExtendedReport(ssrc=0x11111111, blocks=(VoIPMetrics(ssrc=0x22222222, loss_rate=10, mos_lq=41, r_factor=90,
-                                                             signal_level=-20, noise_level=-70, jb_nominal=40),)),
+                                                             signal_level=-20, noise_level=-70, jb_nominal=40),
+                                                 ReceiverReferenceTime(ntp_timestamp=0xE1A2B3C4_00000000),
+                                                 DLRR(items=(DLRRItem(ssrc=0x33333333, last_rr=0x1234, delay_since_last_rr=655),)))),
     ]
     path = tmp_path / "rtcp.pcap"
     with open(path, "wb") as f:
@@ -373,3 +382,5 @@ def test_tshark_dissects_what_we_build(tmp_path: Path) -> None:
     assert (pli["rtcp.senderssrc"], pli["rtcp.mediassrc"]) == (["0x11111111"], ["0x22222222"])
     assert (xr["rtcp.xr.voipmetrics.moslq"], xr["rtcp.xr.voipmetrics.signallevel"], xr["rtcp.xr.voipmetrics.jbnominal"]) == (
         ["4.1"], ["-20"], ["40"])
+    assert xr["rtcp.xr.bt"] == ["7", "4", "5"]
+    assert (xr["rtcp.xr.lrr"], xr["rtcp.xr.dlrr"]) == (["4660"], ["655"])

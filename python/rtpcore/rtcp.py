@@ -39,10 +39,13 @@ if TYPE_CHECKING:
 __all__ = [
     "App",
     "Bye",
+    "DLRR",
+    "DLRRItem",
     "ExtendedReport",
     "GenericNACK",
     "PLI",
     "RTCPPacket",
+    "ReceiverReferenceTime",
     "ReceiverReport",
     "ReportBlock",
     "SDESChunk",
@@ -207,6 +210,31 @@ class VoIPMetrics:
 
 
 @dataclass(frozen=True, slots=True)
+class ReceiverReferenceTime:
+    """XR receiver reference time (RFC 3611 section 4.4): a receiver's NTP
+    time, answered with a :class:`DLRR` so that it gets a round-trip time."""
+
+    ntp_timestamp: int
+
+
+@dataclass(frozen=True, slots=True)
+class DLRRItem:
+    """One answer in a :class:`DLRR`: ``last_rr`` is the middle 32 bits of
+    ``ssrc``'s reference time, ``delay_since_last_rr`` in 1/65536 s."""
+
+    ssrc: int
+    last_rr: int = 0
+    delay_since_last_rr: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DLRR:
+    """XR DLRR report (RFC 3611 section 4.5)."""
+
+    items: tuple[DLRRItem, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class XRBlock:
     """An XR report block of a type without its own class, kept raw."""
 
@@ -220,7 +248,7 @@ class ExtendedReport(_Packet):
     """XR (packet type 207, RFC 3611): report blocks from ``ssrc``."""
 
     ssrc: int
-    blocks: tuple[VoIPMetrics | XRBlock, ...] = ()
+    blocks: tuple[ReceiverReferenceTime | DLRR | VoIPMetrics | XRBlock, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,6 +285,9 @@ _CLASSES: dict[str, type[Any]] = {
         App,
         GenericNACK,
         PLI,
+        ReceiverReferenceTime,
+        DLRRItem,
+        DLRR,
         VoIPMetrics,
         XRBlock,
         ExtendedReport,

@@ -10,7 +10,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 use rtpcore_proto::rtcp::{
-    parse_compound, write_compound, App, ExtendedReport, GenericNack, Goodbye, PictureLossIndication, RawPacket,
+    parse_compound, write_compound, App, DlrrItem, ExtendedReport, GenericNack, Goodbye, PictureLossIndication, RawPacket,
     ReceiverReport, ReportBlock, RtcpPacket, SdesChunk, SdesItem, SenderReport, SourceDescription, VoipMetrics, XrBlock,
 };
 
@@ -51,6 +51,14 @@ fn report_records<'py>(py: Python<'py>, reports: &[ReportBlock]) -> PyResult<Bou
 
 fn xr_block_record<'py>(py: Python<'py>, block: &XrBlock) -> PyResult<Bound<'py, PyTuple>> {
     match block {
+        XrBlock::ReceiverReferenceTime { ntp_timestamp } => record!(py, "ReceiverReferenceTime", *ntp_timestamp),
+        XrBlock::Dlrr(items) => {
+            let items = items
+                .iter()
+                .map(|i| record!(py, "DLRRItem", i.ssrc, i.last_rr, i.delay_since_last_rr))
+                .collect::<PyResult<Vec<_>>>()?;
+            record!(py, "DLRR", PyList::new(py, items)?)
+        }
         XrBlock::VoipMetrics(m) => record!(
             py,
             "VoIPMetrics",
@@ -198,6 +206,15 @@ fn report_block_from(record: &Bound<'_, PyAny>) -> PyResult<ReportBlock> {
 fn xr_block_from(record: &Bound<'_, PyAny>) -> PyResult<XrBlock> {
     let mut f = Fields::tagged(record)?;
     Ok(match f.class.as_str() {
+        "ReceiverReferenceTime" => XrBlock::ReceiverReferenceTime { ntp_timestamp: f.int("ntp_timestamp", u64::MAX)? },
+        "DLRR" => XrBlock::Dlrr(f.list("items", |item| {
+            let mut i = Fields::tagged(item)?;
+            Ok(DlrrItem {
+                ssrc: i.u32("ssrc")?,
+                last_rr: i.u32("last_rr")?,
+                delay_since_last_rr: i.u32("delay_since_last_rr")?,
+            })
+        })?),
         "VoIPMetrics" => XrBlock::VoipMetrics(VoipMetrics {
             ssrc: f.u32("ssrc")?,
             loss_rate: f.u8("loss_rate")?,

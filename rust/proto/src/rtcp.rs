@@ -30,6 +30,10 @@ pub const PT_XR: u8 = 207;
 pub const FMT_GENERIC_NACK: u8 = 1;
 /// PSFB format of a picture loss indication.
 pub const FMT_PLI: u8 = 1;
+/// XR block type of a receiver reference time (RFC 3611 section 4.4).
+pub const XR_RECEIVER_REFERENCE_TIME: u8 = 4;
+/// XR block type of a DLRR report (RFC 3611 section 4.5).
+pub const XR_DLRR: u8 = 5;
 /// XR block type of VoIP metrics (RFC 3611 section 4.7).
 pub const XR_VOIP_METRICS: u8 = 7;
 /// Length of an RTCP common header.
@@ -224,10 +228,32 @@ pub struct VoipMetrics {
 
 /// Length of a VoIP metrics block's content, after its 4-byte header.
 const VOIP_METRICS_LEN: usize = 32;
+/// Length of one DLRR sub-block.
+const DLRR_ITEM_LEN: usize = 12;
+
+/// One sub-block of a DLRR report: the answer to one receiver reference
+/// time, from which its sender computes the round-trip time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DlrrItem {
+    /// The receiver whose reference time is answered.
+    pub ssrc: u32,
+    /// Middle 32 bits of that reference time's NTP timestamp (LRR).
+    pub last_rr: u32,
+    /// Delay since it arrived, in 1/65536 s (DLRR).
+    pub delay_since_last_rr: u32,
+}
 
 /// One report block of an extended report.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum XrBlock {
+    /// A receiver's NTP time (block type 4), so that non-senders can get a
+    /// round-trip time too.
+    ReceiverReferenceTime {
+        /// 64-bit NTP timestamp.
+        ntp_timestamp: u64,
+    },
+    /// Answers to receiver reference times (block type 5).
+    Dlrr(Vec<DlrrItem>),
     /// VoIP metrics (block type 7).
     VoipMetrics(VoipMetrics),
     /// Any other block type, kept as it was.
@@ -420,15 +446,28 @@ fn parse_xr(r: &mut Reader<'_>) -> Result<ExtendedReport, ParseError> {
             ));
         }
         let data = r.bytes(len, "xr block")?;
+        let wrong_length = |what: &str, expected: &str| {
+            ParseError::new(Layer::Rtcp, "xr block length", words_at, format!("a {what} block has {expected} bytes, not {len}"))
+        };
         blocks.push(match block_type {
+            XR_RECEIVER_REFERENCE_TIME => {
+                let ntp: [u8; 8] = data.try_into().map_err(|_| wrong_length("receiver reference time", "8"))?;
+                XrBlock::ReceiverReferenceTime { ntp_timestamp: u64::from_be_bytes(ntp) }
+            }
+            XR_DLRR => {
+                if len % DLRR_ITEM_LEN != 0 {
+                    return Err(wrong_length("DLRR", "a multiple of 12"));
+                }
+                let word = |c: &[u8], at: usize| u32::from_be_bytes([c[at], c[at + 1], c[at + 2], c[at + 3]]);
+                let items = data
+                    .chunks_exact(DLRR_ITEM_LEN)
+                    .map(|c| DlrrItem { ssrc: word(c, 0), last_rr: word(c, 4), delay_since_last_rr: word(c, 8) })
+                    .collect();
+                XrBlock::Dlrr(items)
+            }
             XR_VOIP_METRICS => {
                 if len != VOIP_METRICS_LEN {
-                    return Err(ParseError::new(
-                        Layer::Rtcp,
-                        "xr block length",
-                        words_at,
-                        format!("a VoIP metrics block has {VOIP_METRICS_LEN} bytes, not {len}"),
-                    ));
+                    return Err(wrong_length("VoIP metrics", "32"));
                 }
                 XrBlock::VoipMetrics(parse_voip_metrics(data))
             }
@@ -710,6 +749,21 @@ impl RtcpPacket {
                 out.extend_from_slice(&p.ssrc.to_be_bytes());
                 for block in &p.blocks {
                     match block {
+                        XrBlock::ReceiverReferenceTime { ntp_timestamp } => {
+                            out.extend_from_slice(&[XR_RECEIVER_REFERENCE_TIME, 0, 0, 2]);
+                            out.extend_from_slice(&ntp_timestamp.to_be_bytes());
+                        }
+                        XrBlock::Dlrr(items) => {
+                            let words = u16::try_from(items.len() * 3)
+                                .map_err(|_| BuildError::new("items", format!("{} sub-blocks are too many for one DLRR block", items.len())))?;
+                            out.extend_from_slice(&[XR_DLRR, 0]);
+                            out.extend_from_slice(&words.to_be_bytes());
+                            for item in items {
+                                for word in [item.ssrc, item.last_rr, item.delay_since_last_rr] {
+                                    out.extend_from_slice(&word.to_be_bytes());
+                                }
+                            }
+                        }
                         XrBlock::VoipMetrics(m) => {
                             out.extend_from_slice(&[XR_VOIP_METRICS, 0, 0, (VOIP_METRICS_LEN / 4) as u8]);
                             write_voip_metrics(m, out);
@@ -818,7 +872,9 @@ mod tests {
                 ssrc: 1,
                 blocks: vec![
                     XrBlock::VoipMetrics(VoipMetrics { ssrc: 2, signal_level: -20, noise_level: -70, mos_lq: 41, ..Default::default() }),
-                    XrBlock::Raw { block_type: 4, type_specific: 0, data: vec![0; 8] },
+                    XrBlock::ReceiverReferenceTime { ntp_timestamp: 0xE000_0001_8000_0000 },
+                    XrBlock::Dlrr(vec![DlrrItem { ssrc: 2, last_rr: 3, delay_since_last_rr: 4 }, DlrrItem::default()]),
+                    XrBlock::Raw { block_type: 42, type_specific: 9, data: vec![0; 8] },
                 ],
             }),
             RtcpPacket::Raw(RawPacket { packet_type: 210, count: 7, body: vec![9; 4] }),
