@@ -6,6 +6,11 @@
 //! Besides what a reception report needs, it keeps what a VoIP engineer
 //! looks at in a capture: duplicates, out-of-order arrivals, sequence
 //! errors, the largest gap between arrivals and the jitter's peak and mean.
+//!
+//! Sequence numbers are extended by [`SequenceUnwrapper`]; a source that
+//! restarts its numbering under the same SSRC (which RFC 3550 A.1 detects
+//! with `bad_seq` and resynchronises on) is not special-cased: the jump
+//! counts as loss, or as late packets.
 
 use crate::seq::SequenceUnwrapper;
 
