@@ -4,7 +4,7 @@
 //!
 //! Every UDP datagram is classified on its own (RFC 5761 rules, see
 //! [`crate::demux`]); RTP candidates are grouped into streams, and a stream
-//! only counts once it has shown [`stats::MIN_SEQUENTIAL`] consecutive
+//! only counts once it has shown [`crate::stats::MIN_SEQUENTIAL`] consecutive
 //! sequence numbers, so stray datagrams that happen to look like RTP end up
 //! in the "skipped" count instead of as bogus streams.
 
