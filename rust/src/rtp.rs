@@ -84,7 +84,8 @@ fn extension_profile_arg(v: &Bound<'_, PyAny>) -> PyResult<Option<u16>> {
 /// `bytes(pkt)` is its wire form, also exported through the buffer protocol.
 /// `padding` counts the padding bytes (count byte included), `extensions`
 /// maps RFC 8285 local ids to values, `extension_profile` and
-/// `extension_data` give the extension block raw.
+/// `extension_data` give the extension block raw. Packets are equal when
+/// their wire bytes are; `pkt.replace(**changes)` makes a changed copy.
 #[pyclass(module = "rtpcore.rtp", name = "RTPPacket", frozen, freelist = 1024)]
 pub struct PyRtpPacket {
     wire: Py<PyBytes>,
