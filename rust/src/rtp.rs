@@ -6,10 +6,10 @@
 //! the offsets of the extension block and payload. Parsing is then one pass
 //! and one small allocation, `bytes(pkt)` is free, and the variable-length
 //! parts (`payload`, `csrc`, `extensions`) are sliced out only when asked for.
-use pyo3::exceptions::{PyOverflowError, PyTypeError, PyValueError};
 use std::ffi::{c_int, c_void};
 use std::ops::RangeInclusive;
 
+use pyo3::exceptions::{PyOverflowError, PyTypeError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
@@ -55,7 +55,8 @@ pub fn int_arg<T: TryFrom<i128>>(name: &str, value: &Bound<'_, PyAny>, max: u64)
     int_in(name, value, 0..=i128::from(max))
 }
 
-/// Argument converters for the constructor, each naming its field.
+// Argument converters for the constructor (`from_py_with`), each naming its
+// field in errors.
 fn payload_type_arg(v: &Bound<'_, PyAny>) -> PyResult<u8> {
     int_arg("payload_type", v, 0x7F)
 }
