@@ -3,13 +3,21 @@
 //! functions from its own file.
 use pyo3::prelude::*;
 
+mod analyze;
 mod buffer;
 mod errors;
 mod srtp;
+mod payload;
+mod rtcp;
+mod rtp;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     srtp::register(m)?;
+    rtp::register(m)?;
+    rtcp::register(m)?;
+    payload::register(m)?;
+    analyze::register(m)?;
     Ok(())
 }

@@ -74,3 +74,28 @@ impl fmt::Display for ParseError {
 }
 
 impl std::error::Error for ParseError {}
+
+/// Why a packet could not be built from the values given: which field (by
+/// the name the builder's caller used) and what is wrong with its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildError {
+    /// The field or argument that holds a value the wire format cannot carry.
+    pub field: &'static str,
+    /// What is wrong with it, in words.
+    pub reason: String,
+}
+
+impl BuildError {
+    /// A build error naming the bad `field`.
+    pub fn new(field: &'static str, reason: impl Into<String>) -> Self {
+        BuildError { field, reason: reason.into() }
+    }
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.reason)
+    }
+}
+
+impl std::error::Error for BuildError {}

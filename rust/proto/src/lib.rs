@@ -4,8 +4,15 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod analyze;
+pub mod capture;
+pub mod demux;
 pub mod error;
+pub mod payload;
+pub mod rtcp;
 pub mod rtp;
 pub mod srtp;
+pub mod seq;
+pub mod stats;
 
-pub use error::{Layer, ParseError};
+pub use error::{BuildError, Layer, ParseError};
