@@ -284,6 +284,12 @@ fn be32(buf: &[u8], at: usize) -> u32 {
 impl<'a> RtpHeader<'a> {
     /// Parses the header at the start of `buf`; the rest of `buf` is payload
     /// (and padding, when the P bit is set).
+    ///
+    /// Only the framing is checked here (lengths of the CSRC list and of the
+    /// extension block), not the RFC 8285 elements inside the block: SRTP
+    /// authenticates the header as it stands and must not drop a packet whose
+    /// extension elements it has no reason to read. [`RtpPacket::parse`]
+    /// validates them.
     pub fn parse(buf: &'a [u8]) -> Result<Self, ParseError> {
         if buf.len() < FIXED_HEADER_LEN {
             return Err(ParseError::truncated(Layer::Rtp, "header", 0, FIXED_HEADER_LEN, buf.len()));
@@ -314,9 +320,7 @@ impl<'a> RtpHeader<'a> {
                 ));
             }
             len = data_end;
-            let block = ExtensionBlock { profile: be16(buf, csrc_end), data: &buf[data_start..data_end], data_offset: data_start };
-            block.validate()?;
-            Some(block)
+            Some(ExtensionBlock { profile: be16(buf, csrc_end), data: &buf[data_start..data_end], data_offset: data_start })
         } else {
             None
         };
@@ -355,9 +359,13 @@ impl<'a> RtpPacket<'a> {
     /// Parses a complete RTP packet.
     ///
     /// Rejects a padding count of zero and one that reaches into the header,
-    /// as RFC 3550 section 5.1 requires of a valid packet.
+    /// as RFC 3550 section 5.1 requires of a valid packet, and RFC 8285
+    /// extension elements that run past their block.
     pub fn parse(buf: &'a [u8]) -> Result<Self, ParseError> {
         let header = RtpHeader::parse(buf)?;
+        if let Some(block) = &header.extension {
+            block.validate()?;
+        }
         let mut end = buf.len();
         let mut padding_len = 0;
         if header.padding {
@@ -543,6 +551,16 @@ mod tests {
         assert_eq!(ids, vec![(1, vec![0xaa]), (2, vec![1, 2])]);
         assert_eq!(block.get(2), Some(&[1u8, 2][..]));
         assert_eq!(block.get(3), None);
+    }
+
+    #[test]
+    fn header_parse_frames_the_extension_and_packet_parse_checks_its_elements() {
+        // One 0xBEDE word whose only element claims 4 bytes of data.
+        let buf = packet(0x90, &[0xbe, 0xde, 0, 1, 0x13, 0xaa, 0, 0, b'p']);
+        let header = RtpHeader::parse(&buf).unwrap();
+        assert_eq!(header.len, 20);
+        let e = RtpPacket::parse(&buf).unwrap_err();
+        assert_eq!((e.layer, e.field), (Layer::RtpExtension, "element length"));
     }
 
     #[test]
