@@ -1085,7 +1085,8 @@ def _parse_head(head: bytes, base: int, limits: Limits) -> Message:
         if raw and (raw[0] == 32 or raw[0] == 9):  # folded continuation (LWS)
             if name is None:
                 raise _error("continuation line before the first header field", "header", offset)
-            value = value + " " + _decode_line(raw, offset, name).strip(_WS)
+            line = _decode_line(raw, offset, name).strip(_WS)
+            value = value + " " + line if value else line
             if len(value) > max_line:
                 raise _limit_error("header field too long", name, 400, name_offset)
         else:
