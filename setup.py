@@ -10,7 +10,17 @@ from setuptools_rust import Binding, RustExtension
 # include_path. Types come from the .pxd only (annotation_typing off), so the
 # annotations in the source stay plain documentation for the pure build.
 cython_extensions = cythonize(
-    [Extension("rtpcore.sip._codec_c", ["python/rtpcore/sip/_codec.py"])],
+    [
+        Extension(
+            "rtpcore.sip._codec_c",
+            ["python/rtpcore/sip/_codec.py"],
+            # Built against the stable ABI like the Rust extension (abi3,
+            # Python >= 3.11), so one wheel per platform still serves every
+            # CPython version and the wheel's abi3 tag stays true.
+            define_macros=[("CYTHON_LIMITED_API", "1"), ("Py_LIMITED_API", "0x030B0000")],
+            py_limited_api=True,
+        )
+    ],
     include_path=["src"],
     compiler_directives={
         "language_level": 3,

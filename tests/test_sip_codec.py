@@ -57,7 +57,7 @@ def test_compiled_build_uses_the_pxd_types() -> None:
         pytest.skip("extensions off")
     from rtpcore.sip import _codec, _codec_c
 
-    assert _codec_c.__file__.endswith(".so")
+    assert _codec_c.__file__.endswith(".abi3.so")  # stable ABI, like _core
     # The .pxd turns helpers into C functions, invisible from Python ...
     assert hasattr(_codec, "_parse_head") and not hasattr(_codec_c, "_parse_head")
     # ... and classes into extension types with slots, no instance __dict__.
