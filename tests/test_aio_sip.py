@@ -1,0 +1,91 @@
+"""SIP user agents over real loopback sockets: UDP, TCP and TLS."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import ipaddress
+import ssl
+from pathlib import Path
+
+import pytest
+
+from rtpcore.aio.sip import SIPEndpoint
+from rtpcore.sip.ua import CallAnswered, CallEnded, CallEstablished, IncomingCall, UserAgent
+
+
+async def next_event(endpoint: SIPEndpoint, kind: type) -> object:
+    while True:
+        event = await asyncio.wait_for(endpoint.events.get(), timeout=5)
+        if isinstance(event, kind):
+            return event
+
+
+def make_tls_contexts(tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=1))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(cert_path, key_path)
+    client = ssl.create_default_context(cafile=str(cert_path))
+    return server, client
+
+
+@pytest.mark.parametrize("transport", ["UDP", "TCP", "TLS"])
+async def test_call_over_loopback(transport: str, tmp_path: Path) -> None:
+    server_ctx = client_ctx = None
+    if transport == "TLS":
+        server_ctx, client_ctx = make_tls_contexts(tmp_path)
+    bob = await SIPEndpoint.start(UserAgent("127.0.0.1", 0, transport, user="bob"),
+                                  ssl_context=server_ctx)
+    alice = await SIPEndpoint.start(UserAgent("127.0.0.1", 0, transport, user="alice"),
+                                    ssl_context=server_ctx, client_ssl_context=client_ctx)
+    try:
+        call = alice.invite(f"sip:bob@127.0.0.1:{bob.ua.port}", ("127.0.0.1", bob.ua.port),
+                            "127.0.0.1", 40000)
+        incoming = await next_event(bob, IncomingCall)
+        bob.answer(incoming.call, "127.0.0.1", 50000)
+        await next_event(alice, CallAnswered)
+        await next_event(bob, CallEstablished)
+        assert call.media.remote_port == 50000
+        alice.hangup(call)
+        ended = await next_event(bob, CallEnded)
+        assert ended.reason == "remote hangup"
+        await next_event(alice, CallEnded)
+        if transport != "UDP":
+            assert bob.stats["connections"] == 1  # responses and BYE reused the connection
+    finally:
+        await alice.close()
+        await bob.close()
+
+
+async def test_tcp_keepalive_and_framing_error() -> None:
+    bob = await SIPEndpoint.start(UserAgent("127.0.0.1", 0, "TCP"))
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", bob.ua.port)
+        writer.write(b"\r\n\r\n")
+        assert await asyncio.wait_for(reader.readexactly(2), 5) == b"\r\n"  # pong
+        writer.write(b"OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\n\r\n")
+        reply = await asyncio.wait_for(reader.read(1000), 5)
+        assert reply.startswith(b"SIP/2.0 400")
+        assert await asyncio.wait_for(reader.read(1000), 5) == b""  # then the server hangs up
+        writer.close()
+    finally:
+        await bob.close()
