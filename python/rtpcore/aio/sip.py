@@ -149,13 +149,16 @@ class SIPEndpoint:
         self._arm_timer()
 
     def _arm_timer(self) -> None:
+        # Only ever move the timer earlier: a timer that fires before anything
+        # is due costs one empty on_timer, while re-arming on every message
+        # costs a heap entry per message in the event loop.
         deadline = self.ua.next_deadline
-        if deadline == self._timer_at:
+        if deadline is None or (self._timer_at is not None and self._timer_at <= deadline):
             return
         if self._timer is not None:
             self._timer.cancel()
         self._timer_at = deadline
-        self._timer = None if deadline is None else self.loop.call_at(deadline, self._on_timer)
+        self._timer = self.loop.call_at(deadline, self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None

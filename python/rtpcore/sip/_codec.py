@@ -672,12 +672,15 @@ class Headers:
     contain CR or LF: header injection is refused with ``ValueError``.
     """
 
-    __slots__ = ("_names", "_keys", "_values")
+    __slots__ = ("_names", "_keys", "_values", "_cache")
 
     def __init__(self, items: object = None) -> None:
         self._names = []  # as written, canonicalised
         self._keys = []  # lower-cased, for lookups
         self._values = []
+        # Parsed views (Via list, From, To, CSeq ...) by lower-case name, so a
+        # message's structured headers are parsed once; any edit clears it.
+        self._cache = {}
         if items is not None:
             for name, value in items:  # type: ignore[attr-defined]
                 self.add(name, value)
@@ -685,6 +688,8 @@ class Headers:
     def _append(self, name: str, value: str) -> None:
         # Trusted path for the parser, which has validated both already.
         name = _CANONICAL.get(name.lower(), name)
+        if self._cache:
+            self._cache = {}
         self._names.append(name)
         self._keys.append(name.lower())
         self._values.append(value)
@@ -715,6 +720,8 @@ class Headers:
     def remove(self, name: str) -> int:
         """Remove every field called ``name``; return how many there were."""
         key = canonical_name(name).lower()
+        if self._cache:
+            self._cache = {}
         removed = 0
         i = len(self._keys) - 1
         while i >= 0:
@@ -762,7 +769,7 @@ class Headers:
         other._names = list(self._names)
         other._keys = list(self._keys)
         other._values = list(self._values)
-        return other
+        return other  # with an empty cache: the copy may be edited
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and canonical_name(name).lower() in self._keys
@@ -796,8 +803,9 @@ class Headers:
 class Message:
     """What requests and responses share: headers, body, typed accessors.
 
-    The accessors parse the header text on each call (they never go stale
-    when ``headers`` is edited); to change a header, set its text, e.g.
+    The accessors (``to``, ``vias``, ``cseq`` ...) parse a header once and
+    keep the result until ``headers`` is edited. Treat what they return as
+    values: to change a header, set its text, e.g.
     ``msg.headers.set("To", msg.to.with_tag("abc"))``.
     """
 
@@ -813,37 +821,60 @@ class Message:
             raise _error("missing " + name + " header field", name)
         return value
 
+    def _address(self, key: str, name: str) -> Address:
+        cache = self.headers._cache
+        value = cache.get(key)
+        if value is None:
+            value = cache[key] = parse_address(self._required(name), name)
+        return value  # type: ignore[no-any-return]
+
     @property
     def call_id(self) -> str:
         return self._required("Call-ID")
 
     @property
     def cseq(self) -> CSeq:
-        return _parse_cseq(self._required("CSeq"))
+        cache = self.headers._cache
+        value = cache.get("cseq")
+        if value is None:
+            value = cache["cseq"] = _parse_cseq(self._required("CSeq"))
+        return value  # type: ignore[no-any-return]
 
     @property
     def from_(self) -> Address:
-        return parse_address(self._required("From"), "From")
+        return self._address("from", "From")
 
     @property
     def to(self) -> Address:
-        return parse_address(self._required("To"), "To")
+        return self._address("to", "To")
 
     @property
     def vias(self) -> list[Via]:
-        return [parse_via(value) for value in self.headers.get_all("Via")]
+        """Every Via value, topmost first (a new list; the Vias are shared)."""
+        cache = self.headers._cache
+        value = cache.get("via")
+        if value is None:
+            value = cache["via"] = [parse_via(v) for v in self.headers.get_all("Via")]
+        return list(value)
 
     @property
     def top_via(self) -> Via:
-        value = self.headers.get("Via")
+        cache = self.headers._cache
+        value = cache.get("via")
         if value is None:
+            value = cache["via"] = [parse_via(v) for v in self.headers.get_all("Via")]
+        if not value:
             raise _error("missing Via header field", "Via")
-        return parse_via(split_header_list(value, "Via")[0])
+        return value[0]  # type: ignore[no-any-return]
 
     @property
     def contacts(self) -> list[Address]:
-        return [parse_address(value, "Contact") for value in self.headers.get_all("Contact")
-                if value != "*"]
+        cache = self.headers._cache
+        value = cache.get("contact")
+        if value is None:
+            value = cache["contact"] = [parse_address(v, "Contact")
+                                        for v in self.headers.get_all("Contact") if v != "*"]
+        return list(value)
 
     @property
     def routes(self) -> list[Address]:
@@ -1120,11 +1151,12 @@ def _validate(msg: Message) -> None:
     for key in ("via", "from", "to", "call-id", "cseq"):
         if key not in headers._keys:
             raise _error("missing " + canonical_name(key) + " header field", canonical_name(key))
-    for via in headers.get_all("Via"):
-        parse_via(via)
-    parse_address(headers._values[headers._keys.index("from")], "From")
-    parse_address(headers._values[headers._keys.index("to")], "To")
-    cseq = _parse_cseq(headers._values[headers._keys.index("cseq")])
+    # Parsed once here and kept in the headers' cache for the layers above.
+    cache = headers._cache
+    cache["via"] = [parse_via(via) for via in headers.get_all("Via")]
+    cache["from"] = parse_address(headers._values[headers._keys.index("from")], "From")
+    cache["to"] = parse_address(headers._values[headers._keys.index("to")], "To")
+    cseq = cache["cseq"] = _parse_cseq(headers._values[headers._keys.index("cseq")])
     if isinstance(msg, Request) and cseq.method != msg.method:
         raise _error("CSeq method does not match the request method", "CSeq")
     call_id = headers._values[headers._keys.index("call-id")]
@@ -1133,10 +1165,11 @@ def _validate(msg: Message) -> None:
     max_forwards = headers.get("Max-Forwards")
     if max_forwards is not None:
         _parse_max_forwards(max_forwards)
-    for name in ("Contact", "Route", "Record-Route"):
+    cache["contact"] = [parse_address(value, "Contact")
+                        for value in headers.get_all("Contact") if value != "*"]
+    for name in ("Route", "Record-Route"):
         for value in headers.get_all(name):
-            if value != "*" or name != "Contact":
-                parse_address(value, name)
+            parse_address(value, name)
     date = headers.get("Date")
     if date is not None and _DATE_RE.fullmatch(date) is None:
         raise _error("malformed Date (RFC 1123 date in GMT expected)", "Date")

@@ -46,6 +46,7 @@ cdef class Headers:
     cdef public list _names
     cdef public list _keys
     cdef public list _values
+    cdef public dict _cache
 
     cpdef _append(self, str name, str value)
 
@@ -135,7 +136,7 @@ cdef _check_version(str version)
                msg=Message)
 cdef Message _parse_head(bytes head, Py_ssize_t base, Limits limits)
 
-@cython.locals(headers=Headers, cseq=CSeq)
+@cython.locals(headers=Headers, cseq=CSeq, cache=dict)
 cdef _validate(Message msg)
 
 cdef object _content_length(Message msg)
