@@ -93,6 +93,11 @@ def test_nonce_counting_and_stale_nonce() -> None:
     assert not stale.ok and stale.status_code == 401 and "stale=true" in stale.challenges[0]
 
 
+def test_nonces_issued_in_the_same_instant_differ() -> None:
+    server = DigestServer("example.com", {}.get)
+    assert server.make_nonce(5.0) != server.make_nonce(5.0)
+
+
 def test_wrong_password_forged_nonce_and_unknown_user_are_challenged() -> None:
     server = DigestServer("example.com", {"alice": "s3cret"}.get)
     req = register()

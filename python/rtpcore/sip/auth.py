@@ -249,7 +249,8 @@ class DigestServer:
         return "Proxy-Authorization" if self.proxy else "Authorization"
 
     def make_nonce(self, now: float) -> str:
-        stamp = f"{now:.3f}".encode()
+        # issue time and randomness: two challenges in one millisecond differ
+        stamp = f"{now:.3f}/{os.urandom(6).hex()}".encode()
         mac = hmac.new(self._secret, stamp, hashlib.sha256).digest()[:16]
         return base64.urlsafe_b64encode(stamp + b":" + mac).decode("ascii").rstrip("=")
 
@@ -258,7 +259,7 @@ class DigestServer:
         try:
             raw = base64.urlsafe_b64decode(nonce + "=" * (-len(nonce) % 4))
             stamp, mac = raw[:-17], raw[-16:]  # the MAC is 16 raw bytes after a ':'
-            issued = float(stamp)
+            issued = float(stamp.split(b"/", 1)[0])
         except ValueError:
             return None
         if raw[-17:-16] != b":":
