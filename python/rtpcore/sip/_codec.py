@@ -68,9 +68,9 @@ _PARAM_RE = re.compile(
     r"[0-9A-Fa-f]*:[0-9A-Fa-f:.]+|" + _TOKEN + r"))?[ \t]*",
     re.DOTALL,
 )
-# Control characters are only legal escaped in a quoted-pair; bare CR and LF
-# are never legal inside a line (folding is removed before this check).
-_BAD_CHAR_RE = re.compile(r"(?<!\\)[\x00-\x08\x0a-\x1f\x7f]|\\[\r\n]")
+# Control characters are only legal escaped in a quoted-pair; CR and LF only
+# as the CRLF that ends a line.
+_BAD_CHAR_RE = re.compile(r"(?<!\\)[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)|(?<!\r)\n")
 
 _SIP_URI_RE = re.compile(
     r"((?i:sips?)):"
@@ -160,6 +160,8 @@ _KNOWN_NAMES = (
 _CANONICAL = {name.lower(): name for name in _KNOWN_NAMES}
 for _short, _long in _COMPACT_FORMS.items():
     _CANONICAL[_short] = _long
+# lower-case spelling -> lookup key of its canonical name ("v" -> "via")
+_CANONICAL_KEY = {spelling: name.lower() for spelling, name in _CANONICAL.items()}
 
 # Header fields whose values are comma-separated lists (the "#" rule). Others,
 # unknown ones included, keep commas as part of one value: the challenge and
@@ -687,11 +689,15 @@ class Headers:
 
     def _append(self, name: str, value: str) -> None:
         # Trusted path for the parser, which has validated both already.
-        name = _CANONICAL.get(name.lower(), name)
+        key = name.lower()
+        canonical = _CANONICAL.get(key)
+        if canonical is not None:
+            name = canonical
+            key = _CANONICAL_KEY[key]
         if self._cache:
             self._cache = {}
         self._names.append(name)
-        self._keys.append(name.lower())
+        self._keys.append(key)
         self._values.append(value)
 
     def add(self, name: str, value: object) -> None:
@@ -1101,22 +1107,30 @@ def _parse_head(head: bytes, base: int, limits: Limits) -> Message:
     if len(raw_lines) > limits.max_header_count + 1:
         raise _limit_error("too many header fields", "header", 400, base)
     max_line = limits.max_line_length
-    offset = base
-    first = raw_lines[0]
-    if len(first) > max_line:
+    if len(raw_lines[0]) > max_line:
         raise _limit_error("start line too long", "start-line", 400, base)
-    msg = _parse_start_line(_decode_line(first, offset, "start-line"))
-    offset += len(first) + 2
+    # One decode and one scan for the whole section; the byte lengths of the
+    # raw lines give the offsets (the two splits agree: surrogateescape maps
+    # undecodable bytes one to one and leaves CRLF alone).
+    text = head.decode("utf-8", "surrogateescape")
+    bad = _BAD_CHAR_RE.search(text)
+    if bad is not None:
+        position = len(text[: bad.start()].encode("utf-8", "surrogateescape"))
+        raise _error("control character in header section", None, base + position)
+    lines = text.split("\r\n")
+    msg = _parse_start_line(lines[0])
+    offset = base + len(raw_lines[0]) + 2
     headers = msg.headers
     name = None
     value = ""
     name_offset = offset
     for i in range(1, len(raw_lines)):
         raw = raw_lines[i]
+        line = lines[i]
         if raw and (raw[0] == 32 or raw[0] == 9):  # folded continuation (LWS)
             if name is None:
                 raise _error("continuation line before the first header field", "header", offset)
-            line = _decode_line(raw, offset, name).strip(_WS)
+            line = line.strip(_WS)
             value = value + " " + line if value else line
             if len(value) > max_line:
                 raise _limit_error("header field too long", name, 400, name_offset)
@@ -1125,7 +1139,6 @@ def _parse_head(head: bytes, base: int, limits: Limits) -> Message:
                 headers._append(name, value)
             if len(raw) > max_line:
                 raise _limit_error("header field too long", "header", 400, offset)
-            line = _decode_line(raw, offset, None)
             colon = line.find(":")
             if colon <= 0:
                 raise _error("header line without a colon", "header", offset)

@@ -48,6 +48,7 @@ cdef class Headers:
     cdef public list _values
     cdef public dict _cache
 
+    @cython.locals(key=str, canonical=object)
     cpdef _append(self, str name, str value)
 
 
@@ -131,9 +132,9 @@ cdef Message _parse_start_line(str line)
 
 cdef _check_version(str version)
 
-@cython.locals(raw_lines=list, max_line=Py_ssize_t, offset=Py_ssize_t, name_offset=Py_ssize_t,
-               i=Py_ssize_t, colon=Py_ssize_t, raw=bytes, line=str, value=str, headers=Headers,
-               msg=Message)
+@cython.locals(raw_lines=list, lines=list, text=str, max_line=Py_ssize_t, offset=Py_ssize_t,
+               name_offset=Py_ssize_t, i=Py_ssize_t, colon=Py_ssize_t, position=Py_ssize_t,
+               raw=bytes, line=str, value=str, headers=Headers, msg=Message)
 cdef Message _parse_head(bytes head, Py_ssize_t base, Limits limits)
 
 @cython.locals(headers=Headers, cseq=CSeq, cache=dict)
