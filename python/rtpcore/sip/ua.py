@@ -23,6 +23,7 @@ import itertools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 from rtpcore.errors import ParseError, SIPError, SIPParseError
 from rtpcore.sdp import (
     AudioPolicy,
@@ -66,6 +67,8 @@ __all__ = [
     "CallEnded",
     "DTMFReceived",
     "OptionsResult",
+    "Registered",
+    "RegistrationFailed",
     "ALLOWED_METHODS",
 ]
 
@@ -169,6 +172,38 @@ class OptionsResult:
     status_code: int
 
 
+@dataclass(frozen=True)
+class Registered:
+    """The registrar at ``destination`` accepted our Contact for ``expires`` s."""
+
+    destination: Destination
+    expires: int
+
+
+@dataclass(frozen=True)
+class RegistrationFailed:
+    """Every registrar failed (or refused); ``register`` retries later by itself
+    unless the refusal is final (4xx other than 408, 6xx)."""
+
+    status_code: int
+    reason: str
+    retry_in: float | None
+
+
+@dataclass
+class _Registration:
+    registrar: str
+    destinations: list[Destination]
+    expires: int
+    call_id: str
+    tag: str
+    index: int = 0
+    seq: int = 0
+    auth_attempts: int = 0
+    token: int = 0  # bumps on each (re)schedule so stale refresh jobs do nothing
+    transaction: Transaction | None = None
+
+
 _DTMF_RELAY_RE = re.compile(r"Signal\s*=\s*([0-9A-Da-d*#]|1[0-6])", re.IGNORECASE)
 _DURATION_RE = re.compile(r"Duration\s*=\s*([0-9]+)", re.IGNORECASE)
 
@@ -217,6 +252,8 @@ class UserAgent:
         self._ok_heap: list[tuple[float, int, Call]] = []
         self._seq = itertools.count()
         self._pings: dict[int, Destination] = {}
+        self._jobs: list[tuple[float, int, Any]] = []  # (deadline, seq, callable(now))
+        self._registration: _Registration | None = None
 
     # --- queues ------------------------------------------------------------
 
@@ -249,8 +286,12 @@ class UserAgent:
 
     @property
     def next_deadline(self) -> float | None:
-        deadlines = [d for d in (self.layer.next_deadline, self._next_ok_deadline()) if d is not None]
+        deadlines = [d for d in (self.layer.next_deadline, self._next_ok_deadline(),
+                                 self._jobs[0][0] if self._jobs else None) if d is not None]
         return min(deadlines) if deadlines else None
+
+    def _schedule(self, deadline: float, job: Any) -> None:
+        heapq.heappush(self._jobs, (deadline, next(self._seq), job))
 
     def _next_ok_deadline(self) -> float | None:
         heap = self._ok_heap
@@ -260,6 +301,8 @@ class UserAgent:
 
     def on_timer(self, now: float) -> None:
         self._perform(self.layer.on_timer(now), now)
+        while self._jobs and self._jobs[0][0] <= now:
+            heapq.heappop(self._jobs)[2](now)
         heap = self._ok_heap
         while heap and heap[0][0] <= now:
             deadline, _, call = heapq.heappop(heap)
@@ -806,10 +849,111 @@ class UserAgent:
         self._pings[id(txn)] = destination
         self._perform(actions, now)
 
+    # --- registration ------------------------------------------------------------
+
+    def register(self, registrar: str, destinations: Iterable[Destination | tuple[str, int]],
+                 now: float, expires: int = 3600) -> None:
+        """Register our Contact at ``registrar`` (a SIP URI) and keep it fresh.
+
+        ``destinations`` are tried in order (e.g. from ``resolve_sip_targets``):
+        a timeout, transport error or 5xx moves to the next one. The binding is
+        refreshed before it expires; see ``Registered``/``RegistrationFailed``.
+        """
+        targets = [_destination(d, self.transport) for d in destinations]
+        if not targets:
+            raise ValueError("destinations: at least one is needed")
+        parse_uri(registrar, "registrar")
+        self._registration = _Registration(registrar, targets, expires, new_call_id(self.host),
+                                           new_tag())
+        self._send_register(now)
+
+    def unregister(self, now: float) -> None:
+        """Remove our binding (REGISTER with expires=0) and stop refreshing."""
+        reg = self._registration
+        if reg is None:
+            return
+        reg.expires = 0
+        reg.token += 1
+        self._send_register(now)
+
+    def _send_register(self, now: float, authorize: Response | None = None) -> None:
+        reg = self._registration
+        assert reg is not None  # invariant: only called while registering
+        reg.seq += 1
+        request = Request("REGISTER", reg.registrar)
+        h = request.headers
+        h.add("Via", self._via(new_branch()))
+        h.add("Max-Forwards", "70")
+        aor = f"<sip:{self.user}@{parse_uri(reg.registrar).host}>"
+        h.add("From", f"{aor};tag={reg.tag}")
+        h.add("To", aor)
+        h.add("Call-ID", reg.call_id)
+        h.add("CSeq", f"{reg.seq} REGISTER")
+        h.add("Contact", f"{self.contact};expires={reg.expires}")
+        h.add("Expires", str(reg.expires))
+        h.add("User-Agent", self.user_agent)
+        if authorize is not None and self.credentials is not None:
+            self.credentials.authorize(request, authorize)
+        reg.transaction, actions = self.layer.send_request(request, now, self.reliable,
+                                                           reg.destinations[reg.index])
+        self._perform(actions, now)
+
+    def _on_register_response(self, txn: ClientTransaction, response: Response,
+                              now: float) -> None:
+        reg = self._registration
+        if reg is None or txn is not reg.transaction or response.status_code < 200:
+            return
+        code = response.status_code
+        if code < 300:
+            reg.auth_attempts = 0
+            if reg.expires == 0:
+                self._registration = None
+                return
+            granted = _granted_expires(response, self.contact, reg.expires)
+            self._events.append(Registered(reg.destinations[reg.index], granted))
+            reg.token += 1
+            token = reg.token
+            refresh_in = max(1.0, granted - min(32.0, granted / 2))
+            self._schedule(now + refresh_in, lambda t: self._refresh(token, t))
+            return
+        if code in (401, 407) and self.credentials is not None and reg.auth_attempts < 2:
+            reg.auth_attempts += 1
+            self._send_register(now, authorize=response)
+            return
+        if code == 423:  # Interval Too Brief: ask for what the registrar wants
+            minimum = response.headers.get("Min-Expires")
+            if minimum is not None and minimum.isdigit() and int(minimum) > reg.expires:
+                reg.expires = int(minimum)
+                self._send_register(now)
+                return
+        if (code in (408, 503) or code >= 500) and reg.index + 1 < len(reg.destinations):
+            reg.index += 1  # RFC 3263 section 4.3: next server
+            reg.auth_attempts = 0
+            self._send_register(now)
+            return
+        retry_in: float | None = None
+        if code in (408, 503) or 500 <= code < 600:
+            retry_after = response.headers.get("Retry-After", "")
+            retry_in = float(retry_after.split(";")[0]) if retry_after[:1].isdigit() else 60.0
+            reg.index = 0
+            reg.token += 1
+            token = reg.token
+            self._schedule(now + retry_in, lambda t: self._refresh(token, t))
+        self._events.append(RegistrationFailed(code, response.reason, retry_in))
+
+    def _refresh(self, token: int, now: float) -> None:
+        reg = self._registration
+        if reg is not None and reg.token == token:
+            reg.auth_attempts = 0
+            self._send_register(now)
+
     # --- responses to our requests -------------------------------------------
 
     def _on_response(self, txn: ClientTransaction, response: Response, now: float) -> None:
         method = txn.request.method
+        if method == "REGISTER":
+            self._on_register_response(txn, response, now)
+            return
         if method == "OPTIONS" and id(txn) in self._pings:
             if response.status_code >= 200:
                 self._events.append(OptionsResult(self._pings.pop(id(txn)), response.status_code))
@@ -917,6 +1061,18 @@ class UserAgent:
         call.ok_deadline = None
         self.calls.pop(call.call_id, None)
         self._events.append(CallEnded(call, status_code, reason))
+
+
+def _granted_expires(response: Response, contact: str, asked: int) -> int:
+    """The expiry the registrar granted our Contact (section 10.2.4)."""
+    ours = parse_uri(contact[1:-1]) if contact.startswith("<") else parse_uri(contact)
+    for binding in response.contacts:
+        if binding.uri.host == ours.host and binding.uri.port == ours.port:
+            value = binding.params.get("expires")
+            if value is not None and value.isdigit():
+                return int(value)
+    header = response.headers.get("Expires")
+    return int(header) if header is not None and header.isdigit() else asked
 
 
 def _destination(destination: Destination | tuple[str, int], transport: str) -> Destination:
