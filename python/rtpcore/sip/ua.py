@@ -610,6 +610,9 @@ class UserAgent:
     def _sdp_response(self, request: Request, code: int, tag: str,
                       sdp: SessionDescription | None) -> Response:
         response = make_response(request, code, to_tag=tag)
+        # section 12.1.1: a dialog-establishing response mirrors Record-Route
+        for route in request.headers.get_all("Record-Route"):
+            response.headers.add("Record-Route", route)
         response.headers.add("Contact", self.contact)
         response.headers.add("Allow", ", ".join(ALLOWED_METHODS))
         response.headers.add("Server", self.user_agent)
