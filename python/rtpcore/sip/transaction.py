@@ -181,6 +181,7 @@ class Transaction:
         self.state = _INITIAL_STATE[kind]
         self.last_sent: Message | None = None
         self.final_response: Response | None = None
+        self.key: tuple[str, ...] = ()  # set by TransactionLayer when it files it
         # running timers: letter -> (deadline, interval it was started with)
         self._timers: dict[str, tuple[float, float]] = {}
         # last interval of each timer, which backoff doubles after it fired
@@ -320,11 +321,19 @@ class ServerTransaction(Transaction):
         return actions
 
     def send_response(self, response: Response, now: float) -> list[Action]:
-        """Send the TU's response (any number of 1xx, then the final one)."""
+        """Send the TU's response (any number of 1xx, then the final one).
+
+        Once the final response is out the transaction forgets ``request``
+        (it becomes None): absorbing retransmissions for up to 32 s needs only
+        the response, and thousands of lingering parsed requests would make
+        every garbage collection slower.
+        """
         actions: list[Action] = []
         if response.status_code >= 200 and self.final_response is None:
             self.final_response = response
         self._handle(_response_class(response), response, now, actions)
+        if self.state not in ("proceeding", "trying"):
+            self.request = None  # type: ignore[assignment]
         return actions
 
     def receive_request(self, request: Request, now: float) -> list[Action]:
@@ -413,14 +422,16 @@ class TransactionLayer:
     def send_request(self, request: Request, now: float, reliable: bool = False,
                      destination: Any = None) -> tuple[ClientTransaction, list[Action]]:
         txn = ClientTransaction(request, reliable, self.timers, destination)
-        self.clients[client_key(request)] = txn
+        txn.key = client_key(request)
+        self.clients[txn.key] = txn
         return txn, self._after(txn, txn.start(now))
 
     def create_server(self, request: Request, now: float, reliable: bool = False,
                       destination: Any = None, auto_trying: bool = True,
                       ) -> tuple[ServerTransaction, list[Action]]:
         txn = ServerTransaction(request, reliable, self.timers, destination, auto_trying)
-        self.servers[server_key(request)] = txn
+        txn.key = server_key(request)
+        self.servers[txn.key] = txn
         return txn, self._after(txn, txn.start(now))
 
     def receive(self, message: Message, now: float) -> tuple[Transaction | None, list[Action]]:
@@ -469,9 +480,9 @@ class TransactionLayer:
     def _after(self, txn: Transaction, actions: list[Action]) -> list[Action]:
         if txn.terminated:
             if isinstance(txn, ClientTransaction):
-                self.clients.pop(client_key(txn.request), None)
+                self.clients.pop(txn.key, None)  # type: ignore[arg-type]
             else:
-                self.servers.pop(server_key(txn.request), None)
+                self.servers.pop(txn.key, None)  # type: ignore[arg-type]
         else:
             deadline = txn.next_deadline
             if deadline is not None:
