@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -61,9 +63,12 @@ def serve(port: int, transport: str, auth: bool, seconds: float) -> None:
             options = {"auth": DigestServer("bench", {"sipp": "sipp"}.get, ("MD5",)), "allow": []}
         ua = UserAgent("127.0.0.1", port, transport.upper(), **options)  # type: ignore[arg-type]
         endpoint = await SIPEndpoint.start(ua, on_event=on_event)
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
         print("ready", flush=True)
         cpu = time.process_time()
-        await asyncio.sleep(seconds)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), seconds)
         used = time.process_time() - cpu
         print(json.dumps({"calls_ended": ended, "uas_cpu_s": used,
                           "uas_cpu_us_per_call": used / max(ended, 1) * 1e6}), flush=True)

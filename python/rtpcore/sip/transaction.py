@@ -369,15 +369,18 @@ def make_response(request: Request, status_code: int, reason: str | None = None,
     """A response to ``request`` (section 8.2.6): Via, From, To, Call-ID, CSeq copied."""
     response = Response(status_code, reason)
     headers = response.headers
-    for value in request.headers.get_all("Via"):
-        headers.add("Via", value)
-    headers.add("From", request.headers.get("From"))
-    to = request.headers.get("To")
+    source = request.headers
+    # The values come from a parsed (or built and checked) request, so they
+    # skip add()'s validation.
+    for value in source.get_all("Via"):
+        headers._append("Via", value)
+    headers._append("From", source.get("From"))
+    to = source.get("To")
     if to_tag is not None and request.to.tag is None:
-        to = str(request.to.with_tag(to_tag))
-    headers.add("To", to)
-    headers.add("Call-ID", request.headers.get("Call-ID"))
-    headers.add("CSeq", request.headers.get("CSeq"))
+        to = to + ";tag=" + to_tag
+    headers._append("To", to)
+    headers._append("Call-ID", source.get("Call-ID"))
+    headers._append("CSeq", source.get("CSeq"))
     return response
 
 
