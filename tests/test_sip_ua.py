@@ -273,3 +273,68 @@ def test_fuzz_user_agent_never_raises(data: bytes) -> None:
     bob = UserAgent("127.0.0.1", 5062, policy=AudioPolicy())
     bob.receive(data, ("192.0.2.9", 5060), 0.0)
     bob.on_timer(100.0)
+
+
+# --- session timers (RFC 4028) and redirects -----------------------------------
+
+
+def test_session_timer_refreshes_keep_the_call_up() -> None:
+    alice, bob, net = pair()
+    alice.session_expires = 120
+    a_call, b_call = establish(alice, bob, net)
+    ok = [parse_message(w) for w in net.wire if w.startswith(b"SIP/2.0 200") and b"INVITE" in w][0]
+    assert ok.headers.get("Session-Expires") == "120;refresher=uac"
+    assert ok.headers.get("Require") == "timer"
+    assert (a_call.session_expires, a_call.refresher) == (120, "uac")
+    net.advance(400.0)
+    updates = [w for w in net.wire if w.startswith(b"UPDATE")]
+    assert len(updates) == 6  # every 60 s
+    assert a_call.state == b_call.state == "established"
+
+
+def test_session_expires_without_refresh_ends_the_call() -> None:
+    alice, bob, net = pair()
+    alice.session_expires = 120
+    net.drop = lambda data, src, dst: data.startswith(b"UPDATE")
+    a_call, b_call = establish(alice, bob, net)
+    net.advance(100.0)
+    assert [(e.status_code, e.reason) for e in net.take(bob, CallEnded)] == [
+        (408, "session timer expired")]  # BYE at 120 - 32 s
+    assert [e.reason for e in net.take(alice, CallEnded)] == ["remote hangup"]
+
+
+def test_session_interval_too_small_is_retried_with_min_se() -> None:
+    alice, bob, net = pair()
+    alice.session_expires = 60
+    alice.min_se = 30
+    a_call, b_call = establish(alice, bob, net)
+    assert [e.status_code for e in net.take(bob, CallEnded)] == [422]
+    (incoming,) = net.take(bob, IncomingCall)
+    assert incoming.request.headers.get("Session-Expires") == "90"
+    bob.answer(incoming.call, "127.0.0.1", 50000, net.now)
+    net.pump()
+    assert a_call.state == "established" and a_call.session_expires == 90
+
+
+def test_redirect_to_another_user_agent() -> None:
+    alice = UserAgent("127.0.0.1", 5061, user="alice")
+    bob = UserAgent("127.0.0.1", 5062, user="bob")
+    carol = UserAgent("127.0.0.1", 5063, user="carol")
+    net = Network(alice, bob, carol)
+    call = alice.invite("sip:bob@127.0.0.1:5062", ("127.0.0.1", 5062), "127.0.0.1", 40000, 0.0)
+    net.pump()
+    (incoming,) = net.take(bob, IncomingCall)
+    # bob redirects with a 302 pointing at carol
+    from rtpcore.sip.transaction import make_response
+    txn = incoming.call.invite_txn
+    moved = make_response(incoming.request, 302, to_tag="r1")
+    moved.headers.add("Contact", "<sip:carol@127.0.0.1:5063>")
+    bob._respond(txn, moved, net.now)
+    bob.calls.clear()
+    net.pump()
+    (at_carol,) = net.take(carol, IncomingCall)
+    assert str(at_carol.request.uri) == "sip:carol@127.0.0.1:5063"
+    assert at_carol.request.cseq.seq == 2 and at_carol.request.call_id == call.call_id
+    carol.answer(at_carol.call, "127.0.0.1", 50002, net.now)
+    net.pump()
+    assert call.state == "established" and call.media.remote_port == 50002

@@ -113,6 +113,12 @@ class Call:
     ok_give_up: float = 0.0
     pending_offer: bool = False
     auth_attempts: int = 0
+    redirects: int = 0
+    tried_targets: list[str] = field(default_factory=list)
+    # RFC 4028 session timer: interval, and who refreshes ("uac"/"uas")
+    session_expires: int | None = None
+    refresher: str | None = None
+    session_token: int = 0
 
 
 @dataclass(frozen=True)
@@ -237,6 +243,9 @@ class UserAgent:
     burst: int = 50
     limits: Limits = field(default_factory=Limits)
     user_agent: str = "rtpcore"
+    session_expires: int = 1800  # RFC 4028 interval we ask for and accept up to
+    min_se: int = 90
+    max_redirects: int = 5
 
     def __post_init__(self) -> None:
         self.transport = self.transport.upper()
@@ -587,6 +596,14 @@ class UserAgent:
         if call.state != "established" or call.pending_offer:
             self._reply(txn, request, 491, now, to_tag=tag)  # glare (section 14.2)
             return
+        if not request.body:  # a session refresh (RFC 4028) with no new offer
+            sdp = call.local_sdp if request.method == "INVITE" else None
+            response = self._sdp_response(request, 200, tag, sdp)
+            self._negotiate_session_timer(call, request, response, now)
+            self._respond(txn, response, now)
+            if request.method == "INVITE":
+                self._start_ok_retransmission(call, response, now)
+            return
         try:
             offer = SessionDescription.parse(request.body)
             direction = "sendonly" if call.on_hold else self.policy.direction
@@ -602,6 +619,7 @@ class UserAgent:
         call.dialog.update_target(request)
         call.remote_sdp, call.local_sdp, call.media = offer, answer, negotiated
         response = self._sdp_response(request, 200, tag, answer)
+        self._negotiate_session_timer(call, request, response, now)
         self._respond(txn, response, now)
         if request.method == "INVITE":
             self._start_ok_retransmission(call, response, now)
@@ -689,6 +707,12 @@ class UserAgent:
         """
         txn, request = self._pending_invite(call)
         call.media_address, call.media_port = media_address, media_port
+        interval = _session_interval(request)
+        if interval is not None and interval < self.min_se:  # RFC 4028 section 8.1
+            self._reply(txn, request, 422, now, to_tag=call.local_tag,
+                        headers=[("Min-SE", str(self.min_se))])
+            self._end(call, 422, "session interval too small")
+            return
         try:
             if call.remote_sdp is None:
                 call.local_sdp = create_offer(media_address, media_port, self.policy)
@@ -699,6 +723,7 @@ class UserAgent:
             self.reject(call, 488, now)
             raise
         response = self._sdp_response(request, 200, call.local_tag, call.local_sdp)
+        self._negotiate_session_timer(call, request, response, now)
         self._respond(txn, response, now)
         call.state = "answered"
         self._start_ok_retransmission(call, response, now)
@@ -749,6 +774,9 @@ class UserAgent:
         h.add("CSeq", "1 INVITE")
         h.add("Contact", self.contact)
         h.add("Allow", ", ".join(ALLOWED_METHODS))
+        h.add("Supported", "timer")
+        h.add("Session-Expires", str(self.session_expires))
+        h.add("Min-SE", str(self.min_se))
         h.add("User-Agent", self.user_agent)
         for name, value in headers:
             h.add(name, value)
@@ -793,11 +821,14 @@ class UserAgent:
         self._perform(actions, now)
 
     def _send_in_dialog(self, call: Call, method: str, now: float, body: bytes = b"",
-                        content_type: str | None = None) -> None:
+                        content_type: str | None = None,
+                        headers: Iterable[tuple[str, str]] = ()) -> None:
         if call.dialog is None:
             raise ValueError("call: no dialog yet")
         request = call.dialog.create_request(method, self.contact, body, content_type)
         request.headers.add("Via", self._via(new_branch()))
+        for name, value in headers:
+            request.headers.add(name, value)
         _, actions = self.layer.send_request(request, now, self.reliable, call.peer)
         self._perform(actions, now)
 
@@ -972,6 +1003,11 @@ class UserAgent:
                 self._on_reinvite_response(call, txn, response, now)
         elif method == "BYE" and code >= 200:
             self._end(call, 200 if code < 300 else code, "local hangup")
+        elif method == "UPDATE" and 200 <= code < 300:
+            self._adopt_session_timer(call, response, "uac", now)
+        elif method == "UPDATE" and code in (408, 481):
+            self._send_bye(call, now)
+            self._end(call, code, "session refresh failed")
         elif method == "CANCEL" and code >= 300 and call.state == "terminating":
             call.state = "early"  # the CANCEL failed; the INVITE still runs
 
@@ -1002,18 +1038,116 @@ class UserAgent:
             if not self._read_answer(call, response, now):
                 return
             call.state = "established"
+            self._adopt_session_timer(call, response, "uac", now)
             self._events.append(CallAnswered(call))
             return
+        if 300 <= code < 400 and self._follow_redirect(call, txn.request, response, now):
+            return
+        if code == 422 and call.auth_attempts < 2:
+            minimum = response.headers.get("Min-SE", "").split(";")[0].strip()
+            if minimum.isdigit():
+                call.auth_attempts += 1
+                retry = _with_new_transaction(txn.request, self._via(new_branch()))
+                retry.headers.set("Session-Expires", minimum)
+                retry.headers.set("Min-SE", minimum)
+                self._resend_invite(call, retry, now)
+                return
         if code in (401, 407) and self.credentials is not None and call.auth_attempts < 2:
             call.auth_attempts += 1
             retry = _with_new_transaction(txn.request, self._via(new_branch()))
             if self.credentials.authorize(retry, response):
-                call.invite = retry
-                call.invite_txn, actions = self.layer.send_request(retry, now, self.reliable,
-                                                                   call.peer)
-                self._perform(actions, now)
+                self._resend_invite(call, retry, now)
                 return
         self._end(call, code, response.reason or "failed")
+
+    def _resend_invite(self, call: Call, invite: Request, now: float) -> None:
+        call.invite = invite
+        call.invite_txn, actions = self.layer.send_request(invite, now, self.reliable, call.peer)
+        self._perform(actions, now)
+
+    def _follow_redirect(self, call: Call, invite: Request, response: Response,
+                         now: float) -> bool:
+        """Section 8.1.3.4: retry at the first Contact not tried yet."""
+        if call.redirects >= self.max_redirects:
+            return False
+        call.tried_targets.append(str(invite.uri))
+        ranked = sorted(response.contacts, key=lambda c: -float(c.params.get("q") or 1.0))
+        for contact in ranked:
+            target = contact.uri
+            if target.scheme not in ("sip", "sips") or str(target) in call.tried_targets:
+                continue
+            call.redirects += 1
+            retry = _with_new_transaction(invite, self._via(new_branch()))
+            retry.uri = target
+            try:
+                ipaddress.ip_address(target.host.strip("[]"))
+                call.peer = (call.peer[0], target.host.strip("[]"), target.port or 5060)
+            except ValueError:
+                pass  # a name: keep sending through the same next hop
+            call.dialog = None
+            self._resend_invite(call, retry, now)
+            return True
+        return False
+
+    # --- session timers (RFC 4028) ------------------------------------------------
+
+    def _negotiate_session_timer(self, call: Call, request: Request, response: Response,
+                                 now: float) -> None:
+        """UAS side: answer Session-Expires and watch (or do) the refreshes."""
+        interval = _session_interval(request)
+        if interval is None:
+            return
+        interval = min(interval, self.session_expires) if interval >= self.min_se else self.min_se
+        value = request.headers.get("Session-Expires", "")
+        asked = re.search(r"refresher\s*=\s*(uac|uas)", value, re.IGNORECASE)
+        uac_supports = "timer" in [v.lower() for v in request.headers.get_all("Supported")]
+        refresher = asked.group(1).lower() if asked else ("uac" if uac_supports else "uas")
+        if refresher == "uac" and not uac_supports:
+            refresher = "uas"
+        response.headers.add("Session-Expires", f"{interval};refresher={refresher}")
+        if refresher == "uac":
+            response.headers.add("Require", "timer")
+        call.session_expires = interval
+        call.refresher = refresher
+        self._arm_session_timer(call, "uas", now)
+
+    def _adopt_session_timer(self, call: Call, response: Response, role: str, now: float) -> None:
+        """UAC side: the 2xx says the interval and who refreshes."""
+        value = response.headers.get("Session-Expires")
+        if value is None:
+            return
+        number = value.split(";")[0].strip()
+        if not number.isdigit():
+            return
+        asked = re.search(r"refresher\s*=\s*(uac|uas)", value, re.IGNORECASE)
+        call.session_expires = int(number)
+        call.refresher = asked.group(1).lower() if asked else "uac"
+        self._arm_session_timer(call, role, now)
+
+    def _arm_session_timer(self, call: Call, role: str, now: float) -> None:
+        assert call.session_expires is not None  # invariant: set by the callers
+        call.session_token += 1
+        token = call.session_token
+        interval = float(call.session_expires)
+        if call.refresher == role:  # we refresh at half the interval
+            self._schedule(now + interval / 2, lambda t: self._refresh_session(call, token, t))
+        else:  # section 10: BYE if no refresh came in time
+            deadline = now + interval - min(32.0, interval / 3)
+            self._schedule(deadline, lambda t: self._session_expired(call, token, t))
+
+    def _refresh_session(self, call: Call, token: int, now: float) -> None:
+        # An UPDATE without a body (RFC 4028 section 7.4); its 2xx re-arms us.
+        if call.session_token != token or call.state != "established" or call.pending_offer:
+            return
+        self._send_in_dialog(call, "UPDATE", now, headers=[
+            ("Session-Expires", f"{call.session_expires};refresher=uac"),
+            ("Supported", "timer")])
+
+    def _session_expired(self, call: Call, token: int, now: float) -> None:
+        if call.session_token != token or call.state != "established":
+            return
+        self._send_bye(call, now)
+        self._end(call, 408, "session timer expired")
 
     def _read_answer(self, call: Call, response: Response, now: float) -> bool:
         assert call.local_sdp is not None  # invariant: we offered in the INVITE
@@ -1064,6 +1198,14 @@ class UserAgent:
         call.ok_deadline = None
         self.calls.pop(call.call_id, None)
         self._events.append(CallEnded(call, status_code, reason))
+
+
+def _session_interval(request: Request) -> int | None:
+    value = request.headers.get("Session-Expires")
+    if value is None:
+        return None
+    number = value.split(";")[0].strip()
+    return int(number) if number.isdigit() else None
 
 
 def _granted_expires(response: Response, contact: str, asked: int) -> int:
