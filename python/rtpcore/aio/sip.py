@@ -32,7 +32,7 @@ class _UDPProtocol(asyncio.DatagramProtocol):
     def __init__(self, endpoint: SIPEndpoint) -> None:
         self.endpoint = endpoint
 
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         if not data.strip(b"\r\n"):
             return  # a CRLF keep-alive datagram: nothing to do
         self.endpoint._input(lambda now: self.endpoint.ua.receive(data, addr[:2], now))

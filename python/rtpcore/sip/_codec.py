@@ -24,6 +24,7 @@ Layers:
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from rtpcore.errors import SIPLimitError, SIPParseError
 
@@ -677,12 +678,12 @@ class Headers:
     __slots__ = ("_names", "_keys", "_values", "_cache")
 
     def __init__(self, items: object = None) -> None:
-        self._names = []  # as written, canonicalised
-        self._keys = []  # lower-cased, for lookups
-        self._values = []
+        self._names: list[str] = []  # as written, canonicalised
+        self._keys: list[str] = []  # lower-cased, for lookups
+        self._values: list[str] = []
         # Parsed views (Via list, From, To, CSeq ...) by lower-case name, so a
         # message's structured headers are parsed once; any edit clears it.
-        self._cache = {}
+        self._cache: dict[str, Any] = {}
         if items is not None:
             for name, value in items:  # type: ignore[attr-defined]
                 self.add(name, value)
@@ -832,7 +833,7 @@ class Message:
         value = cache.get(key)
         if value is None:
             value = cache[key] = parse_address(self._required(name), name)
-        return value  # type: ignore[no-any-return]
+        return value
 
     @property
     def call_id(self) -> str:
@@ -844,7 +845,7 @@ class Message:
         value = cache.get("cseq")
         if value is None:
             value = cache["cseq"] = _parse_cseq(self._required("CSeq"))
-        return value  # type: ignore[no-any-return]
+        return value
 
     @property
     def from_(self) -> Address:
@@ -1389,7 +1390,7 @@ def parse_multipart(body: bytes, content_type: str) -> list[BodyPart]:
         if pos < 0:
             raise _error("multipart body without its boundary", "body")
         pos += 2
-    parts = []
+    parts: list[BodyPart] = []
     while True:
         pos += len(delimiter)
         if body.startswith(b"--", pos):

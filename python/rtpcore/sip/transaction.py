@@ -333,7 +333,7 @@ class ServerTransaction(Transaction):
             self.final_response = response
         self._handle(_response_class(response), response, now, actions)
         if self.state not in ("proceeding", "trying"):
-            self.request = None  # type: ignore[assignment]
+            self.request = None
         return actions
 
     def receive_request(self, request: Request, now: float) -> list[Action]:

@@ -481,7 +481,7 @@ class UserAgent:
                 self._emit(action.message, txn.destination)
             elif action.kind == "deliver" and deliver:
                 if isinstance(txn, ServerTransaction):
-                    self._on_request(txn, action.message, now)  # type: ignore[arg-type]
+                    self._on_request(txn, action.message, now)
                 else:
                     self._on_response(txn, action.message, now)  # type: ignore[arg-type]
             elif action.kind in ("timeout", "transport_error") and isinstance(txn, ClientTransaction):
@@ -1222,8 +1222,8 @@ def _granted_expires(response: Response, contact: str, asked: int) -> int:
 
 def _destination(destination: Destination | tuple[str, int], transport: str) -> Destination:
     if len(destination) == 3:
-        return destination  # type: ignore[return-value]
-    return (transport, destination[0], destination[1])  # type: ignore[misc]
+        return destination
+    return (transport, destination[0], destination[1])
 
 
 def _with_new_transaction(request: Request, via: str) -> Request:
