@@ -18,6 +18,8 @@ from rtpcore.sip.ua import (
     DTMFReceived,
     IncomingCall,
     OptionsResult,
+    TransferProgress,
+    TransferRequested,
     UserAgent,
 )
 
@@ -338,3 +340,41 @@ def test_redirect_to_another_user_agent() -> None:
     carol.answer(at_carol.call, "127.0.0.1", 50002, net.now)
     net.pump()
     assert call.state == "established" and call.media.remote_port == 50002
+
+
+def test_reliable_provisional_is_pracked_once() -> None:
+    alice, bob, net = pair()
+    call = alice.invite("sip:bob@127.0.0.1:5062", ("127.0.0.1", 5062), "127.0.0.1", 40000, 0.0)
+    net.pump()
+    (incoming,) = net.take(bob, IncomingCall)
+    assert "100rel" in incoming.request.headers.get_all("Supported")
+    progress = bob._sdp_response(incoming.request, 183, incoming.call.local_tag, None)
+    progress.headers.add("Require", "100rel")
+    progress.headers.add("RSeq", "1")
+    for _ in range(2):  # the UAS retransmits its reliable provisional
+        bob._respond(incoming.call.invite_txn, progress, net.now)
+        net.pump()
+    pracks = [parse_message(w) for w in net.wire if w.startswith(b"PRACK")]
+    assert len(pracks) == 1 and pracks[0].headers.get("RAck") == "1 1 INVITE"
+    assert pracks[0].cseq.seq == 2 and call.state == "early"
+    bob.answer(incoming.call, "127.0.0.1", 50000, net.now)
+    net.pump()
+    assert call.state == "established"
+
+
+def test_blind_transfer_with_refer_and_notify() -> None:
+    alice, bob, net = pair()
+    a_call, b_call = establish(alice, bob, net)
+    alice.refer(a_call, "sip:carol@example.com", net.now)
+    net.pump()
+    (request,) = net.take(bob, TransferRequested)
+    assert request.target == "sip:carol@example.com"
+    bob.notify_transfer(b_call, 180, net.now)
+    bob.notify_transfer(b_call, 200, net.now)
+    net.pump()
+    assert [e.status_code for e in net.take(alice, TransferProgress)] == [100, 180, 200]
+    with pytest.raises(ValueError, match="transfer"):
+        bob.notify_transfer(b_call, 200, net.now)
+    notifies = [parse_message(w) for w in net.wire if w.startswith(b"NOTIFY")]
+    assert notifies[-1].headers.get("Subscription-State") == "terminated;reason=noresource"
+    assert notifies[-1].content_type == "message/sipfrag"

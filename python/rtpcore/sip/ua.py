@@ -35,11 +35,13 @@ from rtpcore.sdp import (
     negotiate,
 )
 from rtpcore.sip import (
+    REASON_PHRASES,
     Headers,
     Limits,
     Message,
     Request,
     Response,
+    parse_address,
     parse_message,
     parse_uri,
 )
@@ -67,12 +69,15 @@ __all__ = [
     "CallEnded",
     "DTMFReceived",
     "OptionsResult",
+    "TransferRequested",
+    "TransferProgress",
     "Registered",
     "RegistrationFailed",
     "ALLOWED_METHODS",
 ]
 
-ALLOWED_METHODS = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "UPDATE")
+ALLOWED_METHODS = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "UPDATE", "PRACK",
+                   "REFER", "NOTIFY")
 # (transport, host, port); stream transports answer on the connection from that peer.
 Destination = tuple[str, str, int]
 
@@ -115,6 +120,8 @@ class Call:
     auth_attempts: int = 0
     redirects: int = 0
     tried_targets: list[str] = field(default_factory=list)
+    last_rseq: int = 0  # RFC 3262: highest reliable provisional we PRACKed
+    transfer_pending: bool = False
     # RFC 4028 session timer: interval, and who refreshes ("uac"/"uas")
     session_expires: int | None = None
     refresher: str | None = None
@@ -175,6 +182,23 @@ class OptionsResult:
     """The answer to ``options()`` (408 when nothing came back)."""
 
     destination: Destination
+    status_code: int
+
+
+@dataclass(frozen=True)
+class TransferRequested:
+    """The peer asks us to call ``target`` (REFER, blind transfer; already
+    answered 202). Report the outcome with ``UserAgent.notify_transfer``."""
+
+    call: Call
+    target: str
+
+
+@dataclass(frozen=True)
+class TransferProgress:
+    """A NOTIFY about the transfer we asked for: the status the target gave."""
+
+    call: Call
     status_code: int
 
 
@@ -585,9 +609,46 @@ class UserAgent:
             self._reply(txn, request, 200, now, to_tag=tag)
         elif method == "OPTIONS":
             self._reply(txn, request, 200, now, to_tag=tag, headers=self._capabilities())
+        elif method == "REFER":
+            target = request.headers.get("Refer-To")
+            if target is None or request.headers.count("Refer-To") != 1:
+                self._reply(txn, request, 400, now, to_tag=tag)
+                return
+            self._reply(txn, request, 202, now, to_tag=tag)
+            call.transfer_pending = True
+            self._events.append(TransferRequested(call, str(parse_address(target).uri)))
+            self.notify_transfer(call, 100, now)
+        elif method == "NOTIFY" and request.headers.get("Event", "").split(";")[0] == "refer":
+            self._reply(txn, request, 200, now, to_tag=tag)
+            status = _sipfrag_status(request.body)
+            if status is not None:
+                self._events.append(TransferProgress(call, status))
         else:
-            self._reply(txn, request, 501 if method not in ("REFER", "NOTIFY", "PRACK") else 405,
-                        now, to_tag=tag, headers=[("Allow", ", ".join(ALLOWED_METHODS))])
+            # We never send reliable provisionals, so a PRACK matches nothing
+            # (RFC 3262 section 3); other methods are not ours.
+            code = 481 if method == "PRACK" else 501
+            self._reply(txn, request, code, now, to_tag=tag,
+                        headers=[("Allow", ", ".join(ALLOWED_METHODS))])
+
+    def refer(self, call: Call, target: str, now: float) -> None:
+        """Ask the peer to call ``target`` (blind transfer, RFC 3515)."""
+        parse_uri(target, "target")
+        self._send_in_dialog(call, "REFER", now, headers=[
+            ("Refer-To", f"<{target}>"), ("Referred-By", f"<sip:{self.user}@{self._hostport}>")])
+
+    def notify_transfer(self, call: Call, status_code: int, now: float) -> None:
+        """Tell the transferor how the call to the REFER target goes (a NOTIFY
+        with a message/sipfrag status line; a final status ends it)."""
+        if not call.transfer_pending:
+            raise ValueError("call: no transfer to report on")
+        final = status_code >= 200
+        state = "terminated;reason=noresource" if final else "active;expires=60"
+        reason = REASON_PHRASES.get(status_code, "")
+        body = f"SIP/2.0 {status_code} {reason}\r\n".encode()
+        self._send_in_dialog(call, "NOTIFY", now, body, "message/sipfrag;version=2.0", headers=[
+            ("Event", "refer"), ("Subscription-State", state)])
+        if final:
+            call.transfer_pending = False
 
     def _on_reoffer(self, call: Call, txn: ServerTransaction, request: Request,
                     now: float) -> None:
@@ -774,7 +835,7 @@ class UserAgent:
         h.add("CSeq", "1 INVITE")
         h.add("Contact", self.contact)
         h.add("Allow", ", ".join(ALLOWED_METHODS))
-        h.add("Supported", "timer")
+        h.add("Supported", "timer, 100rel")
         h.add("Session-Expires", str(self.session_expires))
         h.add("Min-SE", str(self.min_se))
         h.add("User-Agent", self.user_agent)
@@ -1018,6 +1079,8 @@ class UserAgent:
             if code > 100:
                 if response.to.tag and call.dialog is None:
                     call.dialog = Dialog.from_uac(txn.request, response)
+                if self._prack(call, txn.request, response, now) is False:
+                    return  # a retransmission of a reliable provisional we acknowledged
                 if response.body and call.media is None:
                     self._read_answer(call, response, now)
                 if call.state == "outgoing":
@@ -1059,6 +1122,22 @@ class UserAgent:
                 self._resend_invite(call, retry, now)
                 return
         self._end(call, code, response.reason or "failed")
+
+    def _prack(self, call: Call, invite: Request, response: Response, now: float) -> bool | None:
+        """RFC 3262: acknowledge a reliable provisional response with PRACK.
+
+        None: not a reliable one; True: PRACKed now; False: a repeat.
+        """
+        requires = [v.lower() for v in response.headers.get_all("Require")]
+        rseq = response.headers.get("RSeq", "")
+        if "100rel" not in requires or not rseq.isdigit() or call.dialog is None:
+            return None
+        if int(rseq) <= call.last_rseq:
+            return False
+        call.last_rseq = int(rseq)
+        self._send_in_dialog(call, "PRACK", now, headers=[
+            ("RAck", f"{rseq} {invite.cseq.seq} INVITE")])
+        return True
 
     def _resend_invite(self, call: Call, invite: Request, now: float) -> None:
         call.invite = invite
@@ -1198,6 +1277,13 @@ class UserAgent:
         call.ok_deadline = None
         self.calls.pop(call.call_id, None)
         self._events.append(CallEnded(call, status_code, reason))
+
+
+def _sipfrag_status(body: bytes) -> int | None:
+    first = body.split(b"\r\n", 1)[0].split(b" ")
+    if len(first) >= 2 and first[0].upper() == b"SIP/2.0" and first[1].isdigit():
+        return int(first[1])
+    return None
 
 
 def _session_interval(request: Request) -> int | None:
