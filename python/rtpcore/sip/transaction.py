@@ -154,13 +154,22 @@ TABLES: dict[str, dict[tuple[str, str], _Row]] = {
 _INITIAL_STATE = {"ict": "calling", "nict": "trying", "ist": "proceeding", "nist": "trying"}
 
 
-@dataclass(frozen=True)
 class Action:
-    """Something the caller must do; see the module docstring for ``kind``."""
+    """Something the caller must do; see the module docstring for ``kind``.
 
-    kind: str
-    transaction: Transaction
-    message: Message | None = None
+    A plain slotted class rather than a frozen dataclass: several are made
+    per message, and frozen dataclasses are slow to construct.
+    """
+
+    __slots__ = ("kind", "transaction", "message")
+
+    def __init__(self, kind: str, transaction: Transaction, message: Message | None = None) -> None:
+        self.kind = kind
+        self.transaction = transaction
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"Action({self.kind!r}, {self.transaction.kind}, {self.message!r})"
 
 
 def _response_class(response: Response) -> str:
@@ -182,6 +191,7 @@ class Transaction:
         self.last_sent: Message | None = None
         self.final_response: Response | None = None
         self.key: tuple[str, ...] = ()  # set by TransactionLayer when it files it
+        self.scheduled: float | None = None  # the deadline the layer's heap holds
         # running timers: letter -> (deadline, interval it was started with)
         self._timers: dict[str, tuple[float, float]] = {}
         # last interval of each timer, which backoff doubles after it fired
@@ -475,6 +485,8 @@ class TransactionLayer:
         heap = self._heap
         while heap and heap[0][0] <= now:
             deadline, _, txn = heapq.heappop(heap)
+            if txn.scheduled == deadline:
+                txn.scheduled = None  # this entry is spent; _after files the next
             if txn.terminated or txn.next_deadline != deadline:
                 continue
             actions.extend(self._after(txn, txn.on_timer(now)))
@@ -488,6 +500,9 @@ class TransactionLayer:
                 self.servers.pop(txn.key, None)  # type: ignore[arg-type]
         else:
             deadline = txn.next_deadline
-            if deadline is not None:
+            if deadline is None:
+                txn.scheduled = None
+            elif deadline != txn.scheduled:
+                txn.scheduled = deadline
                 heapq.heappush(self._heap, (deadline, next(self._seq), txn))
         return actions
