@@ -221,7 +221,7 @@ class SIPEndpoint:
                     elif isinstance(event, SIPParseError):
                         self.stats["stream_errors"] += 1
                         writer.write(Response(event.status_code, event.reason).encode())
-                    else:
+                    elif self.ua.admit(peer[0], self.now()):
                         message = event
                         self._input(lambda now: self.ua.receive_message(message, peer, now))
         except (ConnectionError, ssl.SSLError, OSError):

@@ -360,7 +360,7 @@ class UserAgent:
     def receive(self, data: bytes, source: tuple[str, int], now: float) -> None:
         """A datagram (or one framed stream message) from ``source``."""
         self.stats["received"] += 1
-        if not self._admit(source[0], now):
+        if not self.admit(source[0], now):
             return
         try:
             message = parse_message(data, self.limits)
@@ -396,7 +396,12 @@ class UserAgent:
                                                    auto_trying=True)
         self._perform(actions, now)
 
-    def _admit(self, ip: str, now: float) -> bool:
+    def admit(self, ip: str, now: float) -> bool:
+        """Rate limit per source: False if this message should be dropped.
+
+        ``receive`` applies it itself; stream transports, which hand over
+        framed messages to ``receive_message``, call it first.
+        """
         if self.rate is None:
             return True
         bucket = self._buckets.get(ip)
@@ -890,8 +895,25 @@ class UserAgent:
         request.headers.add("Via", self._via(new_branch()))
         for name, value in headers:
             request.headers.add(name, value)
-        _, actions = self.layer.send_request(request, now, self.reliable, call.peer)
+        _, actions = self.layer.send_request(request, now, self.reliable,
+                                             self._next_hop(request, call))
         self._perform(actions, now)
+
+    def _next_hop(self, request: Request, call: Call) -> Destination:
+        """Where an in-dialog request goes (section 12.2.1.1 and RFC 3263 for
+        literal addresses): the first Route, else the remote target. Stream
+        transports reuse the dialog's connection (NAT-friendly); a host name
+        falls back to the peer we talk to, as the core does no DNS."""
+        if self.reliable:
+            return call.peer
+        routes = request.routes
+        uri = routes[0].uri if routes else request.uri
+        host = uri.host.strip("[]")
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            return call.peer
+        return (call.peer[0], host, uri.port or 5060)
 
     def _send_bye(self, call: Call, now: float) -> None:
         self._send_in_dialog(call, "BYE", now)
@@ -1089,7 +1111,7 @@ class UserAgent:
             return
         if code < 300:
             if call.ack is not None:  # a retransmitted 2xx: ACK it again
-                self._emit(call.ack, call.peer)
+                self._emit(call.ack, self._next_hop(call.ack, call))
                 return
             if call.dialog is None or call.dialog.remote_tag != (response.to.tag or ""):
                 call.dialog = Dialog.from_uac(txn.request, response)
@@ -1246,7 +1268,7 @@ class UserAgent:
         ack = call.dialog.create_request("ACK", self.contact, body, seq=invite.cseq.seq)
         ack.headers.add("Via", self._via(new_branch()))
         call.ack = ack
-        self._emit(ack, call.peer)
+        self._emit(ack, self._next_hop(ack, call))
 
     def _on_reinvite_response(self, call: Call, txn: ClientTransaction, response: Response,
                               now: float) -> None:
@@ -1255,7 +1277,7 @@ class UserAgent:
             return
         if code < 300:
             if call.ack is not None and call.ack.cseq.seq == txn.request.cseq.seq:
-                self._emit(call.ack, call.peer)  # retransmitted 2xx
+                self._emit(call.ack, self._next_hop(call.ack, call))  # retransmitted 2xx
                 return
             self._send_ack(call, txn.request, b"", now)
             call.pending_offer = False
