@@ -41,6 +41,7 @@ __all__ = [
     "client_key",
     "server_key",
     "make_ack_for",
+    "make_cancel",
     "make_response",
 ]
 
@@ -397,20 +398,30 @@ def make_response(request: Request, status_code: int, reason: str | None = None,
 def make_ack_for(invite: Request, response: Response) -> Request:
     """The ACK a client transaction sends for a 3xx-6xx (section 17.1.1.3).
 
-    Same Request-URI, top Via, From, Call-ID, Route and CSeq number as the
-    INVITE; the To of the response (it carries the tag).
+    Like the INVITE except for the To, which is the response's (with its tag).
     """
-    ack = Request("ACK", invite.uri)
-    headers = ack.headers
+    return _same_transaction_request(invite, "ACK", response.headers.get("To") or "")
+
+
+def make_cancel(invite: Request) -> Request:
+    """The CANCEL for a pending INVITE (section 9.1)."""
+    return _same_transaction_request(invite, "CANCEL", invite.headers.get("To") or "")
+
+
+def _same_transaction_request(invite: Request, method: str, to: str) -> Request:
+    # Same Request-URI, top Via (so the same branch), From, Call-ID, Route and
+    # CSeq number as the INVITE: what ACK and CANCEL have in common.
+    request = Request(method, invite.uri)
+    headers = request.headers
     headers.add("Via", invite.headers.get_all("Via")[0])
     headers.add("Max-Forwards", "70")
     headers.add("From", invite.headers.get("From"))
-    headers.add("To", response.headers.get("To"))
+    headers.add("To", to)
     headers.add("Call-ID", invite.headers.get("Call-ID"))
-    headers.add("CSeq", f"{invite.cseq.seq} ACK")
+    headers.add("CSeq", f"{invite.cseq.seq} {method}")
     for route in invite.headers.get_all("Route"):
         headers.add("Route", route)
-    return ack
+    return request
 
 
 class TransactionLayer:

@@ -54,6 +54,7 @@ from rtpcore.sip.transaction import (
     Timers,
     Transaction,
     TransactionLayer,
+    make_cancel,
     make_response,
 )
 
@@ -871,19 +872,9 @@ class UserAgent:
 
     def _send_cancel(self, call: Call, now: float) -> None:
         assert call.invite is not None  # invariant: outbound calls keep their INVITE
-        invite = call.invite
-        cancel = Request("CANCEL", invite.uri)
-        h = cancel.headers
-        h.add("Via", invite.headers.get_all("Via")[0])
-        h.add("Max-Forwards", "70")
-        h.add("From", invite.headers.get("From"))
-        h.add("To", invite.headers.get("To"))
-        h.add("Call-ID", invite.call_id)
-        h.add("CSeq", f"{invite.cseq.seq} CANCEL")
-        for route in invite.headers.get_all("Route"):
-            h.add("Route", route)
         call.state = "terminating"
-        _, actions = self.layer.send_request(cancel, now, self.reliable, call.peer)
+        _, actions = self.layer.send_request(make_cancel(call.invite), now, self.reliable,
+                                             call.peer)
         self._perform(actions, now)
 
     def _send_in_dialog(self, call: Call, method: str, now: float, body: bytes = b"",
