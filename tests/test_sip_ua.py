@@ -378,3 +378,21 @@ def test_blind_transfer_with_refer_and_notify() -> None:
     notifies = [parse_message(w) for w in net.wire if w.startswith(b"NOTIFY")]
     assert notifies[-1].headers.get("Subscription-State") == "terminated;reason=noresource"
     assert notifies[-1].content_type == "message/sipfrag"
+
+
+def test_rport_and_received_route_the_response_back_through_nat() -> None:
+    bob = UserAgent("127.0.0.1", 5062)
+    options = (b"OPTIONS sip:bob@127.0.0.1 SIP/2.0\r\n"
+               b"Via: SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bKnat;rport\r\n"
+               b"From: <sip:a@10.0.0.5>;tag=1\r\nTo: <sip:bob@127.0.0.1>\r\nCall-ID: nat1\r\n"
+               b"CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n")
+    bob.receive(options, ("203.0.113.7", 40123), 0.0)  # seen from the NAT's public side
+    (out,) = bob.take_outgoing()
+    assert out.destination == ("UDP", "203.0.113.7", 40123)
+    via = parse_message(out.data).top_via
+    assert (via.received, via.rport) == ("203.0.113.7", 40123)
+    # without rport (RFC 3261 section 18.2.2): received address, Via's port
+    bob.receive(options.replace(b";rport", b"").replace(b"z9hG4bKnat", b"z9hG4bKnat2"),
+                ("203.0.113.7", 40123), 0.0)
+    (out,) = bob.take_outgoing()
+    assert out.destination == ("UDP", "203.0.113.7", 5060)
