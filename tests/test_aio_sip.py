@@ -89,3 +89,32 @@ async def test_tcp_keepalive_and_framing_error() -> None:
         writer.close()
     finally:
         await bob.close()
+
+
+@pytest.mark.parametrize("client_has_certificate", [True, False])
+async def test_tls_client_certificates(tmp_path: Path, client_has_certificate: bool) -> None:
+    from rtpcore.sip.transaction import Timers
+
+    server_ctx, client_ctx = make_tls_contexts(tmp_path)
+    server_ctx.verify_mode = ssl.CERT_REQUIRED  # the trunk must show its certificate
+    server_ctx.load_verify_locations(cafile=str(tmp_path / "cert.pem"))
+    if client_has_certificate:
+        client_ctx.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    fast = Timers(t1=0.05)
+    bob = await SIPEndpoint.start(UserAgent("127.0.0.1", 0, "TLS", timers=fast),
+                                  ssl_context=server_ctx)
+    alice = await SIPEndpoint.start(UserAgent("127.0.0.1", 0, "TLS", timers=fast),
+                                    ssl_context=server_ctx, client_ssl_context=client_ctx)
+    try:
+        alice.invite(f"sip:bob@127.0.0.1:{bob.ua.port}", ("127.0.0.1", bob.ua.port),
+                     "127.0.0.1", 40000)
+        if client_has_certificate:
+            incoming = await next_event(bob, IncomingCall)
+            bob.reject(incoming.call, 486)
+            assert (await next_event(alice, CallEnded)).status_code == 486
+        else:
+            assert (await next_event(alice, CallEnded)).status_code == 408
+            assert bob.events.empty()
+    finally:
+        await alice.close()
+        await bob.close()

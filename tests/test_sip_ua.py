@@ -396,3 +396,17 @@ def test_rport_and_received_route_the_response_back_through_nat() -> None:
                 ("203.0.113.7", 40123), 0.0)
     (out,) = bob.take_outgoing()
     assert out.destination == ("UDP", "203.0.113.7", 5060)
+
+
+def test_invite_fails_over_to_the_next_destination() -> None:
+    alice, bob, net = pair()
+    dead = ("UDP", "127.0.0.1", 5999)  # nobody listens: timer B, then bob
+    call = alice.invite("sip:bob@example.com", [dead, ("UDP", "127.0.0.1", 5062)],
+                        "127.0.0.1", 40000, 0.0)
+    net.pump()
+    net.advance(33.0)
+    (incoming,) = net.take(bob, IncomingCall)
+    assert incoming.request.cseq.seq == 2 and incoming.request.call_id == call.call_id
+    bob.answer(incoming.call, "127.0.0.1", 50000, net.now)
+    net.pump()
+    assert call.state == "established" and call.peer == ("UDP", "127.0.0.1", 5062)

@@ -122,6 +122,7 @@ class Call:
     redirects: int = 0
     tried_targets: list[str] = field(default_factory=list)
     last_rseq: int = 0  # RFC 3262: highest reliable provisional we PRACKed
+    fallbacks: list[Destination] = field(default_factory=list)  # next hops left to try
     transfer_pending: bool = False
     # RFC 4028 session timer: interval, and who refreshes ("uac"/"uas")
     session_expires: int | None = None
@@ -822,12 +823,21 @@ class UserAgent:
 
     # --- application commands: outbound calls ----------------------------------
 
-    def invite(self, target: str, destination: Destination | tuple[str, int],
+    def invite(self, target: str,
+               destination: Destination | tuple[str, int] | list[Destination],
                media_address: str, media_port: int, now: float,
                from_user: str | None = None, headers: Iterable[tuple[str, str]] = ()) -> Call:
-        """Place a call to ``target`` (a SIP URI) through ``destination``."""
+        """Place a call to ``target`` (a SIP URI) through ``destination``.
+
+        A list of destinations (e.g. from ``resolve_sip_targets``) is tried in
+        order: a timeout, transport error or 503 before any answer moves the
+        INVITE to the next one (RFC 3263 section 4.3).
+        """
         uri = parse_uri(target, "target")
-        destination = _destination(destination, self.transport)
+        candidates = (destination if isinstance(destination, list) else [destination])
+        if not candidates:
+            raise ValueError("destination: at least one is needed")
+        destination = _destination(candidates[0], self.transport)
         call_id = new_call_id(self.host)
         local_tag = new_tag()
         offer = create_offer(media_address, media_port, self.policy)
@@ -851,7 +861,8 @@ class UserAgent:
         request.body = offer.encode()
         call = Call(call_id, outbound=True, state="outgoing", peer=destination,
                     local_sdp=offer, local_tag=local_tag, media_address=media_address,
-                    media_port=media_port, invite=request)
+                    media_port=media_port, invite=request,
+                    fallbacks=[_destination(d, self.transport) for d in candidates[1:]])
         self.calls[call_id] = call
         call.invite_txn, actions = self.layer.send_request(request, now, self.reliable,
                                                            destination)
@@ -1134,6 +1145,11 @@ class UserAgent:
             if self.credentials.authorize(retry, response):
                 self._resend_invite(call, retry, now)
                 return
+        if code in (408, 503) and call.fallbacks and call.dialog is None:
+            call.peer = call.fallbacks.pop(0)  # RFC 3263 section 4.3: next server
+            self._resend_invite(call, _with_new_transaction(txn.request,
+                                                            self._via(new_branch())), now)
+            return
         self._end(call, code, response.reason or "failed")
 
     def _prack(self, call: Call, invite: Request, response: Response, now: float) -> bool | None:
