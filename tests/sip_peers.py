@@ -9,7 +9,6 @@ import socket
 import pytest
 
 
-
 def free_port(kind: int = socket.SOCK_DGRAM) -> int:
     with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
@@ -30,7 +29,7 @@ async def run_sipp(*args: str, timeout: float = 30.0) -> tuple[int, str]:
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     try:
         out, _ = await asyncio.wait_for(process.communicate(), timeout + 10)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         process.kill()
         out, _ = await process.communicate()
     assert process.returncode is not None  # invariant: communicate() waited for the exit

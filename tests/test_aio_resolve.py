@@ -10,7 +10,6 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.resolver
 import pytest
-
 from rtpcore.aio.resolve import order_srv, resolve_sip_targets
 
 

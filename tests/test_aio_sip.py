@@ -9,7 +9,6 @@ import ssl
 from pathlib import Path
 
 import pytest
-
 from rtpcore.aio.sip import SIPEndpoint
 from rtpcore.sip.ua import CallAnswered, CallEnded, CallEstablished, IncomingCall, UserAgent
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
-from rtpcore.sip import Response, parse_message
 from rtpcore.sip.auth import (
     Challenge,
     Credentials,
@@ -13,6 +11,8 @@ from rtpcore.sip.auth import (
     digest_response,
     parse_auth_params,
 )
+
+from rtpcore.sip import Response, parse_message
 
 
 def test_rfc2617_vector() -> None:

@@ -9,9 +9,8 @@ import sys
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sip_support import codec_builds
-
 from rtpcore.errors import ParseError, SIPLimitError, SIPParseError
+from sip_support import codec_builds
 
 BUILDS = codec_builds()
 

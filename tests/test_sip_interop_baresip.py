@@ -9,10 +9,9 @@ import wave
 from pathlib import Path
 
 import pytest
-from sip_peers import free_port, require
-
 from rtpcore.aio.sip import SIPEndpoint
 from rtpcore.sip.ua import CallEnded, CallEstablished, IncomingCall, UserAgent
+from sip_peers import free_port, require
 
 pytestmark = pytest.mark.interop
 

@@ -7,10 +7,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from sip_peers import free_port, require, run_sipp
-
 from rtpcore.aio.sip import SIPEndpoint
 from rtpcore.sip.ua import CallAnswered, CallEnded, CallEstablished, IncomingCall, UserAgent
+from sip_peers import free_port, require, run_sipp
 
 pytestmark = pytest.mark.interop
 CONFIG = Path(__file__).parent / "kamailio" / "proxy.cfg"
@@ -41,7 +40,7 @@ async def stop(process: asyncio.subprocess.Process) -> None:
         process.terminate()
         try:
             await asyncio.wait_for(process.wait(), 10)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             process.kill()
             await process.wait()
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from sip_peers import free_port, run_sipp
-
 from rtpcore.aio.sip import SIPEndpoint
 from rtpcore.sip.ua import CallAnswered, CallEnded, IncomingCall, UserAgent
+from sip_peers import free_port, run_sipp
 
 pytestmark = pytest.mark.interop
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from rtpcore.sip import Response, parse_message
 from rtpcore.sip.auth import Credentials, DigestClient, DigestServer
 from rtpcore.sip.transaction import make_response
 from rtpcore.sip.ua import Registered, RegistrationFailed, UserAgent
+
+from rtpcore.sip import Response, parse_message
 
 PRIMARY = ("UDP", "192.0.2.1", 5060)
 BACKUP = ("UDP", "192.0.2.2", 5060)

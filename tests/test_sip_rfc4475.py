@@ -10,9 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sip_support import codec_builds
-
 from rtpcore.errors import SIPParseError
+from sip_support import codec_builds
 
 DATA = Path(__file__).parent / "data" / "rfc4475"
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from rtpcore.sip import Request, parse_message
 from rtpcore.sip.transaction import (
     TABLES,
     ClientTransaction,
@@ -15,6 +13,8 @@ from rtpcore.sip.transaction import (
     TransactionLayer,
     make_response,
 )
+
+from rtpcore.sip import Request, parse_message
 
 
 def request(method: str, branch: str = "z9hG4bKtest1") -> Request:

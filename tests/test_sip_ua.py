@@ -5,9 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from rtpcore.sdp import AudioPolicy
-from rtpcore.sip import parse_message
 from rtpcore.sip.auth import Credentials, DigestClient, DigestServer
 from rtpcore.sip.ua import (
     CallAnswered,
@@ -22,6 +20,8 @@ from rtpcore.sip.ua import (
     TransferRequested,
     UserAgent,
 )
+
+from rtpcore.sip import parse_message
 
 
 class Network:
@@ -188,14 +188,14 @@ def test_lost_200_and_lost_ack_are_recovered_by_retransmission() -> None:
 def test_no_ack_means_bye_after_64_t1() -> None:
     alice, bob, net = pair()
     net.drop = lambda data, src, dst: data.startswith(b"ACK")
-    a_call, b_call = establish(alice, bob, net)
+    _a_call, _b_call = establish(alice, bob, net)
     net.advance(40.0)
     assert [e.status_code for e in net.take(bob, CallEnded)] == [408]
     assert [e.reason for e in net.take(alice, CallEnded)] == ["remote hangup"]
 
 
 def test_offerless_invite_gets_offer_in_200_and_answer_in_ack() -> None:
-    alice, bob, net = pair()
+    alice, bob, _net = pair()
     call = alice.invite("sip:bob@127.0.0.1:5062", ("127.0.0.1", 5062), "127.0.0.1", 40000, 0.0)
     invite = parse_message(alice.take_outgoing()[0].data)
     invite.body = b""
@@ -262,7 +262,7 @@ def test_malformed_request_gets_400_and_garbage_is_ignored() -> None:
 
 def test_unknown_dialog_and_methods() -> None:
     alice, bob, net = pair()
-    a_call, b_call = establish(alice, bob, net)
+    a_call, _b_call = establish(alice, bob, net)
     bob.calls.clear()  # bob forgets the call: alice's BYE finds no dialog
     alice.hangup(a_call, net.now)
     net.pump()
@@ -298,7 +298,7 @@ def test_session_expires_without_refresh_ends_the_call() -> None:
     alice, bob, net = pair()
     alice.session_expires = 120
     net.drop = lambda data, src, dst: data.startswith(b"UPDATE")
-    a_call, b_call = establish(alice, bob, net)
+    _a_call, _b_call = establish(alice, bob, net)
     net.advance(100.0)
     assert [(e.status_code, e.reason) for e in net.take(bob, CallEnded)] == [
         (408, "session timer expired")]  # BYE at 120 - 32 s
@@ -309,7 +309,7 @@ def test_session_interval_too_small_is_retried_with_min_se() -> None:
     alice, bob, net = pair()
     alice.session_expires = 60
     alice.min_se = 30
-    a_call, b_call = establish(alice, bob, net)
+    a_call, _b_call = establish(alice, bob, net)
     assert [e.status_code for e in net.take(bob, CallEnded)] == [422]
     (incoming,) = net.take(bob, IncomingCall)
     assert incoming.request.headers.get("Session-Expires") == "90"

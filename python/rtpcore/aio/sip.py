@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ssl
 from collections.abc import Callable
 from typing import Any
@@ -167,7 +168,7 @@ class SIPEndpoint:
         self._flush()
 
     def _send(self, data: bytes, destination: Destination) -> None:
-        transport, host, port = destination
+        _transport, host, port = destination
         if self._udp is not None:
             self._udp.sendto(data, (host, port))
             return
@@ -191,7 +192,7 @@ class SIPEndpoint:
             reader, writer = await asyncio.wait_for(asyncio.open_connection(
                 host, port, ssl=(self.client_ssl_context or ssl.create_default_context())
                 if tls else None), timeout=10)
-        except (OSError, asyncio.TimeoutError, ssl.SSLError):
+        except (TimeoutError, OSError, ssl.SSLError):
             self.stats["socket_errors"] += 1
             self._pending.pop((host, port), None)
             return  # the client transaction times out (or retries over another target)
@@ -222,8 +223,7 @@ class SIPEndpoint:
                         self.stats["stream_errors"] += 1
                         writer.write(Response(event.status_code, event.reason).encode())
                     elif self.ua.admit(peer[0], self.now()):
-                        message = event
-                        self._input(lambda now: self.ua.receive_message(message, peer, now))
+                        self._input(functools.partial(self.ua.receive_message, event, peer))
         except (ConnectionError, ssl.SSLError, OSError):
             self.stats["socket_errors"] += 1
         finally:

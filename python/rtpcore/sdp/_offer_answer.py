@@ -148,7 +148,7 @@ def _answer_direction(offered: str, local: str) -> str:
 
 
 def _srtp() -> Any:
-    import rtpcore.srtp  # noqa: PLC0415 -- lazily: only SRTP calls need it
+    import rtpcore.srtp
 
     return rtpcore.srtp
 

@@ -9,7 +9,8 @@ otherwise; both are the same source, ``rtpcore/sip/_codec.py``.
 
 from __future__ import annotations
 
-from rtpcore.sip.codec import COMPILED, implementation as _impl
+from rtpcore.sip.codec import COMPILED
+from rtpcore.sip.codec import implementation as _impl
 
 URI = _impl.URI
 Address = _impl.Address

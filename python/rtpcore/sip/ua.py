@@ -24,6 +24,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
 from rtpcore.errors import ParseError, SIPError, SIPParseError
 from rtpcore.sdp import (
     AudioPolicy,
@@ -394,8 +395,8 @@ class UserAgent:
         destination = self._response_destination(request, source)
         if not self._authorized(request, source, destination, now):
             return
-        server, actions = self.layer.create_server(request, now, self.reliable, destination,
-                                                   auto_trying=True)
+        _, actions = self.layer.create_server(request, now, self.reliable, destination,
+                                              auto_trying=True)
         self._perform(actions, now)
 
     def admit(self, ip: str, now: float) -> bool:
