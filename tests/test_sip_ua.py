@@ -410,3 +410,16 @@ def test_invite_fails_over_to_the_next_destination() -> None:
     bob.answer(incoming.call, "127.0.0.1", 50000, net.now)
     net.pump()
     assert call.state == "established" and call.peer == ("UDP", "127.0.0.1", 5062)
+
+
+def test_required_extension_we_lack_is_420() -> None:
+    bob = UserAgent("127.0.0.1", 5062)
+    invite = (b"INVITE sip:bob@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bKr1\r\n"
+              b"From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:bob@127.0.0.1>\r\nCall-ID: req1\r\n"
+              b"CSeq: 1 INVITE\r\nContact: <sip:a@127.0.0.1:5061>\r\nRequire: 100rel, timer\r\n"
+              b"Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n")
+    bob.receive(invite, ("127.0.0.1", 5061), 0.0)
+    responses = [parse_message(o.data) for o in bob.take_outgoing()]
+    assert [r.status_code for r in responses] == [100, 420]
+    assert responses[1].headers.get("Unsupported") == "100rel"
+    assert bob.take_events() == []

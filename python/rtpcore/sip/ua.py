@@ -76,8 +76,12 @@ __all__ = [
     "Registered",
     "RegistrationFailed",
     "ALLOWED_METHODS",
+    "SUPPORTED_EXTENSIONS",
 ]
 
+# What we implement as UAS for Require (RFC 4028 timer; we send no reliable
+# provisionals, so a Require: 100rel is refused with 420).
+SUPPORTED_EXTENSIONS = ("timer",)
 ALLOWED_METHODS = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "UPDATE", "PRACK",
                    "REFER", "NOTIFY")
 # (transport, host, port); stream transports answer on the connection from that peer.
@@ -547,6 +551,13 @@ class UserAgent:
 
     def _on_request(self, txn: ServerTransaction, request: Request, now: float) -> None:
         method = request.method
+        # section 8.2.2.3: an extension the request requires and we lack is a 420
+        unsupported = [option for option in request.headers.get_all("Require")
+                       if option.lower() not in SUPPORTED_EXTENSIONS]
+        if unsupported and method not in ("CANCEL", "ACK"):
+            self._reply(txn, request, 420, now, to_tag=request.to.tag,
+                        headers=[("Unsupported", ", ".join(unsupported))])
+            return
         if request.to.tag is not None:
             call = self._call_for(request)
             if call is None or call.dialog is None:
