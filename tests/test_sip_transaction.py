@@ -164,8 +164,8 @@ def test_ist_sends_100_then_retransmits_final_until_ack() -> None:
     invite = request("INVITE")
     txn = ServerTransaction(invite)
     actions = txn.start(0.0)
-    assert [a.kind for a in actions] == ["deliver", "transmit"]
-    assert actions[1].message.status_code == 100
+    assert [a.kind for a in actions] == ["transmit", "deliver"]  # 100 Trying goes out first
+    assert actions[0].message.status_code == 100
     again = txn.receive_request(invite, 0.3)
     assert [a.message.status_code for a in again] == [100]
     busy = response_to(invite, 486)
@@ -258,7 +258,7 @@ def test_layer_server_side_routes_retransmissions_and_ack() -> None:
     invite = request("INVITE", "z9hG4bKsrv")
     assert layer.receive(invite, 0.0) == (None, [])  # new: the TU creates the transaction
     server, actions = layer.create_server(invite, 0.0)
-    assert [a.kind for a in actions] == ["deliver", "transmit"]
+    assert [a.kind for a in actions] == ["transmit", "deliver"]
     txn, again = layer.receive(invite, 0.1)
     assert txn is server and again[0].message.status_code == 100
     layer.send_response(server, response_to(invite, 486), 0.2)

@@ -326,9 +326,9 @@ class ServerTransaction(Transaction):
 
     def start(self, now: float) -> list[Action]:
         actions: list[Action] = []
-        self._handle("start", self.request, now, actions)
-        if self.auto_trying:
+        if self.auto_trying:  # on the wire before anything the TU answers
             self._handle("1xx", make_response(self.request, 100), now, actions)
+        self._handle("start", self.request, now, actions)
         return actions
 
     def send_response(self, response: Response, now: float) -> list[Action]:
