@@ -117,3 +117,30 @@ async def test_tls_client_certificates(tmp_path: Path, client_has_certificate: b
     finally:
         await alice.close()
         await bob.close()
+
+
+async def test_client_keepalive_pings_and_gives_up_without_pong() -> None:
+    received: list[bytes] = []
+    answer_pings = True
+
+    async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(1000):
+            received.append(data)
+            if data.endswith(b"\r\n\r\n") and data.strip(b"\r\n") == b"" and answer_pings:
+                writer.write(b"\r\n")
+
+    server = await asyncio.start_server(peer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    alice = await SIPEndpoint.start(UserAgent("127.0.0.1", 0, "TCP"), keepalive_interval=0.2,
+                                    keepalive_timeout=0.5)
+    try:
+        alice.options(("127.0.0.1", port))  # opens the connection
+        await asyncio.sleep(0.9)
+        assert received.count(b"\r\n\r\n") >= 2  # pinged while idle, pongs kept it open
+        assert alice.stats["keepalive_failures"] == 0
+        answer_pings = False
+        await asyncio.sleep(1.2)
+        assert alice.stats["keepalive_failures"] == 1  # no pong in time: closed
+    finally:
+        await alice.close()
+        server.close()

@@ -47,14 +47,19 @@ class SIPEndpoint:
 
     def __init__(self, ua: UserAgent, on_event: Callable[[object], None] | None = None,
                  ssl_context: ssl.SSLContext | None = None,
-                 client_ssl_context: ssl.SSLContext | None = None) -> None:
+                 client_ssl_context: ssl.SSLContext | None = None,
+                 keepalive_interval: float | None = None,
+                 keepalive_timeout: float = 10.0) -> None:
         self.ua = ua
+        self.keepalive_interval = keepalive_interval
+        self.keepalive_timeout = keepalive_timeout
         self.loop = asyncio.get_running_loop()
         self.events: asyncio.Queue[object] = asyncio.Queue()
         self.on_event = on_event or self.events.put_nowait
         self.ssl_context = ssl_context
         self.client_ssl_context = client_ssl_context
-        self.stats = {"socket_errors": 0, "connections": 0, "stream_errors": 0}
+        self.stats = {"socket_errors": 0, "connections": 0, "stream_errors": 0,
+                      "keepalive_failures": 0}
         self._udp: asyncio.DatagramTransport | None = None
         self._server: asyncio.AbstractServer | None = None
         self._writers: dict[tuple[str, int], asyncio.StreamWriter] = {}
@@ -66,9 +71,18 @@ class SIPEndpoint:
     @classmethod
     async def start(cls, ua: UserAgent, on_event: Callable[[object], None] | None = None,
                     ssl_context: ssl.SSLContext | None = None,
-                    client_ssl_context: ssl.SSLContext | None = None) -> SIPEndpoint:
-        """Bind ``ua.host:ua.port`` (port 0 picks a free one and updates ``ua.port``)."""
-        endpoint = cls(ua, on_event, ssl_context, client_ssl_context)
+                    client_ssl_context: ssl.SSLContext | None = None,
+                    keepalive_interval: float | None = None,
+                    keepalive_timeout: float = 10.0) -> SIPEndpoint:
+        """Bind ``ua.host:ua.port`` (port 0 picks a free one and updates ``ua.port``).
+
+        ``keepalive_interval``: on connections we opened, send a CRLF CRLF
+        ping after that many idle seconds and close the connection when no
+        pong (or anything) comes back within ``keepalive_timeout`` seconds (RFC
+        5626 section 4.4.1).
+        """
+        endpoint = cls(ua, on_event, ssl_context, client_ssl_context, keepalive_interval,
+                       keepalive_timeout)
         if ua.transport == "UDP":
             transport, _ = await endpoint.loop.create_datagram_endpoint(
                 lambda: _UDPProtocol(endpoint), local_addr=(ua.host, ua.port))
@@ -199,7 +213,7 @@ class SIPEndpoint:
         self._writers[(host, port)] = writer
         for data in self._pending.pop((host, port), []):
             writer.write(data)
-        await self._read_stream(reader, writer, (host, port))
+        await self._read_stream(reader, writer, (host, port), self.keepalive_interval)
 
     async def _serve_connection(self, reader: asyncio.StreamReader,
                                 writer: asyncio.StreamWriter) -> None:
@@ -209,11 +223,26 @@ class SIPEndpoint:
         await self._read_stream(reader, writer, peer)
 
     async def _read_stream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                           peer: tuple[str, int]) -> None:
+                           peer: tuple[str, int], keepalive: float | None = None) -> None:
         parser = StreamParser(self.ua.limits)
+        pinged = False
         try:
             while not parser.failed:
-                data = await reader.read(65536)
+                if keepalive is None:
+                    data = await reader.read(65536)
+                else:
+                    try:
+                        data = await asyncio.wait_for(reader.read(65536),
+                                                      self.keepalive_timeout if pinged
+                                                      else keepalive)
+                    except TimeoutError:
+                        if pinged:  # no pong: the path is dead
+                            self.stats["keepalive_failures"] += 1
+                            break
+                        writer.write(b"\r\n\r\n")
+                        pinged = True
+                        continue
+                    pinged = False  # anything, the CRLF pong included, proves the path
                 if not data:
                     break
                 for event in parser.feed(data):
