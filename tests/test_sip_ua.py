@@ -423,3 +423,11 @@ def test_required_extension_we_lack_is_420() -> None:
     assert [r.status_code for r in responses] == [100, 420]
     assert responses[1].headers.get("Unsupported") == "100rel"
     assert bob.take_events() == []
+
+
+def test_rate_limit_memory_is_bounded_under_spoofed_sources() -> None:
+    bob = UserAgent("127.0.0.1", 5062, rate=1.0, burst=1, max_sources=100)
+    for n in range(1000):
+        assert bob.admit(f"198.51.{n // 256}.{n % 256}", 0.0)
+    assert len(bob._buckets) == 100
+    assert bob.admit("198.51.3.231", 0.0) is False  # recently seen: its burst is spent

@@ -21,6 +21,7 @@ import heapq
 import ipaddress
 import itertools
 import re
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -277,6 +278,7 @@ class UserAgent:
     session_expires: int = 1800  # RFC 4028 interval we ask for and accept up to
     min_se: int = 90
     max_redirects: int = 5
+    max_sources: int = 10000  # rate-limit buckets kept
 
     def __post_init__(self) -> None:
         self.transport = self.transport.upper()
@@ -286,7 +288,8 @@ class UserAgent:
                                       "forbidden": 0, "challenged": 0}
         self._networks = (None if self.allow is None
                           else [ipaddress.ip_network(n, strict=False) for n in self.allow])
-        self._buckets: dict[str, _Bucket] = {}
+        # per-source token buckets, least recently seen first
+        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
         self._out: list[Outgoing] = []
         self._events: list[object] = []
         self._ok_heap: list[tuple[float, int, Call]] = []
@@ -411,11 +414,16 @@ class UserAgent:
         """
         if self.rate is None:
             return True
-        bucket = self._buckets.get(ip)
+        buckets = self._buckets
+        bucket = buckets.get(ip)
         if bucket is None:
-            if len(self._buckets) > 10000:  # forget idle sources rather than grow
-                self._buckets = {k: b for k, b in self._buckets.items() if now - b.stamp < 60}
-            bucket = self._buckets[ip] = _Bucket(float(self.burst), now)
+            # Bounded memory under a spoofed-source flood: forget the sources
+            # seen least recently (a forgotten source starts with a full burst).
+            while len(buckets) >= self.max_sources:
+                buckets.popitem(last=False)
+            bucket = buckets[ip] = _Bucket(float(self.burst), now)
+        else:
+            buckets.move_to_end(ip)
         bucket.tokens = min(float(self.burst), bucket.tokens + (now - bucket.stamp) * self.rate)
         bucket.stamp = now
         if bucket.tokens < 1.0:
