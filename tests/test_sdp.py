@@ -78,7 +78,7 @@ def test_static_payload_types_without_rtpmap_and_attributes() -> None:
         ("v=0\r\no=- 1 1 IN IP4 a\r\ns=-\r\nt=0 0\r\nm=audio 70000 RTP/AVP 0\r\n", "m="),
         ("v=0\r\no=- 1 1 IN IP4 a\r\ns=-\r\nc=IN IP4\r\nt=0 0\r\n", "c="),
         ("v=0\r\no=- 1 1 IN IP4 a\r\ns=-\r\nt=0 0\r\nx=what\r\n", "x="),
-        ("v=0\r\ns=-\r\no=- 1 1 IN IP4 a\r\nt=0 0\r\n", "o="),
+        ("o=- 1 1 IN IP4 a\r\nv=0\r\ns=-\r\nt=0 0\r\n", "v="),
         ("v=0\r\no=- 1 1 IN IP4 a\r\ns=-\r\nt=0 0\r\na=bad name\r\n", "a="),
     ],
 )
@@ -86,6 +86,15 @@ def test_malformed_sdp(text: str, field: str) -> None:
     with pytest.raises(ParseError) as info:
         SessionDescription.parse(text.encode())
     assert info.value.layer == "sdp" and info.value.field == field
+
+
+def test_lines_out_of_rfc_order_are_accepted_and_written_in_order() -> None:
+    text = ("v=0\r\no=- 1 1 IN IP4 a\r\ns=-\r\na=sendonly\r\nt=0 0\r\nc=IN IP4 192.0.2.1\r\n"
+            "m=audio 4000 RTP/AVP 0\r\n")
+    sdp = SessionDescription.parse(text)
+    assert sdp.connection is not None and sdp.connection.host == "192.0.2.1"
+    assert sdp.direction_for(sdp.media[0]) == "sendonly"
+    assert sdp.encode().decode().index("c=") < sdp.encode().decode().index("t=")
 
 
 def test_error_offset_is_the_line() -> None:

@@ -30,10 +30,11 @@ _LINE_RE = re.compile(r"([a-z])=(.*)")
 _TOKEN_RE = re.compile(r"[A-Za-z0-9!#$%&'*+\-.^_`{|}~]+")
 _MEDIA_RE = re.compile(r"(\S+) ([0-9]+)(?:/([0-9]+))? (\S+)((?: \S+)*)")
 _RTPMAP_RE = re.compile(r"([0-9]+) ([^/\s]+)/([0-9]+)(?:/([0-9]+))?")
-# Session-level fields in their mandated order (section 5); "t" may repeat
-# with its "r" lines, the others appear at most once except e/p/b/a.
-_SESSION_ORDER = "vosiuepcbtrzka"
-_MEDIA_ORDER = "micbka"
+# Session-level and media-level line types (section 5). Their order is
+# mandated, but equipment on real trunks gets it wrong (a= before t=, c= after
+# t=), so only "v= first" is enforced; output always uses the RFC order.
+_SESSION_TYPES = "vosiuepcbtrzka"
+_MEDIA_TYPES = "micbka"
 
 
 def _error(message: str, field_name: str | None, offset: int | None) -> ParseError:
@@ -253,7 +254,6 @@ class SessionDescription:
         sdp = cls(origin=Origin(), times=[])
         seen: set[str] = set()
         current: MediaDescription | None = None
-        order_pos = 0
         offset = 0
         for raw in text.split("\n"):
             line_offset = offset
@@ -270,17 +270,15 @@ class SessionDescription:
                 current = _parse_media_line(value, line_offset)
                 sdp.media.append(current)
                 continue
+            if not seen and kind != "v":
+                raise _error("an SDP body starts with v=", "v=", line_offset)
             if current is not None:
-                if kind not in _MEDIA_ORDER:
+                if kind not in _MEDIA_TYPES:
                     raise _error(f"{name} line not allowed in a media section", name, line_offset)
                 _add_media_field(current, kind, value, line_offset)
                 continue
-            if kind not in _SESSION_ORDER:
+            if kind not in _SESSION_TYPES:
                 raise _error(f"unknown line type {name}", name, line_offset)
-            position = _SESSION_ORDER.index(kind)
-            if position < order_pos and not (kind == "t" and order_pos <= _SESSION_ORDER.index("r")):
-                raise _error(f"{name} line out of order", name, line_offset)
-            order_pos = position
             if kind in "vosc" and kind in seen:
                 raise _error(f"more than one {name} line", name, line_offset)
             seen.add(kind)
