@@ -431,3 +431,38 @@ def test_rate_limit_memory_is_bounded_under_spoofed_sources() -> None:
         assert bob.admit(f"198.51.{n // 256}.{n % 256}", 0.0)
     assert len(bob._buckets) == 100
     assert bob.admit("198.51.3.231", 0.0) is False  # recently seen: its burst is spent
+
+
+def test_early_media_183_carries_the_answer() -> None:
+    alice, bob, net = pair()
+    call = alice.invite("sip:bob@127.0.0.1:5062", ("127.0.0.1", 5062), "127.0.0.1", 40000, 0.0)
+    net.pump()
+    (incoming,) = net.take(bob, IncomingCall)
+    with pytest.raises(ValueError, match="media address"):
+        bob.ring(incoming.call, net.now, early_media=True)
+    bob.set_media_address(incoming.call, "127.0.0.1", 50000)
+    bob.ring(incoming.call, net.now, early_media=True)
+    net.pump()
+    assert [e.status_code for e in net.take(alice, CallProgress)] == [183]
+    assert call.state == "early" and call.media.remote_port == 50000  # media before answer
+    bob.answer(incoming.call, "127.0.0.1", 50000, net.now)
+    net.pump()
+    assert call.state == "established"
+
+
+def test_glare_is_491_and_dtmf_in_plain_application_dtmf() -> None:
+    alice, bob, net = pair()
+    a_call, b_call = establish(alice, bob, net)
+    alice.hold(a_call, net.now)  # alice's re-INVITE is in flight ...
+    bob.hold(b_call, net.now)  # ... when bob sends his
+    net.pump()
+    glare = [parse_message(w) for w in net.wire if w.startswith(b"SIP/2.0 491")]
+    assert len(glare) == 2  # each side refuses the other's offer while its own is pending
+    assert not a_call.pending_offer and not b_call.pending_offer
+    # the refused offers changed nothing: the sessions agreed before still hold
+    assert not a_call.on_hold and not b_call.on_hold
+    assert a_call.local_sdp.origin.session_version == a_call.local_sdp.origin.session_id
+    assert a_call.media.direction == "sendrecv"
+    bob._send_in_dialog(b_call, "INFO", net.now, b"7", "application/dtmf")
+    net.pump()
+    assert [(e.digit, e.duration_ms) for e in net.take(alice, DTMFReceived)] == [("7", 0)]

@@ -124,6 +124,7 @@ class Call:
     ok_deadline: float | None = None
     ok_give_up: float = 0.0
     pending_offer: bool = False
+    pending_sdp: SessionDescription | None = None  # our re-offer awaiting its answer
     auth_attempts: int = 0
     redirects: int = 0
     tried_targets: list[str] = field(default_factory=list)
@@ -941,13 +942,12 @@ class UserAgent:
         self._send_in_dialog(call, "BYE", now)
 
     def hold(self, call: Call, now: float) -> None:
-        """Put the peer on hold: re-INVITE with a sendonly offer."""
+        """Put the peer on hold: re-INVITE with a sendonly offer (``on_hold``
+        turns true with the answer, ``CallUpdated``)."""
         self._reinvite(call, "sendonly", now)
-        call.on_hold = True
 
     def resume(self, call: Call, now: float) -> None:
         self._reinvite(call, "sendrecv", now)
-        call.on_hold = False
 
     def update_media(self, call: Call, media_address: str, media_port: int, now: float) -> None:
         """Move our media (new address or port): re-INVITE with a new offer."""
@@ -958,10 +958,11 @@ class UserAgent:
         if call.state != "established" or call.pending_offer:
             raise ValueError("call: re-INVITE needs an established call with no offer pending")
         policy = AudioPolicy(**{**self.policy.__dict__, "direction": direction})
-        call.local_sdp = create_offer(call.media_address, call.media_port, policy,
-                                      previous=call.local_sdp)
+        # The current session stays in force until the answer comes (14.1).
+        call.pending_sdp = create_offer(call.media_address, call.media_port, policy,
+                                        previous=call.local_sdp)
         call.pending_offer = True
-        self._send_in_dialog(call, "INVITE", now, call.local_sdp.encode(), "application/sdp")
+        self._send_in_dialog(call, "INVITE", now, call.pending_sdp.encode(), "application/sdp")
 
     def send_dtmf(self, call: Call, digit: str, now: float, duration_ms: int = 160) -> None:
         """Send a DTMF digit as INFO application/dtmf-relay."""
@@ -1308,10 +1309,15 @@ class UserAgent:
                 return
             self._send_ack(call, txn.request, b"", now)
             call.pending_offer = False
+            if call.pending_sdp is not None:
+                call.local_sdp, call.pending_sdp = call.pending_sdp, None
+                call.on_hold = call.local_sdp.direction_for(call.local_sdp.media[0]) in (
+                    "sendonly", "inactive")
             if self._read_answer(call, response, now):
                 self._events.append(CallUpdated(call))
             return
         call.pending_offer = False  # the old session stays (section 14.1)
+        call.pending_sdp = None
         if code in (408, 481):
             self._send_bye(call, now)
             self._end(call, code, "re-INVITE failed")
