@@ -7,7 +7,8 @@
 # here turn the classes into extension types with typed slots and the private
 # helpers into C functions with typed locals; the Python source stays the one
 # implementation. Public functions stay `def` so that both builds accept and
-# reject the same arguments.
+# reject the same arguments (split_header_list is cpdef for the parser's sake;
+# given a non-str it raises TypeError where the pure build raises another error).
 
 cimport cython
 
