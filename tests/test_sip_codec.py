@@ -80,6 +80,23 @@ def test_loader_honours_rtpcore_no_extensions(env: str | None) -> None:
     assert out == (["False", "rtpcore.sip._codec"] if env else ["True", "rtpcore.sip._codec_c"])
 
 
+def test_sip_errors_carry_their_status_and_pickle() -> None:
+    import pickle
+
+    from rtpcore.errors import RtpcoreError, SIPError
+
+    limit = SIPLimitError("too big", 7, "body", 413, "Request Entity Too Large")
+    again = pickle.loads(pickle.dumps(limit))
+    assert type(again) is SIPLimitError
+    assert (again.status_code, again.reason, again.offset, again.field, again.layer) == (
+        413, "Request Entity Too Large", 7, "body", "sip")
+    assert isinstance(again, SIPParseError) and isinstance(again, ParseError)
+    assert isinstance(again, SIPError) and isinstance(again, RtpcoreError)
+    assert (SIPParseError("x").status_code, SIPError("y", 503).status_code) == (400, 503)
+    plain = pickle.loads(pickle.dumps(SIPError("busy", 486, "Busy Here")))
+    assert (plain.status_code, plain.reason, str(plain)) == (486, "Busy Here", "busy")
+
+
 # --- messages -----------------------------------------------------------------
 
 

@@ -57,7 +57,9 @@ class SIPError(RtpcoreError):
     status_code: int = 500
     reason: str = "Server Internal Error"
 
-    def __init__(self, message: str, status_code: int | None = None, reason: str | None = None) -> None:
+    def __init__(
+        self, message: str, status_code: int | None = None, reason: str | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         if status_code is not None:
