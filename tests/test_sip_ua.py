@@ -416,12 +416,12 @@ def test_required_extension_we_lack_is_420() -> None:
     bob = UserAgent("127.0.0.1", 5062)
     invite = (b"INVITE sip:bob@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bKr1\r\n"
               b"From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:bob@127.0.0.1>\r\nCall-ID: req1\r\n"
-              b"CSeq: 1 INVITE\r\nContact: <sip:a@127.0.0.1:5061>\r\nRequire: 100rel, timer\r\n"
+              b"CSeq: 1 INVITE\r\nContact: <sip:a@127.0.0.1:5061>\r\nRequire: precondition, timer\r\n"
               b"Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n")
     bob.receive(invite, ("127.0.0.1", 5061), 0.0)
     responses = [parse_message(o.data) for o in bob.take_outgoing()]
     assert [r.status_code for r in responses] == [100, 420]
-    assert responses[1].headers.get("Unsupported") == "100rel"
+    assert responses[1].headers.get("Unsupported") == "precondition"
     assert bob.take_events() == []
 
 
@@ -466,3 +466,48 @@ def test_glare_is_491_and_dtmf_in_plain_application_dtmf() -> None:
     bob._send_in_dialog(b_call, "INFO", net.now, b"7", "application/dtmf")
     net.pump()
     assert [(e.digit, e.duration_ms) for e in net.take(alice, DTMFReceived)] == [("7", 0)]
+
+
+def test_uas_sends_reliable_provisionals_until_pracked() -> None:
+    alice, bob, net = pair()
+    lost = [1]
+
+    def drop_first_prack(data: bytes, src: int, dst: int) -> bool:
+        if data.startswith(b"PRACK") and lost[0]:
+            lost[0] = 0
+            return True
+        return False
+
+    net.drop = drop_first_prack
+    call = alice.invite("sip:bob@127.0.0.1:5062", ("127.0.0.1", 5062), "127.0.0.1", 40000, 0.0,
+                        headers=[("Require", "100rel")])
+    net.pump()
+    (incoming,) = net.take(bob, IncomingCall)
+    bob.ring(incoming.call, net.now)
+    net.pump()
+    assert incoming.call.unacked_provisional is not None  # the PRACK was lost
+    net.advance(0.6)  # alice's PRACK transaction retransmits (Timer E)
+    assert incoming.call.unacked_provisional is None
+    ringing = [parse_message(w) for w in net.wire if w.startswith(b"SIP/2.0 180")]
+    assert ringing[0].headers.get("Require") == "100rel" and ringing[0].headers.get("RSeq")
+    assert len([w for w in net.wire if w.startswith(b"SIP/2.0 200") and b"PRACK" in w]) == 1
+    bob.answer(incoming.call, "127.0.0.1", 50000, net.now)
+    net.pump()
+    assert call.state == "established"
+
+
+def test_uas_gives_up_without_prack() -> None:
+    alice, bob, net = pair()
+    net.drop = lambda data, src, dst: data.startswith(b"PRACK")
+    call = alice.invite("sip:bob@127.0.0.1:5062", ("127.0.0.1", 5062), "127.0.0.1", 40000, 0.0,
+                        headers=[("Require", "100rel")])
+    net.pump()
+    (incoming,) = net.take(bob, IncomingCall)
+    bob.ring(incoming.call, net.now)
+    net.pump()
+    net.advance(40.0)
+    retransmitted = [w for w in net.wire if w.startswith(b"SIP/2.0 180")]
+    assert 5 <= len(retransmitted) <= 8  # T1, doubling, for 64*T1
+    assert [e.status_code for e in net.take(bob, CallEnded)] == [500]
+    assert [e.status_code for e in net.take(alice, CallEnded)] == [500]
+    assert call.state == "terminated"

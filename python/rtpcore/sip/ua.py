@@ -21,6 +21,7 @@ import heapq
 import ipaddress
 import itertools
 import re
+import secrets
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -80,9 +81,9 @@ __all__ = [
     "SUPPORTED_EXTENSIONS",
 ]
 
-# What we implement as UAS for Require (RFC 4028 timer; we send no reliable
-# provisionals, so a Require: 100rel is refused with 420).
-SUPPORTED_EXTENSIONS = ("timer",)
+# What we implement as UAS for Require: session timers (RFC 4028) and
+# reliable provisional responses (RFC 3262).
+SUPPORTED_EXTENSIONS = ("timer", "100rel")
 ALLOWED_METHODS = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "UPDATE", "PRACK",
                    "REFER", "NOTIFY")
 # (transport, host, port); stream transports answer on the connection from that peer.
@@ -129,6 +130,9 @@ class Call:
     redirects: int = 0
     tried_targets: list[str] = field(default_factory=list)
     last_rseq: int = 0  # RFC 3262: highest reliable provisional we PRACKed
+    rseq: int = 0  # RFC 3262: RSeq of our last reliable provisional
+    unacked_provisional: Response | None = None  # ... until its PRACK comes
+    provisional_token: int = 0
     fallbacks: list[Destination] = field(default_factory=list)  # next hops left to try
     transfer_pending: bool = False
     # RFC 4028 session timer: interval, and who refreshes ("uac"/"uas")
@@ -637,6 +641,14 @@ class UserAgent:
             self._reply(txn, request, 200, now, to_tag=tag)
         elif method == "OPTIONS":
             self._reply(txn, request, 200, now, to_tag=tag, headers=self._capabilities())
+        elif method == "PRACK":
+            rack = request.headers.get("RAck", "").split()
+            expected = [str(call.rseq), str(call.invite.cseq.seq) if call.invite else "", "INVITE"]
+            if call.unacked_provisional is None or rack != expected:
+                self._reply(txn, request, 481, now, to_tag=tag)
+                return
+            call.unacked_provisional = None  # stops the retransmissions
+            self._reply(txn, request, 200, now, to_tag=tag)
         elif method == "REFER":
             target = request.headers.get("Refer-To")
             if target is None or request.headers.count("Refer-To") != 1:
@@ -652,10 +664,7 @@ class UserAgent:
             if status is not None:
                 self._events.append(TransferProgress(call, status))
         else:
-            # We never send reliable provisionals, so a PRACK matches nothing
-            # (RFC 3262 section 3); other methods are not ours.
-            code = 481 if method == "PRACK" else 501
-            self._reply(txn, request, code, now, to_tag=tag,
+            self._reply(txn, request, 501, now, to_tag=tag,
                         headers=[("Allow", ", ".join(ALLOWED_METHODS))])
 
     def refer(self, call: Call, target: str, now: float) -> None:
@@ -785,8 +794,40 @@ class UserAgent:
             self._negotiate_inbound(call)
         sdp = call.local_sdp if early_media else None
         code = 183 if early_media else 180
-        self._respond(txn, self._sdp_response(request, code, call.local_tag, sdp), now)
+        response = self._sdp_response(request, code, call.local_tag, sdp)
+        required = [v.lower() for v in request.headers.get_all("Require")]
+        if "100rel" in required:  # RFC 3262: the caller insists on reliability
+            call.rseq = call.rseq + 1 if call.rseq else 1 + secrets.randbelow(2**16)
+            response.headers.add("Require", "100rel")
+            response.headers.add("RSeq", str(call.rseq))
+            self._send_reliably(call, txn, response, now)
+        else:
+            self._respond(txn, response, now)
         call.state = "early"
+
+    def _send_reliably(self, call: Call, txn: ServerTransaction, response: Response,
+                       now: float) -> None:
+        """Send a reliable provisional; repeat it (T1, doubling) until its
+        PRACK; give up after 64*T1 by rejecting the call (RFC 3262 section 3)."""
+        self._respond(txn, response, now)
+        call.unacked_provisional = response
+        call.provisional_token += 1
+        token = call.provisional_token
+        give_up = now + 64 * self.timers.t1
+
+        def retransmit(t: float, interval: float) -> None:
+            if call.provisional_token != token or call.unacked_provisional is None:
+                return
+            if t >= give_up or txn.state != "proceeding":
+                call.unacked_provisional = None
+                if txn.state == "proceeding":
+                    self.reject(call, 500, t)
+                return
+            self._respond(txn, response, t)
+            self._schedule(min(t + interval, give_up), lambda t2: retransmit(t2, interval * 2))
+
+        first = 64 * self.timers.t1 if self.reliable else self.timers.t1
+        self._schedule(now + first, lambda t: retransmit(t, first * 2))
 
     def answer(self, call: Call, media_address: str, media_port: int, now: float) -> None:
         """Answer with 200 OK and our SDP (an answer, or an offer if they sent none).
