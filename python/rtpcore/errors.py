@@ -14,6 +14,9 @@ __all__ = [
     "SRTPError",
     "AuthenticationError",
     "ReplayError",
+    "SIPError",
+    "SIPParseError",
+    "SIPLimitError",
 ]
 
 
@@ -81,3 +84,70 @@ class ReplayError(SRTPError):
 
     def __reduce__(self) -> tuple[type[ReplayError], tuple[str, int | None, str | None]]:
         return (type(self), (self.message, self.index, self.reason))
+
+
+class SIPError(RtpcoreError):
+    """A SIP request that must be answered with an error response.
+
+    ``status_code`` and ``reason`` are the status line to answer with (a user
+    agent or proxy sends them back when the offending message was a request;
+    a bad response is dropped).
+    """
+
+    status_code: int = 500
+    reason: str = "Server Internal Error"
+
+    def __init__(
+        self, message: str, status_code: int | None = None, reason: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        if status_code is not None:
+            self.status_code = status_code
+        if reason is not None:
+            self.reason = reason
+
+    def __reduce__(self) -> tuple[type[SIPError], tuple[str, int, str]]:
+        return (type(self), (self.message, self.status_code, self.reason))
+
+
+class SIPParseError(ParseError, SIPError):
+    """A SIP message that does not follow the RFC 3261 grammar.
+
+    Answered with 400 (Bad Request) unless a more precise status applies, such
+    as 505 (Version Not Supported). ``layer`` is ``"sip"``; ``field`` names the
+    header field (or ``"start-line"``, ``"body"``) and ``offset`` is the byte
+    offset of the line where the problem was found.
+    """
+
+    status_code = 400
+    reason = "Bad Request"
+
+    def __init__(
+        self,
+        message: str,
+        offset: int | None = None,
+        field: str | None = None,
+        status_code: int | None = None,
+        reason: str | None = None,
+    ) -> None:
+        ParseError.__init__(self, message, offset, "sip", field)
+        if status_code is not None:
+            self.status_code = status_code
+        if reason is not None:
+            self.reason = reason
+
+    def __reduce__(  # type: ignore[override]
+        self,
+    ) -> tuple[type[SIPParseError], tuple[str, int | None, str | None, int, str]]:
+        return (type(self), (self.message, self.offset, self.field, self.status_code, self.reason))
+
+
+class SIPLimitError(SIPParseError):
+    """A SIP message larger than the configured limits allow.
+
+    Raised before the excess is buffered, so a hostile peer cannot make the
+    parser grow without bound. The status says which limit: 413 (Request
+    Entity Too Large) for a body, 513 (Message Too Large) for the message or
+    its header section, 400 for too many header fields or an over-long line.
+    """
