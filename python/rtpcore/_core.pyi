@@ -5,3 +5,44 @@
 __all__ = ["__version__"]
 
 __version__: str
+
+# --- codecs (g711, audioop) ---
+from typing import TypeVar, overload
+
+import numpy as np
+import numpy.typing as npt
+from typing_extensions import Buffer
+
+_Out = TypeVar("_Out", bound=Buffer)
+
+__all__ += [
+    "ulaw_encode",
+    "ulaw_decode",
+    "alaw_encode",
+    "alaw_decode",
+    "audioop_lin2ulaw",
+    "audioop_ulaw2lin",
+    "audioop_lin2alaw",
+    "audioop_alaw2lin",
+]
+
+@overload
+def ulaw_encode(pcm: Buffer, out: None = None) -> bytes: ...
+@overload
+def ulaw_encode(pcm: Buffer, out: _Out) -> _Out: ...
+@overload
+def ulaw_decode(data: Buffer, out: None = None) -> npt.NDArray[np.int16]: ...
+@overload
+def ulaw_decode(data: Buffer, out: _Out) -> _Out: ...
+@overload
+def alaw_encode(pcm: Buffer, out: None = None) -> bytes: ...
+@overload
+def alaw_encode(pcm: Buffer, out: _Out) -> _Out: ...
+@overload
+def alaw_decode(data: Buffer, out: None = None) -> npt.NDArray[np.int16]: ...
+@overload
+def alaw_decode(data: Buffer, out: _Out) -> _Out: ...
+def audioop_lin2ulaw(fragment: Buffer, width: int) -> bytes: ...
+def audioop_ulaw2lin(fragment: Buffer, width: int) -> bytes: ...
+def audioop_lin2alaw(fragment: Buffer, width: int) -> bytes: ...
+def audioop_alaw2lin(fragment: Buffer, width: int) -> bytes: ...

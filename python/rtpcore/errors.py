@@ -41,3 +41,9 @@ class ParseError(RtpcoreError, ValueError):
 
     def __reduce__(self) -> tuple[type[ParseError], tuple[str, int | None, str | None, str | None]]:
         return (type(self), (self.message, self.offset, self.layer, self.field))
+
+
+class AudioopError(RtpcoreError):
+    """A bad argument to :mod:`rtpcore.audioop` (sample width not 1 to 4, or
+    a fragment that is not a whole number of samples); exported there as
+    ``rtpcore.audioop.error`` with the messages of the stdlib ``audioop``."""

@@ -5,9 +5,12 @@ use pyo3::prelude::*;
 
 mod buffer;
 mod errors;
+mod g711;
+mod pcm;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    g711::register(m)?;
     Ok(())
 }
