@@ -6,11 +6,14 @@ use pyo3::prelude::*;
 mod buffer;
 mod errors;
 mod g711;
+mod g722;
 mod pcm;
+mod simd;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     g711::register(m)?;
+    g722::register(m)?;
     Ok(())
 }
