@@ -8,6 +8,7 @@ mod errors;
 mod g711;
 mod g722;
 mod pcm;
+mod resample;
 mod simd;
 
 #[pymodule]
@@ -15,5 +16,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     g711::register(m)?;
     g722::register(m)?;
+    resample::register(m)?;
     Ok(())
 }

@@ -6,6 +6,7 @@
 
 pub mod codec;
 pub mod error;
+pub mod resample;
 pub mod rtp;
 
 pub use error::{Layer, ParseError};
