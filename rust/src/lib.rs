@@ -4,6 +4,7 @@
 use pyo3::prelude::*;
 
 mod buffer;
+mod dtmf;
 mod errors;
 mod g711;
 mod g722;
@@ -17,5 +18,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     g711::register(m)?;
     g722::register(m)?;
     resample::register(m)?;
+    dtmf::register(m)?;
     Ok(())
 }

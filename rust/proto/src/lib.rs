@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 
 pub mod codec;
+pub mod dtmf;
 pub mod error;
 pub mod resample;
 pub mod rtp;
