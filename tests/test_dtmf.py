@@ -142,3 +142,5 @@ def test_bad_arguments_are_named() -> None:
         dtmf.generate("1", low_dbfs=3)
     with pytest.raises(TypeError, match="pcm: expected an int16 array"):
         dtmf.DTMFDetector(8000).process(np.zeros(10))
+    with pytest.raises(ValueError, match="digits: .* samples of tones requested"):
+        dtmf.generate("1" * 100_000, 48000, tone_ms=60_000)

@@ -12,6 +12,9 @@ fn rate_arg(sample_rate: i64) -> PyResult<u32> {
         .ok_or_else(|| PyValueError::new_err(format!("sample_rate: {sample_rate} Hz is not supported (8000 to 192000)")))
 }
 
+/// The most samples `generate` returns (about 35 minutes at 48 kHz).
+const MAX_GENERATED_SAMPLES: usize = 100_000_000;
+
 /// One detected digit: `digit`, and its `start`/`end` in seconds (and in
 /// samples) from the start of the stream.
 #[pyclass(name = "DTMFEvent", module = "rtpcore.dtmf", frozen, eq)]
@@ -129,6 +132,15 @@ fn dtmf_generate<'py>(
         if !(-100.0..=0.0).contains(&value) {
             return Err(PyValueError::new_err(format!("{name}: {value} is not a level in -100..0 dBFS")));
         }
+    }
+    // Bound the output before allocating it: a long string of long tones
+    // must raise, not exhaust memory.
+    let digits_count = digits.chars().filter(|c| !matches!(c, ' ' | ',')).count() as f64;
+    let total = digits_count * (tone_ms + pause_ms) * f64::from(rate) / 1000.0;
+    if total > MAX_GENERATED_SAMPLES as f64 {
+        return Err(PyValueError::new_err(format!(
+            "digits: {total:.0} samples of tones requested; at most {MAX_GENERATED_SAMPLES}"
+        )));
     }
     let params = ToneParams { tone_ms, pause_ms, low_dbfs, high_dbfs };
     let samples = dtmf::generate(digits, rate, &params).map_err(|e| PyValueError::new_err(format!("digits: {e}")))?;
