@@ -112,3 +112,13 @@ def test_bad_arguments_are_named() -> None:
         resampler.process(b"abc")
     with pytest.raises(ValueError, match="pcm: array must be C-contiguous"):
         resampler.process(np.zeros(20, np.float32)[::2])
+
+
+@pytest.mark.parametrize(("mode", "flat_to"), [("low", 0.8), ("medium", 0.9), ("high", 0.95), ("very_high", 0.97)])
+def test_quality_modes_meet_their_documented_figures(mode: str, flat_to: float) -> None:
+    def run(x: np.ndarray, in_rate: int, out_rate: int) -> np.ndarray:
+        return run_rtpcore(x, in_rate, out_rate, mode)
+
+    for in_rate, out_rate in [(16000, 8000), (8000, 16000)]:
+        assert abs(quality.tone_gain_db(run, in_rate, out_rate, flat_to)) < 0.3
+        assert quality.stopband_attenuation_db(run, in_rate, out_rate) < -135
