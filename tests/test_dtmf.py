@@ -8,6 +8,8 @@ import wave
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import shared_data
 from rtpcore import dtmf
@@ -144,3 +146,29 @@ def test_bad_arguments_are_named() -> None:
         dtmf.DTMFDetector(8000).process(np.zeros(10))
     with pytest.raises(ValueError, match="digits: .* samples of tones requested"):
         dtmf.generate("1" * 100_000, 48000, tone_ms=60_000)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.lists(st.integers(1, 700), min_size=1, max_size=12))
+def test_chunking_does_not_change_the_events(chunks: list[int]) -> None:
+    pcm = dtmf.generate("159#", 8000, tone_ms=45, pause_ms=45)
+    whole = detect(pcm.astype(np.float64), 8000, chunk=len(pcm))
+    detector = dtmf.DTMFDetector(8000)
+    events, position, i = [], 0, 0
+    while position < len(pcm):
+        size = chunks[i % len(chunks)]
+        events += detector.process(pcm[position : position + size])
+        position, i = position + size, i + 1
+    events += detector.flush()
+    assert [(e.digit, e.start_sample, e.end_sample) for e in events] == [
+        (e.digit, e.start_sample, e.end_sample) for e in whole
+    ]
+    assert [e.digit for e in whole] == list("159#")
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.binary(min_size=0, max_size=4000).filter(lambda b: len(b) % 2 == 0))
+def test_any_samples_are_accepted(data: bytes) -> None:
+    detector = dtmf.DTMFDetector(16000)
+    events = detector.process(data) + detector.flush()
+    assert all(e.digit in DIGITS and e.start <= e.end for e in events)
