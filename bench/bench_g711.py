@@ -16,7 +16,6 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-
 from rtpcore import audioop as rtp_audioop
 from rtpcore import g711
 
@@ -120,8 +119,14 @@ def test_decode(benchmark, law: str, size: str, impl: str) -> None:  # type: ign
     codes = getattr(g711, f"{law}_encode")(PCM[size])
     run = decoders(law, codes)[impl]
     result = run()
-    samples = np.frombuffer(result, np.int16) if isinstance(result, bytes) else np.asarray(result, np.int16)
+    samples = (
+        np.frombuffer(result, np.int16)
+        if isinstance(result, bytes)
+        else np.asarray(result, np.int16)
+    )
     benchmark.group = f"g711 {law} decode {size}"
-    benchmark.extra_info["agrees"] = bool(np.array_equal(samples, getattr(g711, f"{law}_decode")(codes)))
+    benchmark.extra_info["agrees"] = bool(
+        np.array_equal(samples, getattr(g711, f"{law}_decode")(codes))
+    )
     benchmark.extra_info["samples"] = len(codes)
     benchmark(run)

@@ -9,7 +9,6 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-
 from rtpcore.g722 import G722Decoder, G722Encoder
 
 SIZES = {"20ms": 320, "10s": 160_000}
@@ -64,7 +63,9 @@ def decoders(codes: bytes) -> dict[str, Callable[[], object]]:
     return {
         "rtpcore": lambda: ours.decode(codes),
         "g722": lambda: theirs.decode(codes),
-        "pyav": lambda: np.concatenate([f.to_ndarray().ravel() for f in ctx.decode(av.Packet(codes))]),
+        "pyav": lambda: np.concatenate(
+            [f.to_ndarray().ravel() for f in ctx.decode(av.Packet(codes))]
+        ),
     }
 
 

@@ -11,11 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from rtpcore.resample import Resampler
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-import resample_quality as quality  # noqa: E402
+import resample_quality as quality
 
 PAIRS = [(8000, 16000), (16000, 8000), (8000, 24000), (24000, 8000), (48000, 16000), (16000, 48000)]
 
@@ -64,7 +63,9 @@ def streaming(impl: str, in_rate: int, out_rate: int) -> Callable[[np.ndarray], 
         return Resampler(in_rate, out_rate).process
     import soxr
 
-    return soxr.ResampleStream(in_rate, out_rate, 1, dtype="int16", quality=SOXR_QUALITY[impl]).resample_chunk
+    return soxr.ResampleStream(
+        in_rate, out_rate, 1, dtype="int16", quality=SOXR_QUALITY[impl]
+    ).resample_chunk
 
 
 @pytest.mark.parametrize("impl", list(RUNS))
@@ -89,6 +90,7 @@ def test_buffer(benchmark, in_rate: int, out_rate: int, impl: str) -> None:  # t
         def run() -> np.ndarray:
             return np.concatenate([resampler.process(x), resampler.flush()])
     else:
+
         def run() -> np.ndarray:
             return run_soxr(x, in_rate, out_rate, SOXR_QUALITY[impl])
 
@@ -96,7 +98,9 @@ def test_buffer(benchmark, in_rate: int, out_rate: int, impl: str) -> None:  # t
     # near Nyquist): a chirp up to 0.8 of the lower Nyquist frequency.
     t = np.arange(in_rate * 2) / in_rate
     top = 0.8 * min(in_rate, out_rate) / 2
-    chirp = (0.5 * np.sin(2 * np.pi * (50 * t + (top - 50) * t**2 / (2 * t[-1])))).astype(np.float32)
+    chirp = (0.5 * np.sin(2 * np.pi * (50 * t + (top - 50) * t**2 / (2 * t[-1])))).astype(
+        np.float32
+    )
     ours = RUNS[impl](chirp, in_rate, out_rate).astype(np.float64)
     reference = run_soxr(chirp, in_rate, out_rate).astype(np.float64)
     middle = slice(len(reference) // 4, 3 * len(reference) // 4)

@@ -41,7 +41,10 @@ def tone_gain_db(run: Run, in_rate: int, out_rate: int, fraction: float) -> floa
 def passband_ripple_db(run: Run, in_rate: int, out_rate: int, edge: float = 0.9) -> float:
     """Peak-to-peak gain variation (dB) of tones up to `edge` × the lower Nyquist frequency."""
     nyquist = min(in_rate, out_rate) / 2
-    gains = [tone_gain_db(run, in_rate, out_rate, f / nyquist) for f in np.linspace(50, edge * nyquist, 24)]
+    gains = [
+        tone_gain_db(run, in_rate, out_rate, f / nyquist)
+        for f in np.linspace(50, edge * nyquist, 24)
+    ]
     return float(max(gains) - min(gains))
 
 

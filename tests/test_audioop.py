@@ -7,7 +7,6 @@ import warnings
 
 import numpy as np
 import pytest
-
 import shared_data
 from rtpcore import audioop, g711
 
@@ -41,13 +40,17 @@ def fragments(width: int) -> list[bytes]:
 @pytest.mark.parametrize("name", ENCODERS)
 def test_encoders_are_byte_identical(name: str, width: int) -> None:
     for fragment in fragments(width):
-        assert getattr(audioop, name)(fragment, width) == getattr(stdlib_audioop, name)(fragment, width)
+        assert getattr(audioop, name)(fragment, width) == getattr(stdlib_audioop, name)(
+            fragment, width
+        )
 
 
 @pytest.mark.parametrize("width", [1, 2, 3, 4])
 @pytest.mark.parametrize("name", DECODERS)
 def test_decoders_are_byte_identical(name: str, width: int) -> None:
-    assert getattr(audioop, name)(ALL_CODES, width) == getattr(stdlib_audioop, name)(ALL_CODES, width)
+    assert getattr(audioop, name)(ALL_CODES, width) == getattr(stdlib_audioop, name)(
+        ALL_CODES, width
+    )
 
 
 def test_audioop_ulaw_rounding_pinned_on_every_disputed_input() -> None:
@@ -65,7 +68,13 @@ def test_audioop_ulaw_rounding_pinned_on_every_disputed_input() -> None:
 @pytest.mark.parametrize("name", ENCODERS + DECODERS)
 def test_errors_match_audioop(name: str) -> None:
     ours, theirs = getattr(audioop, name), getattr(stdlib_audioop, name)
-    for fragment, width in [(b"\0" * 4, 0), (b"\0" * 4, 5), (b"\0" * 4, -1), (b"\0" * 3, 2), (b"\0" * 5, 4)]:
+    for fragment, width in [
+        (b"\0" * 4, 0),
+        (b"\0" * 4, 5),
+        (b"\0" * 4, -1),
+        (b"\0" * 3, 2),
+        (b"\0" * 5, 4),
+    ]:
         try:
             expected = theirs(fragment, width)
         except stdlib_audioop.error as exc:
@@ -83,4 +92,6 @@ def test_errors_match_audioop(name: str) -> None:
 def test_any_buffer_is_a_fragment() -> None:
     pcm = np.arange(-1000, 1000, 7, dtype=np.int16)
     assert audioop.lin2ulaw(pcm, 2) == stdlib_audioop.lin2ulaw(pcm.tobytes(), 2)
-    assert audioop.lin2alaw(memoryview(bytearray(pcm.tobytes())), 2) == stdlib_audioop.lin2alaw(pcm.tobytes(), 2)
+    assert audioop.lin2alaw(memoryview(bytearray(pcm.tobytes())), 2) == stdlib_audioop.lin2alaw(
+        pcm.tobytes(), 2
+    )

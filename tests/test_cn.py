@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from rtpcore.cn import ComfortNoiseGenerator, estimate_comfort_noise
 
 
@@ -58,7 +57,9 @@ def test_estimate_recovers_the_model(reflection: list[int]) -> None:
 def test_estimate_on_coloured_noise_and_silence() -> None:
     rng = np.random.default_rng(3389)
     white = rng.normal(0, 1000, 48000)
-    lowpass = np.convolve(white, np.ones(4) / 4, mode="same").astype(np.int16)  # hum-like, darker noise
+    lowpass = np.convolve(white, np.ones(4) / 4, mode="same").astype(
+        np.int16
+    )  # hum-like, darker noise
     level, reflection = estimate_comfort_noise(lowpass, order=8)
     assert level == round(-dbov(lowpass))
     model = model_spectrum_db(reflection)

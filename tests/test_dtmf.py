@@ -8,10 +8,9 @@ import wave
 
 import numpy as np
 import pytest
+import shared_data
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import shared_data
 from rtpcore import dtmf
 
 LOW = {"1": 697, "2": 697, "3": 697, "A": 697, "4": 770, "5": 770, "6": 770, "B": 770,
@@ -63,7 +62,9 @@ def test_generate_then_detect_every_digit(rate: int) -> None:
 def test_accepts_frequency_deviation_of_1_5_percent(deviation: float) -> None:
     for digit in DIGITS:
         assert digits_of(padded(tone(digit, low_dev=deviation, high_dev=deviation))) == digit, digit
-        assert digits_of(padded(tone(digit, low_dev=-deviation, high_dev=deviation))) == digit, digit
+        assert digits_of(padded(tone(digit, low_dev=-deviation, high_dev=deviation))) == digit, (
+            digit
+        )
 
 
 @pytest.mark.parametrize("deviation", [-0.035, 0.035])
@@ -75,8 +76,12 @@ def test_rejects_frequency_deviation_of_3_5_percent(deviation: float) -> None:
 
 def test_twist_limits() -> None:
     for digit in DIGITS:
-        assert digits_of(padded(tone(digit, low_db=-15, high_db=-8.5))) == digit  # normal twist 6.5 dB
-        assert digits_of(padded(tone(digit, low_db=-8, high_db=-11.5))) == digit  # reverse twist 3.5 dB
+        assert (
+            digits_of(padded(tone(digit, low_db=-15, high_db=-8.5))) == digit
+        )  # normal twist 6.5 dB
+        assert (
+            digits_of(padded(tone(digit, low_db=-8, high_db=-11.5))) == digit
+        )  # reverse twist 3.5 dB
         assert digits_of(padded(tone(digit, low_db=-20, high_db=-8))) == ""  # normal twist 12 dB
         assert digits_of(padded(tone(digit, low_db=-8, high_db=-15))) == ""  # reverse twist 7 dB
 
@@ -119,7 +124,7 @@ def test_no_false_digits_in_speech(name: str) -> None:
         pcm = np.frombuffer(w.readframes(w.getnframes()), "<i2")
     assert detect(pcm.astype(np.float64), rate) == []
     # Speech around a digit does not hide it or add others.
-    mixed = np.concatenate([pcm[: rate], tone("7", rate=rate, ms=80), pcm[rate : 2 * rate]])
+    mixed = np.concatenate([pcm[:rate], tone("7", rate=rate, ms=80), pcm[rate : 2 * rate]])
     assert digits_of(mixed, rate) == "7"
 
 

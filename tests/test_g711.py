@@ -9,10 +9,9 @@ import sys
 
 import numpy as np
 import pytest
+import shared_data
 from hypothesis import given
 from hypothesis import strategies as st
-
-import shared_data
 from rtpcore import g711
 from rtpcore.errors import AudioopError
 
@@ -46,12 +45,16 @@ def crosscheck(law: str, name: str) -> dict:
 
 
 def test_ulaw_encode_is_g191_on_all_inputs() -> None:
-    assert np.array_equal(np.frombuffer(g711.ulaw_encode(ALL_INPUTS), np.uint8), itu_ulaw_encode_table())
+    assert np.array_equal(
+        np.frombuffer(g711.ulaw_encode(ALL_INPUTS), np.uint8), itu_ulaw_encode_table()
+    )
 
 
 def test_alaw_encode_matches_spandsp_on_all_inputs() -> None:
     # spandsp, audioop and G.191 agree on every A-law input (README).
-    assert np.array_equal(np.frombuffer(g711.alaw_encode(ALL_INPUTS), np.uint8), spandsp_encode_table("alaw"))
+    assert np.array_equal(
+        np.frombuffer(g711.alaw_encode(ALL_INPUTS), np.uint8), spandsp_encode_table("alaw")
+    )
 
 
 @pytest.mark.parametrize("law", ["ulaw", "alaw"])
@@ -126,7 +129,9 @@ def test_out_buffers_are_filled_and_returned() -> None:
     assert bytes(codes[: len(PCM)]) == g711.ulaw_encode(PCM) and codes[-2:] == b"\0\0"
     samples = np.full(len(PCM) + 1, 7, np.int16)
     assert g711.ulaw_decode(bytes(codes[: len(PCM)]), out=samples) is samples
-    assert np.array_equal(samples[:-1], g711.ulaw_decode(g711.ulaw_encode(PCM))) and samples[-1] == 7
+    assert (
+        np.array_equal(samples[:-1], g711.ulaw_decode(g711.ulaw_encode(PCM))) and samples[-1] == 7
+    )
     raw = bytearray(2 * len(PCM))
     g711.alaw_decode(g711.alaw_encode(PCM), out=raw)
     assert np.array_equal(np.frombuffer(raw, np.int16), g711.alaw_decode(g711.alaw_encode(PCM)))
@@ -140,7 +145,9 @@ def test_large_buffers_release_the_gil_and_agree() -> None:
     pcm = rng.integers(-32768, 32768, 200_000, dtype=np.int16)
     codes = g711.ulaw_encode(pcm)
     assert codes == g711.ulaw_encode(pcm[:1000].tobytes()) + g711.ulaw_encode(pcm[1000:])
-    assert np.array_equal(g711.ulaw_decode(codes), g711.ulaw_decode(ALL_CODES)[np.frombuffer(codes, np.uint8)])
+    assert np.array_equal(
+        g711.ulaw_decode(codes), g711.ulaw_decode(ALL_CODES)[np.frombuffer(codes, np.uint8)]
+    )
 
 
 @pytest.mark.parametrize(
@@ -150,7 +157,11 @@ def test_large_buffers_release_the_gil_and_agree() -> None:
         (np.zeros(4, np.int32), TypeError, "pcm: expected an int16 array, got dtype int32"),
         (np.zeros(4, np.float32), TypeError, "pcm: expected an int16 array"),
         (np.zeros(4, np.uint8), TypeError, "pcm: expected an int16 array, got dtype uint8"),
-        (np.zeros(4, ">i2" if sys.byteorder == "little" else "<i2"), TypeError, "pcm: expected an int16"),
+        (
+            np.zeros(4, ">i2" if sys.byteorder == "little" else "<i2"),
+            TypeError,
+            "pcm: expected an int16",
+        ),
         (np.zeros(8, np.int16)[::2], ValueError, "pcm: array must be C-contiguous"),
         (array.array("f", [0.0]), TypeError, "pcm: expected int16 samples"),
         ("text", TypeError, "pcm: expected int16 samples"),
@@ -204,7 +215,7 @@ def test_decoders_agree_with_the_table_at_every_length(law: str) -> None:
     decode = getattr(g711, f"{law}_decode")
     table = decode_table(law)
     codes = np.random.default_rng(32).integers(0, 256, 200, dtype=np.uint8)
-    for n in [*range(0, 70), 95, 96, 97, 200]:
+    for n in [*range(70), 95, 96, 97, 200]:
         assert np.array_equal(decode(codes[:n].tobytes()), table[codes[:n]]), n
         out = np.zeros(n + 3, np.int16)
         decode(codes[:n].tobytes(), out=out)

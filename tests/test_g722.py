@@ -4,20 +4,30 @@ against the `G722` package and PyAV on random and speech input."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
+import shared_data
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import shared_data
 from rtpcore.g722 import G722Decoder, G722Encoder
 
-VECTORS = ["silence", "sine_1k_m10dbfs", "sweep_log_50_7500", "noise_white_m20dbfs", "square_500_fullscale", "speech_en_us"]
+VECTORS = [
+    "silence",
+    "sine_1k_m10dbfs",
+    "sweep_log_50_7500",
+    "noise_white_m20dbfs",
+    "square_500_fullscale",
+    "speech_en_us",
+]
 BITRATES = [64000, 56000, 48000]
 
 
 def vector_pcm(name: str) -> np.ndarray:
-    return np.frombuffer(shared_data.shared_bytes("vectors", "g722", f"{name}.s16le"), "<i2").astype(np.int16)
+    return np.frombuffer(
+        shared_data.shared_bytes("vectors", "g722", f"{name}.s16le"), "<i2"
+    ).astype(np.int16)
 
 
 def vector_codes(name: str) -> bytes:
@@ -25,7 +35,9 @@ def vector_codes(name: str) -> bytes:
 
 
 def vector_decoded(name: str, bitrate: int, suffix: str = "") -> np.ndarray:
-    data = shared_data.shared_bytes("vectors", "g722", f"{name}.dec{bitrate // 1000}k{suffix}.s16le")
+    data = shared_data.shared_bytes(
+        "vectors", "g722", f"{name}.dec{bitrate // 1000}k{suffix}.s16le"
+    )
     return np.frombuffer(data, "<i2").astype(np.int16)
 
 
@@ -70,7 +82,7 @@ def test_any_split_of_a_stream_decodes_alike(cuts: list[int], bitrate: int) -> N
     whole = G722Decoder(bitrate).decode(codes)
     decoder = G722Decoder(bitrate)
     bounds = sorted({0, len(codes), *(min(c * 5, len(codes)) for c in cuts)})
-    parts = [decoder.decode(codes[a:b]) for a, b in zip(bounds, bounds[1:])]
+    parts = [decoder.decode(codes[a:b]) for a, b in itertools.pairwise(bounds)]
     assert np.array_equal(np.concatenate(parts), whole)
 
 
@@ -122,7 +134,9 @@ def random_pcm(seed: int, n: int = 32000) -> np.ndarray:
     rng = np.random.default_rng(seed)
     # Random walk plus white noise: stresses both sub-bands and the limiters.
     walk = np.cumsum(rng.normal(0, 2000, n))
-    return np.clip(walk / max(1.0, np.abs(walk).max()) * 30000 + rng.normal(0, 1500, n), -32768, 32767).astype(np.int16)
+    return np.clip(
+        walk / max(1.0, np.abs(walk).max()) * 30000 + rng.normal(0, 1500, n), -32768, 32767
+    ).astype(np.int16)
 
 
 def inputs() -> list[tuple[str, np.ndarray]]:
@@ -154,7 +168,9 @@ def pyav_encode(pcm: np.ndarray) -> bytes:
     ctx.open()
     out = bytearray()
     for i in range(0, len(pcm), 320):
-        frame = av.AudioFrame.from_ndarray(pcm[i : i + 320].reshape(1, -1), format="s16", layout="mono")
+        frame = av.AudioFrame.from_ndarray(
+            pcm[i : i + 320].reshape(1, -1), format="s16", layout="mono"
+        )
         frame.sample_rate = 16000
         out += b"".join(bytes(p) for p in ctx.encode(frame))
     out += b"".join(bytes(p) for p in ctx.encode(None))
@@ -168,7 +184,11 @@ def pyav_decode(codes: bytes, bitrate: int) -> np.ndarray:
     ctx.sample_rate, ctx.layout = 16000, "mono"
     ctx.options = {"bits_per_codeword": str(bitrate // 8000)}
     ctx.open()
-    frames = [f.to_ndarray().ravel() for i in range(0, len(codes), 160) for f in ctx.decode(av.Packet(codes[i : i + 160]))]
+    frames = [
+        f.to_ndarray().ravel()
+        for i in range(0, len(codes), 160)
+        for f in ctx.decode(av.Packet(codes[i : i + 160]))
+    ]
     return np.concatenate(frames).astype(np.int16)
 
 
@@ -177,4 +197,6 @@ def test_differential_against_pyav(label: str, pcm: np.ndarray) -> None:
     codes = G722Encoder().encode(pcm)
     assert pyav_encode(pcm) == codes
     for bitrate in BITRATES:
-        assert np.array_equal(G722Decoder(bitrate).decode(codes), pyav_decode(codes, bitrate)), bitrate
+        assert np.array_equal(G722Decoder(bitrate).decode(codes), pyav_decode(codes, bitrate)), (
+            bitrate
+        )

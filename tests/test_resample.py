@@ -3,15 +3,24 @@ chunking), quality against the figures of libsoxr's HQ setting, and bad input.""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
+import resample_quality as quality
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import resample_quality as quality
 from rtpcore.resample import Resampler
 
-PAIRS = [(8000, 16000), (16000, 8000), (8000, 24000), (24000, 16000), (48000, 8000), (16000, 48000), (44100, 48000)]
+PAIRS = [
+    (8000, 16000),
+    (16000, 8000),
+    (8000, 24000),
+    (24000, 16000),
+    (48000, 8000),
+    (16000, 48000),
+    (44100, 48000),
+]
 
 
 def run_rtpcore(x: np.ndarray, in_rate: int, out_rate: int, q: str = "high") -> np.ndarray:
@@ -49,7 +58,9 @@ def test_stream_length_and_alignment(in_rate: int, out_rate: int) -> None:
     x = (20000 * np.sin(2 * np.pi * 440 * t)).astype(np.int16)
     resampler = Resampler(in_rate, out_rate)
     step = in_rate // 50
-    y = np.concatenate([resampler.process(x[i : i + step]) for i in range(0, n, step)] + [resampler.flush()])
+    y = np.concatenate(
+        [resampler.process(x[i : i + step]) for i in range(0, n, step)] + [resampler.flush()]
+    )
     # round(n * out_rate / in_rate), halves rounded up
     assert y.dtype == np.int16 and len(y) == (n * out_rate + in_rate // 2) // in_rate
     ideal = 20000 * np.sin(2 * np.pi * 440 * np.arange(len(y)) / out_rate)
@@ -65,7 +76,7 @@ def test_chunking_does_not_change_the_output(cuts: list[int]) -> None:
     whole = run_rtpcore(x, 8000, 24000)
     resampler = Resampler(8000, 24000)
     bounds = sorted({0, len(x), *(min(c * 3, len(x)) for c in cuts)})
-    parts = [resampler.process(x[a:b]) for a, b in zip(bounds, bounds[1:])] + [resampler.flush()]
+    parts = [resampler.process(x[a:b]) for a, b in itertools.pairwise(bounds)] + [resampler.flush()]
     assert np.array_equal(np.concatenate(parts), whole)
 
 
@@ -114,7 +125,9 @@ def test_bad_arguments_are_named() -> None:
         resampler.process(np.zeros(20, np.float32)[::2])
 
 
-@pytest.mark.parametrize(("mode", "flat_to"), [("low", 0.8), ("medium", 0.9), ("high", 0.95), ("very_high", 0.97)])
+@pytest.mark.parametrize(
+    ("mode", "flat_to"), [("low", 0.8), ("medium", 0.9), ("high", 0.95), ("very_high", 0.97)]
+)
 def test_quality_modes_meet_their_documented_figures(mode: str, flat_to: float) -> None:
     def run(x: np.ndarray, in_rate: int, out_rate: int) -> np.ndarray:
         return run_rtpcore(x, in_rate, out_rate, mode)

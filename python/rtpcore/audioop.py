@@ -22,7 +22,7 @@ from rtpcore.errors import AudioopError as error
 if TYPE_CHECKING:
     from typing_extensions import Buffer
 
-__all__ = ["error", "lin2ulaw", "ulaw2lin", "lin2alaw", "alaw2lin"]
+__all__ = ["alaw2lin", "error", "lin2alaw", "lin2ulaw", "ulaw2lin"]
 
 
 def lin2ulaw(fragment: Buffer, width: int) -> bytes:

@@ -45,5 +45,10 @@ def generate(
     relative to a full-scale sine, per tone), followed by ``pause_ms`` of
     silence."""
     return dtmf_generate(
-        digits, sample_rate, tone_ms=tone_ms, pause_ms=pause_ms, low_dbfs=low_dbfs, high_dbfs=high_dbfs
+        digits,
+        sample_rate,
+        tone_ms=tone_ms,
+        pause_ms=pause_ms,
+        low_dbfs=low_dbfs,
+        high_dbfs=high_dbfs,
     )

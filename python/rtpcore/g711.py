@@ -26,4 +26,4 @@ byte-identity with ``audioop`` matters.
 
 from rtpcore._core import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 
-__all__ = ["ulaw_encode", "ulaw_decode", "alaw_encode", "alaw_decode"]
+__all__ = ["alaw_decode", "alaw_encode", "ulaw_decode", "ulaw_encode"]

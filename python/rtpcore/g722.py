@@ -21,4 +21,4 @@ Inputs and ``out=`` buffers work as in :mod:`rtpcore.g711`.
 
 from rtpcore._core import G722Decoder, G722Encoder
 
-__all__ = ["G722Encoder", "G722Decoder"]
+__all__ = ["G722Decoder", "G722Encoder"]
