@@ -177,3 +177,21 @@ def test_any_samples_are_accepted(data: bytes) -> None:
     detector = dtmf.DTMFDetector(16000)
     events = detector.process(data) + detector.flush()
     assert all(e.digit in DIGITS and e.start <= e.end for e in events)
+
+
+def test_streaming_generator_plays_events_without_clicks() -> None:
+    generator = dtmf.DTMFGenerator(8000)
+    # An RFC 4733 event arriving as 20 ms packets, then silence, then another.
+    played = np.concatenate(
+        [generator.tone("6", 160) for _ in range(4)]
+        + [generator.silence(400)]
+        + [generator.tone("6", 160) for _ in range(3)]
+        + [generator.silence(400)]
+    )
+    whole = dtmf.generate("6", 8000, tone_ms=80, pause_ms=50)
+    assert np.array_equal(played[:1040], whole)  # same as one continuous tone
+    assert [e.digit for e in detect(played.astype(np.float64))] == ["6", "6"]
+    with pytest.raises(ValueError, match="digit: 'x' is not a DTMF digit"):
+        generator.tone("x", 10)
+    with pytest.raises(ValueError, match="samples: -5"):
+        generator.silence(-5)

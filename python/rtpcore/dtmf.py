@@ -1,7 +1,9 @@
 """In-band DTMF: generate the tones of a keypad and detect them in audio.
 
-:func:`generate` turns digits into int16 samples (to play RFC 4733 events
-into a call in-band); :class:`DTMFDetector` finds digits in a stream of int16
+:func:`generate` turns digits into int16 samples and :class:`DTMFGenerator`
+plays tones packet by packet without clicks (to play RFC 4733 events into a
+call in-band: ``tone(digit, samples)`` while the event lasts, ``silence``
+after); :class:`DTMFDetector` finds digits in a stream of int16
 samples (to turn in-band tones into RFC 4733 events), following the ITU-T
 Q.24 acceptance limits: tones within ±1.5 % of nominal are accepted and
 tones ±3.5 % off rejected; normal twist is accepted up to 6.5 dB (rejected
@@ -26,9 +28,9 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from rtpcore._core import DTMFDetector, DTMFEvent, dtmf_generate
+from rtpcore._core import DTMFDetector, DTMFEvent, DTMFGenerator, dtmf_generate
 
-__all__ = ["DTMFDetector", "DTMFEvent", "generate"]
+__all__ = ["DTMFDetector", "DTMFEvent", "DTMFGenerator", "generate"]
 
 
 def generate(

@@ -3,7 +3,7 @@ use crate::pcm::{new_pcm16_array, with_pcm16};
 use numpy::PyArray1;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use rtpcore_proto::dtmf::{self, DtmfDetector as CoreDetector, DtmfEvent as CoreEvent, ToneParams};
+use rtpcore_proto::dtmf::{self, DtmfDetector as CoreDetector, DtmfEvent as CoreEvent, ToneGenerator, ToneParams};
 
 fn rate_arg(sample_rate: i64) -> PyResult<u32> {
     u32::try_from(sample_rate)
@@ -109,6 +109,56 @@ impl DTMFDetector {
     }
 }
 
+fn level_args(low_dbfs: f64, high_dbfs: f64) -> PyResult<()> {
+    for (name, value) in [("low_dbfs", low_dbfs), ("high_dbfs", high_dbfs)] {
+        if !(-100.0..=0.0).contains(&value) {
+            return Err(PyValueError::new_err(format!("{name}: {value} is not a level in -100..0 dBFS")));
+        }
+    }
+    Ok(())
+}
+
+fn count_arg(samples: i64) -> PyResult<usize> {
+    usize::try_from(samples)
+        .ok()
+        .filter(|&n| n <= MAX_GENERATED_SAMPLES)
+        .ok_or_else(|| PyValueError::new_err(format!("samples: {samples} is not a count in 0..{MAX_GENERATED_SAMPLES}")))
+}
+
+/// Streaming tone source for playing RFC 4733 events in-band packet by
+/// packet: the same digit in consecutive calls continues without a click.
+#[pyclass(name = "DTMFGenerator", module = "rtpcore.dtmf")]
+struct DTMFGenerator {
+    inner: ToneGenerator,
+}
+
+#[pymethods]
+impl DTMFGenerator {
+    #[new]
+    #[pyo3(signature = (sample_rate=8000, *, low_dbfs=-10.0, high_dbfs=-8.0))]
+    fn new(sample_rate: i64, low_dbfs: f64, high_dbfs: f64) -> PyResult<Self> {
+        level_args(low_dbfs, high_dbfs)?;
+        let params = ToneParams { low_dbfs, high_dbfs, ..ToneParams::default() };
+        let inner = ToneGenerator::new(rate_arg(sample_rate)?, &params).map_err(|e| PyValueError::new_err(format!("sample_rate: {e}")))?;
+        Ok(DTMFGenerator { inner })
+    }
+
+    /// The next `samples` samples of `digit`'s tone.
+    fn tone<'py>(&mut self, py: Python<'py>, digit: char, samples: i64) -> PyResult<Bound<'py, PyArray1<i16>>> {
+        let count = count_arg(samples)?;
+        let mut result = Ok(());
+        let array = new_pcm16_array(py, count, |out| result = self.inner.tone_into(digit, out));
+        result.map_err(|e| PyValueError::new_err(format!("digit: {e}")))?;
+        Ok(array)
+    }
+
+    /// `samples` samples of silence; the next tone starts afresh.
+    fn silence<'py>(&mut self, py: Python<'py>, samples: i64) -> PyResult<Bound<'py, PyArray1<i16>>> {
+        let count = count_arg(samples)?;
+        Ok(new_pcm16_array(py, count, |out| self.inner.silence_into(out)))
+    }
+}
+
 /// The int16 samples for `digits` (0-9, *, #, A-D; spaces and commas
 /// ignored): each tone `tone_ms` long followed by `pause_ms` of silence.
 #[pyfunction]
@@ -128,11 +178,7 @@ fn dtmf_generate<'py>(
             return Err(PyValueError::new_err(format!("{name}: {value} is not a duration in 0..60000 ms")));
         }
     }
-    for (name, value) in [("low_dbfs", low_dbfs), ("high_dbfs", high_dbfs)] {
-        if !(-100.0..=0.0).contains(&value) {
-            return Err(PyValueError::new_err(format!("{name}: {value} is not a level in -100..0 dBFS")));
-        }
-    }
+    level_args(low_dbfs, high_dbfs)?;
     // Bound the output before allocating it: a long string of long tones
     // must raise, not exhaust memory.
     let digits_count = digits.chars().filter(|c| !matches!(c, ' ' | ',')).count() as f64;
@@ -151,6 +197,7 @@ fn dtmf_generate<'py>(
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<DTMFEvent>()?;
     m.add_class::<DTMFDetector>()?;
+    m.add_class::<DTMFGenerator>()?;
     m.add_function(wrap_pyfunction!(dtmf_generate, m)?)?;
     Ok(())
 }

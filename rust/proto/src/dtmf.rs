@@ -110,20 +110,56 @@ fn dbfs_to_amplitude(dbfs: f64) -> f64 {
     32767.0 * 10f64.powf(dbfs / 20.0)
 }
 
-/// Appends `samples` samples of the two-tone signal for `digit` to `out`,
-/// starting at phase zero (each digit starts cleanly, as a keypad does).
-pub fn tone_into(digit: char, sample_rate: u32, samples: usize, params: &ToneParams, out: &mut Vec<i16>) -> Result<(), DtmfError> {
-    let sample_rate = check_rate(sample_rate)?;
-    let (low, high) = digit_frequencies(digit).ok_or(DtmfError::InvalidDigit(digit))?;
-    let (a_low, a_high) = (dbfs_to_amplitude(params.low_dbfs), dbfs_to_amplitude(params.high_dbfs));
-    let (w_low, w_high) = (2.0 * PI * low / f64::from(sample_rate), 2.0 * PI * high / f64::from(sample_rate));
-    out.extend((0..samples).map(|n| {
-        let n = n as f64;
-        let value = a_low * (w_low * n).sin() + a_high * (w_high * n).sin();
-        // `as` saturates: loud settings clip instead of wrapping.
-        value.round() as i16
-    }));
-    Ok(())
+/// A streaming DTMF tone source, for playing RFC 4733 events in-band as
+/// their packets arrive: consecutive calls for the same digit continue the
+/// tone without a phase jump (no click at packet boundaries); a new digit or
+/// silence in between starts the next tone at phase zero.
+#[derive(Debug, Clone)]
+pub struct ToneGenerator {
+    sample_rate: u32,
+    low_amplitude: f64,
+    high_amplitude: f64,
+    /// The digit being played and the samples of it played so far.
+    playing: Option<(char, u64)>,
+}
+
+impl ToneGenerator {
+    /// A generator at `sample_rate` with the levels of `params`.
+    pub fn new(sample_rate: u32, params: &ToneParams) -> Result<Self, DtmfError> {
+        Ok(ToneGenerator {
+            sample_rate: check_rate(sample_rate)?,
+            low_amplitude: dbfs_to_amplitude(params.low_dbfs),
+            high_amplitude: dbfs_to_amplitude(params.high_dbfs),
+            playing: None,
+        })
+    }
+
+    /// Fills `out` with the tone of `digit`, continuing it if the previous
+    /// call played the same digit.
+    pub fn tone_into(&mut self, digit: char, out: &mut [i16]) -> Result<(), DtmfError> {
+        let (low, high) = digit_frequencies(digit).ok_or(DtmfError::InvalidDigit(digit))?;
+        let digit = digit.to_ascii_uppercase();
+        let start = match self.playing {
+            Some((playing, played)) if playing == digit => played,
+            _ => 0,
+        };
+        let rate = f64::from(self.sample_rate);
+        let (w_low, w_high) = (2.0 * PI * low / rate, 2.0 * PI * high / rate);
+        for (i, sample) in out.iter_mut().enumerate() {
+            let n = (start + i as u64) as f64;
+            let value = self.low_amplitude * (w_low * n).sin() + self.high_amplitude * (w_high * n).sin();
+            // `as` saturates: loud settings clip instead of wrapping.
+            *sample = value.round() as i16;
+        }
+        self.playing = Some((digit, start + out.len() as u64));
+        Ok(())
+    }
+
+    /// Fills `out` with silence; the next tone starts afresh.
+    pub fn silence_into(&mut self, out: &mut [i16]) {
+        out.fill(0);
+        self.playing = None;
+    }
 }
 
 /// The samples for a string of digits: each `tone_ms` long and followed by
@@ -131,10 +167,15 @@ pub fn tone_into(digit: char, sample_rate: u32, samples: usize, params: &TonePar
 pub fn generate(digits: &str, sample_rate: u32, params: &ToneParams) -> Result<Vec<i16>, DtmfError> {
     let sample_rate = check_rate(sample_rate)?;
     let ms = |duration: f64| (duration.max(0.0) * f64::from(sample_rate) / 1000.0).round() as usize;
+    let mut generator = ToneGenerator::new(sample_rate, params)?;
     let mut out = Vec::new();
     for digit in digits.chars().filter(|c| !matches!(c, ' ' | ',')) {
-        tone_into(digit, sample_rate, ms(params.tone_ms), params, &mut out)?;
-        out.resize(out.len() + ms(params.pause_ms), 0);
+        let start = out.len();
+        out.resize(start + ms(params.tone_ms), 0);
+        generator.tone_into(digit, &mut out[start..])?;
+        let start = out.len();
+        out.resize(start + ms(params.pause_ms), 0);
+        generator.silence_into(&mut out[start..]);
     }
     Ok(out)
 }
@@ -391,6 +432,25 @@ mod tests {
             let digits: String = detect(&pcm, rate).iter().map(|e| e.digit).collect();
             assert_eq!(digits, "0123456789*#ABCD", "{rate} Hz");
         }
+    }
+
+    #[test]
+    fn streaming_tones_continue_without_a_phase_jump() {
+        let params = ToneParams::default();
+        let mut whole = ToneGenerator::new(8000, &params).expect("valid rate");
+        let mut once = [0i16; 480];
+        whole.tone_into('9', &mut once).expect("valid digit");
+        let mut pieces = ToneGenerator::new(8000, &params).expect("valid rate");
+        let mut split = [0i16; 480];
+        for chunk in split.chunks_mut(160) {
+            pieces.tone_into('9', chunk).expect("valid digit");
+        }
+        assert_eq!(once, split);
+        // A different digit (or silence) restarts at phase zero.
+        let mut next = [0i16; 4];
+        pieces.tone_into('1', &mut next).expect("valid digit");
+        assert_eq!(next[0], 0);
+        assert_eq!(pieces.tone_into('x', &mut next), Err(DtmfError::InvalidDigit('x')));
     }
 
     #[test]
