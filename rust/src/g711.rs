@@ -65,12 +65,14 @@ mod kernels {
 }
 
 fn encode_with<'py>(py: Python<'py>, pcm: &Bound<'py, PyAny>, out: Option<&Bound<'py, PyAny>>, kernel: EncodeKernel) -> PyResult<Bound<'py, PyAny>> {
+    // One code per sample.
     encode_call(py, pcm, out, Ok, |samples, codes| {
         kernel(samples, codes);
     })
 }
 
 fn decode_with<'py>(py: Python<'py>, data: &Bound<'py, PyAny>, out: Option<&Bound<'py, PyAny>>, kernel: DecodeKernel) -> PyResult<Bound<'py, PyAny>> {
+    // One sample per code.
     decode_call(py, data, out, |len| len, |codes, samples| {
         kernel(codes, samples);
     })
