@@ -464,4 +464,28 @@ mod tests {
             assert!((e.end as i64 - (start + 480)).abs() <= 60, "{e:?}");
         }
     }
+
+    #[test]
+    fn random_input_in_random_chunks_never_panics() {
+        let mut state = 0xD7F_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for rate in [8000, 44_100, 192_000] {
+            let mut detector = DtmfDetector::new(rate).expect("valid rate");
+            let mut events = Vec::new();
+            for _ in 0..200 {
+                let len = (next() % 3000) as usize;
+                let loudness = (next() % 16) as u32;
+                let chunk: Vec<i16> = (0..len).map(|_| (next() as i16) >> loudness).collect();
+                detector.process(&chunk, &mut events);
+            }
+            detector.flush(&mut events);
+            assert!(events.iter().all(|e| e.start <= e.end));
+        }
+    }
 }
+

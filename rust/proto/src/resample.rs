@@ -314,4 +314,38 @@ mod tests {
         f32_to_i16(&[0.5 / 32768.0, -0.6 / 32768.0, 2.5 / 32768.0, -1.0], &mut y);
         assert_eq!(y, [0, -1, 2, i16::MIN]);
     }
+
+    #[test]
+    fn random_operation_sequences_keep_the_stream_length() {
+        let mut state = 0x50C5_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..20 {
+            let a = SUPPORTED_RATES[(next() % 9) as usize];
+            let b = SUPPORTED_RATES[(next() % 9) as usize];
+            let mut r = Resampler::new(a, b, Quality::Low).expect("supported rates");
+            let mut total_in = 0u64;
+            let mut out = Vec::new();
+            for _ in 0..(next() % 12) {
+                let n = (next() % 5000) as usize;
+                let chunk: Vec<f32> = (0..n).map(|_| (next() as i16) as f32 / 32768.0).collect();
+                r.process(&chunk, &mut out);
+                total_in += n as u64;
+                if next() % 7 == 0 {
+                    r.reset();
+                    out.clear();
+                    total_in = 0;
+                }
+            }
+            r.flush(&mut out);
+            let expected = (total_in * u64::from(b) + u64::from(a) / 2) / u64::from(a);
+            assert_eq!(out.len() as u64, expected, "{a}->{b}");
+            assert!(out.iter().all(|x| x.is_finite()));
+        }
+    }
 }
+

@@ -248,4 +248,26 @@ mod tests {
         assert_eq!(d.reflection, vec![127; 4]);
         assert_eq!(estimate(&[], 2), NoiseDescription { level: 127, reflection: vec![127, 127] });
     }
+
+    #[test]
+    fn any_parameters_and_updates_stay_bounded() {
+        let mut state = 0x3389_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut generator = ComfortNoiseGenerator::new(0, &[], 1);
+        let mut out = [0i16; 160];
+        for _ in 0..300 {
+            let order = (next() % 40) as usize;
+            let reflection: Vec<u8> = (0..order).map(|_| next() as u8).collect();
+            generator.update((next() % 256) as u8, &reflection);
+            generator.generate_into(&mut out);
+            let estimated = estimate(&out, order);
+            assert!(estimated.level <= MAX_LEVEL && estimated.reflection.iter().all(|&q| q <= 254));
+        }
+    }
 }
+

@@ -526,4 +526,56 @@ mod tests {
         let mut decoder = G722Decoder::new(G722Mode::Kbps64);
         assert_eq!(decoder.decode_into(&[0xFF; 4], &mut [0; 5]), 2);
     }
+
+    /// A small deterministic generator for the operation-sequence tests.
+    fn xorshift(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
+
+    #[test]
+    fn random_operation_sequences_never_panic_and_stream_consistently() {
+        // Random octets in random chunk sizes, with resets, in every mode;
+        // in debug builds every unchecked-looking operation is overflow
+        // checked, so this also tests the module's arithmetic bounds.
+        let mut state = 0x722_u64;
+        for mode in [G722Mode::Kbps64, G722Mode::Kbps56, G722Mode::Kbps48] {
+            let codes: Vec<u8> = (0..20_000).map(|_| xorshift(&mut state) as u8).collect();
+            let mut whole = vec![0i16; 2 * codes.len()];
+            G722Decoder::new(mode).decode_into(&codes, &mut whole);
+            let mut decoder = G722Decoder::new(mode);
+            let mut pieces = vec![0i16; 2 * codes.len()];
+            let mut at = 0;
+            while at < codes.len() {
+                let n = (xorshift(&mut state) % 700) as usize;
+                let end = (at + n).min(codes.len());
+                decoder.decode_into(&codes[at..end], &mut pieces[2 * at..2 * end]);
+                at = end;
+            }
+            assert_eq!(whole, pieces);
+            decoder.reset();
+            assert_eq!(decoder, G722Decoder::new(mode));
+        }
+        let pcm: Vec<i16> = (0..40_000)
+            .map(|i| match (i / 4000) % 3 {
+                0 => xorshift(&mut state) as i16,
+                1 => [i16::MIN, i16::MAX][(i / 7) % 2],
+                _ => (xorshift(&mut state) % 64) as i16 - 32,
+            })
+            .collect();
+        let mut codes = vec![0u8; pcm.len() / 2];
+        let mut encoder = G722Encoder::new();
+        let mut at = 0;
+        while at < codes.len() {
+            let n = (xorshift(&mut state) % 500) as usize;
+            let end = (at + n).min(codes.len());
+            encoder.encode_into(&pcm[2 * at..2 * end], &mut codes[at..end]);
+            at = end;
+        }
+        let mut once = vec![0u8; codes.len()];
+        G722Encoder::new().encode_into(&pcm, &mut once);
+        assert_eq!(codes, once);
+    }
 }
