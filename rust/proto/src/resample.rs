@@ -186,17 +186,29 @@ impl Resampler {
             self.total_out += input.len() as u64;
             return;
         }
-        self.pending.extend_from_slice(input);
-        let mut consumed = 0;
-        while let Some(block) = self.next_block_len() {
-            if self.pending.len() - consumed < block {
-                break;
+        let Some(block) = self.next_block_len() else { return };
+        let mut rest = input;
+        // Complete a block started by an earlier call...
+        if !self.pending.is_empty() {
+            let missing = block - self.pending.len();
+            if rest.len() < missing {
+                self.pending.extend_from_slice(rest);
+                return;
             }
-            self.run_block(consumed, block, None, out);
-            consumed += block;
+            self.pending.extend_from_slice(&rest[..missing]);
+            rest = &rest[missing..];
+            let pending = std::mem::take(&mut self.pending);
+            self.run_block(&pending, None, out);
+            self.pending = pending;
+            self.pending.clear();
         }
-        // Keep only the partial block (less than one block is ever moved).
-        self.pending.drain(..consumed);
+        // ...then resample whole blocks straight from the input, and keep
+        // the partial block at the end (less than one block is ever copied).
+        let mut blocks = rest.chunks_exact(block);
+        for whole in blocks.by_ref() {
+            self.run_block(whole, None, out);
+        }
+        self.pending.extend_from_slice(blocks.remainder());
     }
 
     /// Ends the stream: appends the remaining output to `out`, so that the
@@ -207,11 +219,11 @@ impl Resampler {
         while self.total_out < expected {
             let Some(block) = self.next_block_len() else { break };
             // The last real samples, then silence, until the tail is out.
-            let real = self.pending.len().min(block);
-            self.pending.resize(block, 0.0);
+            let mut last = std::mem::take(&mut self.pending);
+            let real = last.len().min(block);
+            last.resize(block, 0.0);
             let before = out.len();
-            self.run_block(0, block, Some(real), out);
-            self.pending.clear();
+            self.run_block(&last, Some(real), out);
             let produced = (out.len() - before) as u64;
             let excess = (self.total_out).saturating_sub(expected);
             out.truncate(out.len() - excess.min(produced) as usize);
@@ -224,12 +236,12 @@ impl Resampler {
         self.fft.as_ref().map(|f| f.input_frames_next())
     }
 
-    /// Resamples `pending[start..start + len]` (of which only `real` are
-    /// real samples when given) and appends the delay-trimmed output.
-    fn run_block(&mut self, start: usize, len: usize, real: Option<usize>, out: &mut Vec<f32>) {
+    /// Resamples one block `input` (of which only the first `real` samples
+    /// are real when given) and appends the delay-trimmed output.
+    fn run_block(&mut self, input: &[f32], real: Option<usize>, out: &mut Vec<f32>) {
         let Some(fft) = &mut self.fft else { return };
-        let input = InterleavedSlice::new(&self.pending[start..start + len], 1, len)
-            .expect("invariant: the slice holds exactly `len` mono frames");
+        let frames = input.len();
+        let input = InterleavedSlice::new(input, 1, frames).expect("invariant: a mono slice of `frames` frames");
         let frames_out = fft.output_frames_next();
         let mut output = InterleavedSlice::new_mut(&mut self.block_out[..frames_out], 1, frames_out)
             .expect("invariant: block_out holds output_frames_max frames");
