@@ -151,3 +151,7 @@ class SIPLimitError(SIPParseError):
     Entity Too Large) for a body, 513 (Message Too Large) for the message or
     its header section, 400 for too many header fields or an over-long line.
     """
+class AudioopError(RtpcoreError):
+    """A bad argument to :mod:`rtpcore.audioop` (sample width not 1 to 4, or
+    a fragment that is not a whole number of samples); exported there as
+    ``rtpcore.audioop.error`` with the messages of the stdlib ``audioop``."""

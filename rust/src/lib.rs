@@ -5,11 +5,18 @@ use pyo3::prelude::*;
 
 mod analyze;
 mod buffer;
+mod cn;
+mod dtmf;
 mod errors;
 mod srtp;
 mod payload;
 mod rtcp;
 mod rtp;
+mod g711;
+mod g722;
+mod pcm;
+mod resample;
+mod simd;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -19,5 +26,10 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     rtcp::register(m)?;
     payload::register(m)?;
     analyze::register(m)?;
+    g711::register(m)?;
+    g722::register(m)?;
+    resample::register(m)?;
+    dtmf::register(m)?;
+    cn::register(m)?;
     Ok(())
 }

@@ -1,0 +1,337 @@
+//! Reading and writing 16-bit PCM and codec octets across the Python boundary,
+//! shared by the codec and audio DSP bindings (g711, g722, resample, dtmf, cn).
+//!
+//! Samples come in as `bytes`, numpy int16 arrays or any buffer whose format
+//! is int16 or raw bytes; outputs are `bytes` (codes) and numpy int16 arrays
+//! (samples), or a caller-provided writable buffer (`out=`). The common cases
+//! (`bytes`, numpy arrays) skip the buffer protocol: a 20 ms frame must cost
+//! well under a microsecond from Python, so every nanosecond here counts.
+use numpy::{PyArray1, PyArrayDescrMethods, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+use std::ffi::CStr;
+
+/// Inputs of at least this many samples are processed with the GIL released;
+/// below it, releasing and re-taking the GIL costs more than the work.
+pub const DETACH_THRESHOLD: usize = 16 * 1024;
+
+/// Runs `f` with the GIL released when `len` is large enough to be worth it.
+pub fn run_detached_if_large<T: Send>(py: Python<'_>, len: usize, f: impl FnOnce() -> T + Send) -> T {
+    if len >= DETACH_THRESHOLD {
+        py.detach(f)
+    } else {
+        f()
+    }
+}
+
+fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".into())
+}
+
+/// A C-contiguous buffer view with its format, released on drop.
+struct TypedView(ffi::Py_buffer);
+
+impl TypedView {
+    /// Requests a C-contiguous view with format information, writable if asked.
+    fn get(obj: &Bound<'_, PyAny>, writable: bool) -> Option<Self> {
+        let mut flags = ffi::PyBUF_FORMAT | ffi::PyBUF_C_CONTIGUOUS;
+        if writable {
+            flags |= ffi::PyBUF_WRITABLE;
+        }
+        let mut view = std::mem::MaybeUninit::<ffi::Py_buffer>::uninit();
+        // SAFETY: `obj` is alive (we hold the GIL through `Bound`) and `view`
+        // is writable memory for one Py_buffer, filled in on success.
+        let rc = unsafe { ffi::PyObject_GetBuffer(obj.as_ptr(), view.as_mut_ptr(), flags) };
+        if rc != 0 {
+            // SAFETY: we hold the GIL; clears the BufferError the exporter set.
+            unsafe { ffi::PyErr_Clear() };
+            return None;
+        }
+        // SAFETY: PyObject_GetBuffer succeeded, so the view is initialised.
+        Some(TypedView(unsafe { view.assume_init() }))
+    }
+
+    /// The struct-module format character of one item, or `None` when it is
+    /// not a single native-order item (e.g. `'<h'` on a big-endian host).
+    fn item_format(&self) -> Option<u8> {
+        if self.0.format.is_null() {
+            return Some(b'B'); // no format means unsigned bytes (PEP 3118)
+        }
+        // SAFETY: a non-null format is a NUL-terminated string owned by the view.
+        let format = unsafe { CStr::from_ptr(self.0.format) }.to_bytes();
+        match format {
+            [c] | [b'@' | b'=', c] => Some(*c),
+            [b'<', c] if cfg!(target_endian = "little") => Some(*c),
+            [b'>' | b'!', c] if cfg!(target_endian = "big") => Some(*c),
+            _ => None,
+        }
+    }
+
+    fn len_bytes(&self) -> usize {
+        self.0.len.max(0) as usize
+    }
+
+    fn ptr(&self) -> *mut u8 {
+        self.0.buf.cast()
+    }
+}
+
+impl Drop for TypedView {
+    fn drop(&mut self) {
+        // SAFETY: obtained by PyObject_GetBuffer, released exactly once, with
+        // the GIL held (views never leave the thread that holds it).
+        unsafe { ffi::PyBuffer_Release(&mut self.0) };
+    }
+}
+
+fn is_byte_format(format: u8) -> bool {
+    matches!(format, b'B' | b'b' | b'c')
+}
+
+/// Checks that a buffer of `len` bytes holds whole int16 samples.
+fn check_even(what: &str, len: usize) -> PyResult<()> {
+    if !len.is_multiple_of(2) {
+        return Err(PyValueError::new_err(format!(
+            "{what}: {len} bytes is not a whole number of int16 samples (2 bytes each)"
+        )));
+    }
+    Ok(())
+}
+
+/// Calls `f` with `len_bytes` bytes at `ptr` viewed as int16 samples,
+/// copying only if the memory is not 2-byte aligned.
+///
+/// # Safety
+/// `ptr` must point to `len_bytes` readable bytes (an even number) that stay
+/// valid and unmodified for the duration of the call.
+unsafe fn with_raw_i16<R>(ptr: *const u8, len_bytes: usize, f: impl FnOnce(&[i16]) -> R) -> R {
+    let count = len_bytes / 2;
+    if count == 0 {
+        return f(&[]);
+    }
+    if ptr.align_offset(std::mem::align_of::<i16>()) == 0 {
+        // SAFETY: aligned, `count * 2` readable bytes, valid for the call
+        // (caller's contract); every bit pattern is a valid i16.
+        f(unsafe { std::slice::from_raw_parts(ptr.cast::<i16>(), count) })
+    } else {
+        // SAFETY: as above, read as bytes.
+        let bytes = unsafe { std::slice::from_raw_parts(ptr, count * 2) };
+        let copy: Vec<i16> = bytes.chunks_exact(2).map(|b| i16::from_ne_bytes([b[0], b[1]])).collect();
+        f(&copy)
+    }
+}
+
+/// Checks a numpy array's element type and layout for use as int16 samples.
+fn check_int16_array(array: &Bound<'_, PyUntypedArray>, what: &str) -> PyResult<()> {
+    let dtype = array.dtype();
+    // Comparing the type number and byte order directly is a field read;
+    // `is_equiv_to` goes through numpy's API table and costs ~10 ns a call.
+    let is_int16 = dtype.num() == numpy::npyffi::NPY_TYPES::NPY_SHORT as std::ffi::c_int
+        && dtype.is_native_byteorder() != Some(false);
+    if !is_int16 {
+        return Err(PyTypeError::new_err(format!(
+            "{what}: expected an int16 array, got dtype {}",
+            dtype.str().map(|s| s.to_string()).unwrap_or_else(|_| "?".into())
+        )));
+    }
+    if !array.is_c_contiguous() {
+        return Err(PyValueError::new_err(format!("{what}: array must be C-contiguous")));
+    }
+    Ok(())
+}
+
+/// Calls `f` with the int16 samples in `obj`: `bytes` or any byte buffer of
+/// even length (native byte order), a numpy int16 array, or a buffer whose
+/// format is int16 (`memoryview(array('h'))`). Wrong types raise `TypeError`,
+/// odd lengths and non-contiguous arrays `ValueError`, each naming `what`.
+pub fn with_pcm16<R>(obj: &Bound<'_, PyAny>, what: &str, f: impl FnOnce(&[i16]) -> R) -> PyResult<R> {
+    if let Ok(bytes) = obj.cast::<PyBytes>() {
+        let data = bytes.as_bytes();
+        check_even(what, data.len())?;
+        // SAFETY: `bytes` is immutable and alive for the whole call.
+        return Ok(unsafe { with_raw_i16(data.as_ptr(), data.len(), f) });
+    }
+    if let Ok(array) = obj.cast::<PyUntypedArray>() {
+        check_int16_array(array, what)?;
+        let len_bytes = array.len() * 2;
+        // SAFETY: the array is int16 and C-contiguous (checked), so its data
+        // pointer covers len() items; it is kept alive by `obj` for the call.
+        // Only this thread runs Python code while the GIL is held; when the
+        // caller releases it for a large buffer, the buffer stays alive and a
+        // concurrent writer could at worst change the samples we read.
+        let ptr = unsafe { (*array.as_array_ptr()).fields.data }.cast::<u8>().cast_const();
+        return Ok(unsafe { with_raw_i16(ptr, len_bytes, f) });
+    }
+    let view = TypedView::get(obj, false).ok_or_else(|| {
+        PyTypeError::new_err(format!(
+            "{what}: expected int16 samples (bytes-like object or numpy int16 array), got {}",
+            type_name(obj)
+        ))
+    })?;
+    match view.item_format() {
+        Some(b'h') => {}
+        Some(c) if is_byte_format(c) => check_even(what, view.len_bytes())?,
+        _ => return Err(PyTypeError::new_err(format!("{what}: expected int16 samples, got a buffer of another item type"))),
+    }
+    // SAFETY: the view is contiguous, `len_bytes` long and held until it drops
+    // after the call.
+    Ok(unsafe { with_raw_i16(view.ptr(), view.len_bytes(), f) })
+}
+
+/// Calls `f` with `obj` (a writable bytes-like object) as a mutable byte slice.
+pub fn with_bytes_out<R>(obj: &Bound<'_, PyAny>, what: &str, f: impl FnOnce(&mut [u8]) -> R) -> PyResult<R> {
+    let view = writable_view(obj, what)?;
+    match view.item_format() {
+        Some(c) if is_byte_format(c) => {}
+        _ => return Err(PyTypeError::new_err(format!("{what}: expected a writable buffer of bytes (uint8)"))),
+    }
+    let len = view.len_bytes();
+    if len == 0 {
+        return Ok(f(&mut []));
+    }
+    // SAFETY: a writable contiguous view of `len` bytes, held until the end of
+    // this function; nothing else borrows it meanwhile.
+    Ok(f(unsafe { std::slice::from_raw_parts_mut(view.ptr(), len) }))
+}
+
+/// Calls `f` with `obj` (a writable int16 numpy array, or writable buffer of
+/// int16 or bytes, 2-byte aligned) as a mutable int16 slice.
+pub fn with_pcm16_out<R>(obj: &Bound<'_, PyAny>, what: &str, f: impl FnOnce(&mut [i16]) -> R) -> PyResult<R> {
+    if let Ok(array) = obj.cast::<PyUntypedArray>() {
+        check_int16_array(array, what)?;
+        // SAFETY: `array` is a live ndarray; reading its flags field.
+        let flags = unsafe { (*array.as_array_ptr()).fields.flags };
+        if flags & numpy::npyffi::NPY_ARRAY_WRITEABLE == 0 {
+            return Err(PyValueError::new_err(format!("{what}: array is read-only")));
+        }
+        let count = array.len();
+        // SAFETY: a writeable, C-contiguous int16 array (checked) of `count`
+        // items, kept alive by `obj`; numpy keeps its data aligned for its
+        // dtype unless the array says otherwise (checked below).
+        let ptr = unsafe { (*array.as_array_ptr()).fields.data }.cast::<i16>();
+        if count == 0 {
+            return Ok(f(&mut []));
+        }
+        if !array.is_aligned() {
+            return Err(PyValueError::new_err(format!("{what}: array is not 2-byte aligned")));
+        }
+        return Ok(f(unsafe { std::slice::from_raw_parts_mut(ptr, count) }));
+    }
+    let view = writable_view(obj, what)?;
+    match view.item_format() {
+        Some(b'h') => {}
+        Some(c) if is_byte_format(c) => check_even(what, view.len_bytes())?,
+        _ => return Err(PyTypeError::new_err(format!("{what}: expected a writable int16 buffer"))),
+    }
+    let count = view.len_bytes() / 2;
+    if count == 0 {
+        return Ok(f(&mut []));
+    }
+    if view.ptr().align_offset(std::mem::align_of::<i16>()) != 0 {
+        return Err(PyValueError::new_err(format!("{what}: buffer is not 2-byte aligned")));
+    }
+    // SAFETY: writable, contiguous, aligned, `count * 2` bytes, held until the
+    // end of this function; every bit pattern is a valid i16.
+    Ok(f(unsafe { std::slice::from_raw_parts_mut(view.ptr().cast::<i16>(), count) }))
+}
+
+fn writable_view(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<TypedView> {
+    TypedView::get(obj, true).ok_or_else(|| {
+        PyTypeError::new_err(format!(
+            "{what}: expected a writable contiguous buffer (bytearray, numpy array), got {}",
+            type_name(obj)
+        ))
+    })
+}
+
+/// Checks that an `out=` buffer of `available` items can take `needed`.
+pub fn check_out_len(what: &str, available: usize, needed: usize) -> PyResult<()> {
+    if available < needed {
+        return Err(PyValueError::new_err(format!(
+            "{what}: buffer holds {available} items, {needed} needed"
+        )));
+    }
+    Ok(())
+}
+
+/// A new numpy int16 array of `len` samples, filled by `fill` (which must
+/// write every element).
+pub fn new_pcm16_array<'py>(py: Python<'py>, len: usize, fill: impl FnOnce(&mut [i16])) -> Bound<'py, PyArray1<i16>> {
+    // SAFETY: i16 is plain data, so the uninitialised array is safe to drop;
+    // we zero it before forming a slice (reading uninitialised memory through
+    // a slice would be undefined) and `fill` overwrites it.
+    let array = unsafe { PyArray1::<i16>::new(py, len, false) };
+    let data = array.data();
+    if len > 0 {
+        // SAFETY: a fresh C-contiguous array of `len` i16, owned only by us.
+        let slice = unsafe {
+            std::ptr::write_bytes(data, 0, len);
+            std::slice::from_raw_parts_mut(data, len)
+        };
+        fill(slice);
+    }
+    array
+}
+
+/// The common shape of an encoder call: reads int16 samples from `pcm`,
+/// runs `kernel(samples, codes)` on `codes_len(samples.len())?` code octets
+/// in a new `bytes` object or in `out` (which is then returned), with the GIL
+/// released for large inputs.
+pub fn encode_call<'py>(
+    py: Python<'py>,
+    pcm: &Bound<'py, PyAny>,
+    out: Option<&Bound<'py, PyAny>>,
+    codes_len: impl FnOnce(usize) -> PyResult<usize>,
+    kernel: impl FnOnce(&[i16], &mut [u8]) + Send,
+) -> PyResult<Bound<'py, PyAny>> {
+    with_pcm16(pcm, "pcm", |samples| {
+        let len = codes_len(samples.len())?;
+        match out {
+            None => PyBytes::new_with(py, len, |codes| {
+                run_detached_if_large(py, samples.len(), || kernel(samples, codes));
+                Ok(())
+            })
+            .map(Bound::into_any),
+            Some(out) => {
+                with_bytes_out(out, "out", |codes| {
+                    check_out_len("out", codes.len(), len)?;
+                    run_detached_if_large(py, samples.len(), || kernel(samples, &mut codes[..len]));
+                    Ok::<(), PyErr>(())
+                })??;
+                Ok(out.clone())
+            }
+        }
+    })?
+}
+
+/// The common shape of a decoder call: reads code octets from `data` (any
+/// bytes-like object), runs `kernel(codes, samples)` on
+/// `samples_len(codes.len())` samples in a new numpy int16 array or in `out`
+/// (which is then returned), with the GIL released for large inputs.
+pub fn decode_call<'py>(
+    py: Python<'py>,
+    data: &Bound<'py, PyAny>,
+    out: Option<&Bound<'py, PyAny>>,
+    samples_len: impl FnOnce(usize) -> usize,
+    kernel: impl FnOnce(&[u8], &mut [i16]) + Send,
+) -> PyResult<Bound<'py, PyAny>> {
+    crate::buffer::with_bytes(data, "data", |codes| {
+        let len = samples_len(codes.len());
+        match out {
+            None => Ok(new_pcm16_array(py, len, |samples| {
+                run_detached_if_large(py, len, || kernel(codes, samples));
+            })
+            .into_any()),
+            Some(out) => {
+                with_pcm16_out(out, "out", |samples| {
+                    check_out_len("out", samples.len(), len)?;
+                    run_detached_if_large(py, len, || kernel(codes, &mut samples[..len]));
+                    Ok::<(), PyErr>(())
+                })??;
+                Ok(out.clone())
+            }
+        }
+    })?
+}
