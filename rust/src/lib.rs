@@ -8,15 +8,15 @@ mod buffer;
 mod cn;
 mod dtmf;
 mod errors;
-mod srtp;
-mod payload;
-mod rtcp;
-mod rtp;
 mod g711;
 mod g722;
+mod payload;
 mod pcm;
 mod resample;
+mod rtcp;
+mod rtp;
 mod simd;
+mod srtp;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -6,17 +6,16 @@
 
 pub mod analyze;
 pub mod capture;
-pub mod demux;
-pub mod error;
-pub mod payload;
-pub mod rtcp;
 pub mod codec;
+pub mod demux;
 pub mod dtmf;
 pub mod error;
+pub mod payload;
 pub mod resample;
+pub mod rtcp;
 pub mod rtp;
-pub mod srtp;
 pub mod seq;
+pub mod srtp;
 pub mod stats;
 
 pub use error::{BuildError, Layer, ParseError};
