@@ -269,7 +269,7 @@ mod tests {
     #[test]
     fn constant_delay_gives_a_tiny_target() {
         let mut dm = DelayManager::new(DelayConfig::default());
-        let t = feed(&mut dm, std::iter::repeat(30.0).take(500));
+        let t = feed(&mut dm, std::iter::repeat_n(30.0, 500));
         assert!(dm.target_ms(t) <= 1.0, "{}", dm.target_ms(t));
     }
 
@@ -287,7 +287,7 @@ mod tests {
         let mut dm = DelayManager::new(DelayConfig::default());
         let t = feed(&mut dm, (0..1000).map(|i| ((i * 37) % 80) as f64));
         let high = dm.target_ms(t);
-        feed(&mut dm, std::iter::repeat(5.0).take(3000));
+        feed(&mut dm, std::iter::repeat_n(5.0, 3000));
         assert!(high > 60.0 && dm.target_ms(1e6) < 10.0);
     }
 

@@ -375,10 +375,8 @@ impl JitterBuffer {
             return Err(ConfigError(format!("capacity must be at least 4, got {}", config.capacity)));
         }
         let d = config.delay;
-        if !(0.5..1.0).contains(&d.quantile)
-            || !(0.9..1.0).contains(&d.forget_factor)
-            || !(d.min_delay_ms >= 0.0 && d.max_delay_ms >= d.min_delay_ms && d.max_delay_ms <= 10_000.0)
-        {
+        let limits_ok = d.min_delay_ms >= 0.0 && d.max_delay_ms >= d.min_delay_ms && d.max_delay_ms <= 10_000.0;
+        if !(0.5..1.0).contains(&d.quantile) || !(0.9..1.0).contains(&d.forget_factor) || !limits_ok {
             return Err(ConfigError(format!("delay settings out of range: {d:?}")));
         }
         let rate = config.codec.sample_rate();
@@ -561,6 +559,14 @@ impl JitterBuffer {
         let target_ms = self.delay.target_ms(now);
         self.stats.target_delay_ms = target_ms;
         self.stats.frames += 1;
+        // A talk spurt that has played out ends here, so that the next one
+        // can start in this very frame.
+        self.decode_ahead(self.frame_len + 2 * self.scales.max_pitch);
+        if let Some(pos) = self.position {
+            if self.decoded.is_empty() && self.next_packet_relation(pos) == Next::SpurtEnd {
+                self.end_spurt();
+            }
+        }
         if self.position.is_none() {
             self.try_start(now, target_ms);
         }
@@ -606,12 +612,7 @@ impl JitterBuffer {
             }
             // Nothing decoded to play: what comes next?
             match self.next_packet_relation(pos) {
-                Next::SpurtEnd => {
-                    // DTX or a new source: nothing was lost, the talker paused.
-                    self.position = None;
-                    self.concealing = false;
-                    self.held_ticks = 0;
-                }
+                Next::SpurtEnd => self.end_spurt(),
                 Next::Gap(gap_ticks) => {
                     // Lost packets before a present one. Concealment played
                     // while stalled already stands in for some of them.
@@ -650,7 +651,16 @@ impl JitterBuffer {
             }
         }
         self.remember(out);
-        FrameInfo { kind, timestamp: real.then(|| start.ts as u32), playout_offset: Some(offset) }
+        FrameInfo { kind, timestamp: real.then_some(start.ts as u32), playout_offset: Some(offset) }
+    }
+
+    /// Ends a talk spurt (DTX or a new source: nothing was lost, the talker
+    /// paused); the next one starts on its own schedule.
+    fn end_spurt(&mut self) {
+        self.position = None;
+        self.concealing = false;
+        self.held_ticks = 0;
+        self.stretch_remaining = 0;
     }
 
     /// Starts playout at the first buffered packet once it has waited out
@@ -672,6 +682,7 @@ impl JitterBuffer {
             }
             self.frontier = Some((first.epoch, first.ts));
             self.position = Some(Position { epoch: first.epoch, ts: first.ts, last_seq: None });
+            self.stretch_remaining = 0;
             self.held_ticks = 0;
             self.starved_samples = 0;
             self.decoded.clear();
