@@ -106,14 +106,14 @@ def replay(
     jb = JitterBuffer(clock_rate, codec, frame_ms, **options)
     period = frame_ms / 1000.0
     if not ordered:
-        empty = np.zeros(0)
+        empty = np.zeros(0, dtype=np.float64)
         timeline = Timeline(empty, np.zeros(0, dtype="<U13"), np.zeros(0, dtype=np.int64), empty,
                             empty, empty, empty, empty, jb.stats(), [])
         return np.zeros(0, dtype=np.int16), timeline
     t0 = ordered[0][0] if start is None else start
     n_frames = int(np.ceil((ordered[-1][0] + drain - t0) / period)) + 1
     pcm = np.zeros(n_frames * jb.frame_len, dtype=np.int16)
-    times = t0 + np.arange(n_frames) * period
+    times = (t0 + np.arange(n_frames) * period).astype(np.float64)
     kinds: list[str] = []
     stamps = np.full(n_frames, -1, dtype=np.int64)
     offsets = np.full(n_frames, np.nan)

@@ -315,6 +315,9 @@ const GIVE_UP_MS: usize = 2000;
 /// The level under which played audio counts as silence: a stall there is
 /// filled with comfort noise, not concealment.
 const QUIET_HISTORY_RMS: f32 = 30.0;
+/// How long a pending stretch waits for audio that can be stretched without
+/// a seam before it is done regardless, ms.
+const STRETCH_PATIENCE_MS: usize = 300;
 /// History of played audio kept for pitch analysis, ms.
 const HISTORY_MS: usize = 60;
 
@@ -353,6 +356,8 @@ pub struct JitterBuffer {
     /// Samples still to remove (positive) or add (negative) by stretching
     /// to get back to packet-aligned playout.
     stretch_remaining: i64,
+    /// Samples played since the last stretch step while one is pending.
+    stretch_waited: usize,
     /// Timestamp ticks of the last packet decoded (the packetization).
     packet_ticks: i64,
     /// Samples played as silence/concealment since real audio stopped.
@@ -405,6 +410,7 @@ impl JitterBuffer {
             noise_state: 0x9e37_79b9,
             held_ticks: 0,
             stretch_remaining: 0,
+            stretch_waited: 0,
             packet_ticks: i64::from(config.clock_rate * config.frame_ms / 1000),
             starved_samples: 0,
             noise_rms: 0.0,
@@ -621,10 +627,9 @@ impl JitterBuffer {
                     pos.ts += skip;
                     let gap = ((gap_ticks - skip) as usize * self.samples_per_tick).min(self.frame_len - produced);
                     if gap > 0 {
-                        self.conceal(&mut out[produced..produced + gap]);
+                        raise(self.conceal(&mut out[produced..produced + gap]));
                         pos.ts += (gap / self.samples_per_tick) as i64;
                         produced += gap;
-                        raise(self.conceal_kind());
                     }
                     self.position = Some(pos);
                     self.frontier = Some((pos.epoch, pos.ts));
@@ -634,8 +639,7 @@ impl JitterBuffer {
                     // without a marker. Hold position and fill the frame.
                     let n = self.frame_len - produced;
                     if self.concealing || self.history_rms() >= QUIET_HISTORY_RMS {
-                        self.conceal(&mut out[produced..]);
-                        raise(self.conceal_kind());
+                        raise(self.conceal(&mut out[produced..]));
                     } else {
                         self.fill_silence(&mut out[produced..]);
                         raise(self.quiet_kind());
@@ -763,11 +767,11 @@ impl JitterBuffer {
                 self.stretch_remaining = if error_ms >= packet_ms + (target_ms * 0.02).max(1.0) {
                     // One packet less delay: cut through to the boundary after next.
                     to_boundary + packet
-                } else if to_boundary > 0 && error_ms >= -(target_ms * 0.1).max(10.0) {
+                } else if to_boundary > 0 && error_ms >= -(target_ms * 0.02).max(1.0) {
                     // Misaligned: playing up to the boundary faster costs no
                     // safety margin at all, only delay.
                     to_boundary
-                } else if error_ms < -(target_ms * 0.1).max(10.0) {
+                } else if error_ms < -(target_ms * 0.02).max(1.0) {
                     // One packet more delay: back to the previous boundary.
                     -(packet - to_boundary)
                 } else {
@@ -777,14 +781,20 @@ impl JitterBuffer {
         }
         let per_ms = self.scales.per_ms as f64;
         let remaining = self.stretch_remaining.unsigned_abs() as usize;
+        // Voiced audio may not offer a period that fits what is left of a
+        // packet; after waiting this long for a pause, take it anyway.
+        let force = self.stretch_waited >= STRETCH_PATIENCE_MS * self.scales.per_ms;
+        if self.stretch_remaining != 0 {
+            self.stretch_waited += out.len();
+        }
         if self.stretch_remaining > 0 {
-            if let Some(used) = dsp::accelerate(&self.decoded, out, self.scales, remaining, self.samples_per_tick) {
+            if let Some(used) = dsp::accelerate(&self.decoded, out, self.scales, remaining, self.samples_per_tick, force) {
                 self.finish_stretch(used, used as i64 - frame);
                 self.stats.accelerated_ms += (used - out.len()) as f64 / per_ms;
                 return FrameKind::Accelerated;
             }
         } else if self.stretch_remaining < 0 {
-            if let Some(used) = dsp::expand(&self.decoded, out, self.scales, remaining, self.samples_per_tick) {
+            if let Some(used) = dsp::expand(&self.decoded, out, self.scales, remaining, self.samples_per_tick, force) {
                 self.finish_stretch(used, used as i64 - frame);
                 self.stats.expanded_ms += (out.len() - used) as f64 / per_ms;
                 return FrameKind::Expanded;
@@ -798,6 +808,7 @@ impl JitterBuffer {
     /// the stretch removed (positive) or added (negative).
     fn finish_stretch(&mut self, used: usize, change: i64) {
         self.stretch_remaining -= change;
+        self.stretch_waited = 0;
         self.advance(used);
         self.decoded.drain(..used);
     }
@@ -827,25 +838,21 @@ impl JitterBuffer {
         self.held_ticks = 0;
     }
 
-    /// Writes concealment into `out`.
-    fn conceal(&mut self, out: &mut [i16]) {
+    /// Writes concealment into `out`; returns `Concealed` while the lost
+    /// audio is still being imitated, `ComfortNoise` once that has faded.
+    fn conceal(&mut self, out: &mut [i16]) -> FrameKind {
         if !self.concealing {
             self.concealer.start(&self.history, self.noise_rms);
             self.concealing = true;
         }
+        let imitating = self.concealer.state().gain > 0.0;
         self.concealer.fill(out);
         let ms = out.len() as f64 / self.scales.per_ms as f64;
-        if self.concealer.state().gain > 0.0 {
+        if imitating {
             self.stats.concealed_ms += ms;
-        } else {
-            self.stats.comfort_noise_ms += ms;
-        }
-    }
-
-    fn conceal_kind(&self) -> FrameKind {
-        if self.concealer.state().gain > 0.0 {
             FrameKind::Concealed
         } else {
+            self.stats.comfort_noise_ms += ms;
             FrameKind::ComfortNoise
         }
     }
