@@ -6,6 +6,8 @@ use crate::pcm::{new_pcm16_array, with_pcm16_out};
 use numpy::{PyArray1, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::intern;
+use pyo3::types::PyString;
 use rtpcore_proto::jitter::delay::DelayConfig;
 use rtpcore_proto::jitter::{Codec, Config, FrameKind, JitterBuffer as CoreBuffer, PushOutcome, Stats, TelephoneEvent as CoreEvent};
 
@@ -173,6 +175,19 @@ pub struct JitterBuffer {
     last_offset: Option<f64>,
 }
 
+/// The interned Python name of a frame kind.
+fn kind_name(py: Python<'_>, kind: FrameKind) -> &Bound<'_, PyString> {
+    match kind {
+        FrameKind::Normal => intern!(py, "normal"),
+        FrameKind::Concealed => intern!(py, "concealed"),
+        FrameKind::Accelerated => intern!(py, "accelerated"),
+        FrameKind::Expanded => intern!(py, "expanded"),
+        FrameKind::Merged => intern!(py, "merged"),
+        FrameKind::ComfortNoise => intern!(py, "comfort_noise"),
+        FrameKind::Silence => intern!(py, "silence"),
+    }
+}
+
 /// Pushes one datagram; also returns its RTP timestamp (for events).
 fn push_datagram(core: &mut CoreBuffer, datagram: &[u8], arrival: f64) -> (PushOutcome, u32) {
     let timestamp = datagram.get(4..8).map_or(0, |t| u32::from_be_bytes([t[0], t[1], t[2], t[3]]));
@@ -215,7 +230,7 @@ impl JitterBuffer {
     /// Takes one RTP datagram that arrived at `arrival` seconds. Returns what
     /// happened to it: "buffered", "late", "duplicate", "event" or
     /// "malformed" (never raises for bad packets).
-    fn push(&mut self, packet: &Bound<'_, PyAny>, arrival: f64) -> PyResult<&'static str> {
+    fn push<'py>(&mut self, py: Python<'py>, packet: &Bound<'py, PyAny>, arrival: f64) -> PyResult<Bound<'py, PyString>> {
         let core = &mut self.core;
         let pushed = match with_bytes(packet, "packet", |b| push_datagram(core, b, arrival)) {
             Ok(pushed) => pushed,
@@ -226,16 +241,18 @@ impl JitterBuffer {
             }
             Err(e) => return Err(e),
         };
-        Ok(match pushed {
-            (PushOutcome::Buffered, _) => "buffered",
-            (PushOutcome::Late, _) => "late",
-            (PushOutcome::Duplicate, _) => "duplicate",
-            (PushOutcome::Malformed, _) => "malformed",
+        // Interned: no string is made per packet.
+        let outcome = match pushed {
+            (PushOutcome::Buffered, _) => intern!(py, "buffered"),
+            (PushOutcome::Late, _) => intern!(py, "late"),
+            (PushOutcome::Duplicate, _) => intern!(py, "duplicate"),
+            (PushOutcome::Malformed, _) => intern!(py, "malformed"),
             (PushOutcome::Event(CoreEvent { event, end, volume, duration }), ts) => {
                 self.events.push(TelephoneEvent { event, end, volume, duration, timestamp: ts, arrival });
-                "event"
+                intern!(py, "event")
             }
-        })
+        };
+        Ok(outcome.clone())
     }
 
     /// The next frame of audio for time `now` (seconds).
@@ -250,7 +267,7 @@ impl JitterBuffer {
 
     /// Like `pop`, writing the samples into `out` (a writable int16 buffer of
     /// exactly `frame_len` samples) without allocating; returns the kind.
-    fn pop_into(&mut self, now: f64, out: &Bound<'_, PyAny>) -> PyResult<&'static str> {
+    fn pop_into<'py>(&mut self, now: f64, out: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyString>> {
         let core = &mut self.core;
         let frame_len = core.frame_len();
         let info = with_pcm16_out(out, "out", |samples| {
@@ -260,7 +277,7 @@ impl JitterBuffer {
             Ok(core.pop(now, samples))
         })??;
         self.last_offset = info.playout_offset;
-        Ok(info.kind.name())
+        Ok(kind_name(out.py(), info.kind).clone())
     }
 
     /// Telephone events received since the last call, oldest first.
