@@ -3,7 +3,7 @@
 //! bytes-like object and return a numpy int16 array. With `out=` they write
 //! into a caller's buffer instead and return it.
 use crate::buffer::with_bytes;
-use crate::pcm::{check_out_len, new_pcm16_array, run_detached_if_large, with_bytes_out, with_pcm16, with_pcm16_out};
+use crate::pcm::{decode_call, encode_call, run_detached_if_large};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyType};
@@ -14,97 +14,29 @@ type EncodeKernel = fn(&[i16], &mut [u8]) -> usize;
 /// A slice decoder: `(codes, samples) -> count`.
 type DecodeKernel = fn(&[u8], &mut [i16]) -> usize;
 
-/// The G.711 slice kernels compiled twice: for the baseline target and for
-/// AVX2, picked once at run time. The core's kernels are branch-free loops
-/// that the compiler vectorises; AVX2 doubles the lanes over SSE2, which is
-/// what takes long buffers from ~0.7 to ~0.2 ns per sample. The core crate
-/// stays free of `unsafe` and of CPU detection: the kernels are
-/// `#[inline(always)]`, so each wrapper here gets its own copy compiled with
-/// the wrapper's target features.
+/// The G.711 slice kernels, in their AVX2 build where the CPU has it: AVX2
+/// doubles the lanes over SSE2, which takes long buffers from ~0.7 to ~0.25
+/// ns per sample.
 mod kernels {
-    use super::{DecodeKernel, EncodeKernel};
+    use crate::simd::avx2_dispatch;
     use rtpcore_proto::codec::g711;
-    use std::sync::OnceLock;
 
-    macro_rules! dispatch {
-        ($name:ident: $kernel:path, $ty:ty, ($in:ty, $out:ty)) => {
-            pub fn $name() -> $ty {
-                #[cfg(target_arch = "x86_64")]
-                {
-                    #[target_feature(enable = "avx2")]
-                    fn avx2(input: $in, output: $out) -> usize {
-                        $kernel(input, output)
-                    }
-                    fn avx2_entry(input: $in, output: $out) -> usize {
-                        // SAFETY: only selected after `is_x86_feature_detected!("avx2")`.
-                        unsafe { avx2(input, output) }
-                    }
-                    static CHOSEN: OnceLock<$ty> = OnceLock::new();
-                    *CHOSEN.get_or_init(|| {
-                        if std::arch::is_x86_feature_detected!("avx2") {
-                            avx2_entry as $ty
-                        } else {
-                            $kernel as $ty
-                        }
-                    })
-                }
-                #[cfg(not(target_arch = "x86_64"))]
-                {
-                    $kernel as $ty
-                }
-            }
-        };
-    }
-
-    dispatch!(ulaw_encode: g711::ulaw_encode_into, EncodeKernel, (&[i16], &mut [u8]));
-    dispatch!(alaw_encode: g711::alaw_encode_into, EncodeKernel, (&[i16], &mut [u8]));
-    dispatch!(ulaw_decode: g711::ulaw_decode_into, DecodeKernel, (&[u8], &mut [i16]));
-    dispatch!(alaw_decode: g711::alaw_decode_into, DecodeKernel, (&[u8], &mut [i16]));
+    avx2_dispatch!(pub fn ulaw_encode(pcm: &[i16], codes: &mut [u8]) -> usize = g711::ulaw_encode_into;);
+    avx2_dispatch!(pub fn alaw_encode(pcm: &[i16], codes: &mut [u8]) -> usize = g711::alaw_encode_into;);
+    avx2_dispatch!(pub fn ulaw_decode(codes: &[u8], pcm: &mut [i16]) -> usize = g711::ulaw_decode_into;);
+    avx2_dispatch!(pub fn alaw_decode(codes: &[u8], pcm: &mut [i16]) -> usize = g711::alaw_decode_into;);
 }
 
-fn encode_with<'py>(
-    py: Python<'py>,
-    pcm: &Bound<'py, PyAny>,
-    out: Option<&Bound<'py, PyAny>>,
-    kernel: EncodeKernel,
-) -> PyResult<Bound<'py, PyAny>> {
-    with_pcm16(pcm, "pcm", |samples| match out {
-        None => PyBytes::new_with(py, samples.len(), |codes| {
-            run_detached_if_large(py, samples.len(), || kernel(samples, codes));
-            Ok::<(), PyErr>(())
-        })
-        .map(Bound::into_any),
-        Some(out) => {
-            with_bytes_out(out, "out", |codes| {
-                check_out_len("out", codes.len(), samples.len())?;
-                run_detached_if_large(py, samples.len(), || kernel(samples, codes));
-                Ok::<(), PyErr>(())
-            })??;
-            Ok(out.clone())
-        }
-    })?
+fn encode_with<'py>(py: Python<'py>, pcm: &Bound<'py, PyAny>, out: Option<&Bound<'py, PyAny>>, kernel: EncodeKernel) -> PyResult<Bound<'py, PyAny>> {
+    encode_call(py, pcm, out, Ok, |samples, codes| {
+        kernel(samples, codes);
+    })
 }
 
-fn decode_with<'py>(
-    py: Python<'py>,
-    data: &Bound<'py, PyAny>,
-    out: Option<&Bound<'py, PyAny>>,
-    kernel: DecodeKernel,
-) -> PyResult<Bound<'py, PyAny>> {
-    with_bytes(data, "data", |codes| match out {
-        None => Ok(new_pcm16_array(py, codes.len(), |samples| {
-            run_detached_if_large(py, codes.len(), || kernel(codes, samples));
-        })
-        .into_any()),
-        Some(out) => {
-            with_pcm16_out(out, "out", |samples| {
-                check_out_len("out", samples.len(), codes.len())?;
-                run_detached_if_large(py, codes.len(), || kernel(codes, samples));
-                Ok::<(), PyErr>(())
-            })??;
-            Ok(out.clone())
-        }
-    })?
+fn decode_with<'py>(py: Python<'py>, data: &Bound<'py, PyAny>, out: Option<&Bound<'py, PyAny>>, kernel: DecodeKernel) -> PyResult<Bound<'py, PyAny>> {
+    decode_call(py, data, out, |len| len, |codes, samples| {
+        kernel(codes, samples);
+    })
 }
 
 /// Encodes int16 samples to μ-law (ITU-T G.191).

@@ -4,15 +4,22 @@
 use pyo3::prelude::*;
 
 mod buffer;
+mod dtmf;
 mod errors;
 mod g711;
 mod jitter;
+mod g722;
 mod pcm;
+mod resample;
+mod simd;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     g711::register(m)?;
     jitter::register(m)?;
+    g722::register(m)?;
+    resample::register(m)?;
+    dtmf::register(m)?;
     Ok(())
 }

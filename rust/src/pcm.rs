@@ -274,3 +274,64 @@ pub fn new_pcm16_array<'py>(py: Python<'py>, len: usize, fill: impl FnOnce(&mut 
     }
     array
 }
+
+/// The common shape of an encoder call: reads int16 samples from `pcm`,
+/// runs `kernel(samples, codes)` on `codes_len(samples.len())?` code octets
+/// in a new `bytes` object or in `out` (which is then returned), with the GIL
+/// released for large inputs.
+pub fn encode_call<'py>(
+    py: Python<'py>,
+    pcm: &Bound<'py, PyAny>,
+    out: Option<&Bound<'py, PyAny>>,
+    codes_len: impl FnOnce(usize) -> PyResult<usize>,
+    kernel: impl FnOnce(&[i16], &mut [u8]) + Send,
+) -> PyResult<Bound<'py, PyAny>> {
+    with_pcm16(pcm, "pcm", |samples| {
+        let len = codes_len(samples.len())?;
+        match out {
+            None => PyBytes::new_with(py, len, |codes| {
+                run_detached_if_large(py, samples.len(), || kernel(samples, codes));
+                Ok(())
+            })
+            .map(Bound::into_any),
+            Some(out) => {
+                with_bytes_out(out, "out", |codes| {
+                    check_out_len("out", codes.len(), len)?;
+                    run_detached_if_large(py, samples.len(), || kernel(samples, &mut codes[..len]));
+                    Ok::<(), PyErr>(())
+                })??;
+                Ok(out.clone())
+            }
+        }
+    })?
+}
+
+/// The common shape of a decoder call: reads code octets from `data` (any
+/// bytes-like object), runs `kernel(codes, samples)` on
+/// `samples_len(codes.len())` samples in a new numpy int16 array or in `out`
+/// (which is then returned), with the GIL released for large inputs.
+pub fn decode_call<'py>(
+    py: Python<'py>,
+    data: &Bound<'py, PyAny>,
+    out: Option<&Bound<'py, PyAny>>,
+    samples_len: impl FnOnce(usize) -> usize,
+    kernel: impl FnOnce(&[u8], &mut [i16]) + Send,
+) -> PyResult<Bound<'py, PyAny>> {
+    crate::buffer::with_bytes(data, "data", |codes| {
+        let len = samples_len(codes.len());
+        match out {
+            None => Ok(new_pcm16_array(py, len, |samples| {
+                run_detached_if_large(py, len, || kernel(codes, samples));
+            })
+            .into_any()),
+            Some(out) => {
+                with_pcm16_out(out, "out", |samples| {
+                    check_out_len("out", samples.len(), len)?;
+                    run_detached_if_large(py, len, || kernel(codes, &mut samples[..len]));
+                    Ok::<(), PyErr>(())
+                })??;
+                Ok(out.clone())
+            }
+        }
+    })?
+}

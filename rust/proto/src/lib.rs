@@ -5,8 +5,10 @@
 #![warn(missing_docs)]
 
 pub mod codec;
+pub mod dtmf;
 pub mod error;
 pub mod jitter;
+pub mod resample;
 pub mod rtp;
 
 pub use error::{Layer, ParseError};

@@ -6,3 +6,4 @@
 //! engine can run them per frame without allocating.
 
 pub mod g711;
+pub mod g722;
