@@ -110,6 +110,27 @@ def test_pcma_decodes_alaw() -> None:
     assert np.array_equal(jb.pop(0.0).pcm, g711.alaw_decode(g711.alaw_encode(pcm)))
 
 
+def test_g722_is_decoded_at_16_khz_with_wideband_concealment() -> None:
+    from rtpcore.g722 import G722Decoder, G722Encoder
+
+    t = np.arange(60 * 320) / 16000.0
+    pcm = (3000 * sum(np.sin(2 * np.pi * 210 * k * t) / k for k in range(1, 8))).astype(np.int16)
+    codes = G722Encoder().encode(pcm)
+    jb = JitterBuffer(codec="G722")
+    assert (jb.frame_len, jb.sample_rate) == (320, 16000)
+    frames = []
+    for k in range(60):
+        if k != 30:
+            jb.push(rtp(k, 160 * k, codes[160 * k:160 * (k + 1)], pt=9), 0.02 * k)
+        frames.append(jb.pop(0.02 * k))
+    assert [f.kind for f in frames[29:32]] == ["normal", "concealed", "merged"]
+    assert all(f.sample_rate == 16000 and len(f.pcm) == 320 for f in frames)
+    reference = G722Decoder().decode(codes)
+    assert np.array_equal(np.concatenate([f.pcm for f in frames[:30]]), reference[: 320 * 30])
+    lost = reference[320 * 30:320 * 30 + 160]
+    assert snr_db(lost, frames[30].pcm[:160]) > 6
+
+
 # --------------------------------------------------------------------------- input
 
 

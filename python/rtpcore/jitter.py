@@ -13,6 +13,8 @@ runs the same under a real event loop, a media engine or a simulation.
   repeating single pitch periods, crossfaded where the audio is periodic
   (``"accelerated"`` / ``"expanded"`` frames); at the start of a talk spurt
   (marker bit, DTX gap, new SSRC) playout simply starts later or earlier.
+- G.711 (``"PCMU"``, ``"PCMA"``) and G.722 (``"G722"``: 16 kHz frames on the
+  8 kHz RTP clock) are decoded in the buffer.
 - Lost packets are concealed by pitch-period repetition that fades into
   comfort noise (``"concealed"``, ``"comfort_noise"``); real audio returning
   is crossfaded in (``"merged"``). Silence is never "concealed".

@@ -212,7 +212,7 @@ impl JitterBuffer {
         forget_factor: f64,
         capacity: usize,
     ) -> PyResult<Self> {
-        let codec = Codec::from_name(codec).ok_or_else(|| PyValueError::new_err(format!("codec: unsupported codec {codec:?} (PCMU, PCMA)")))?;
+        let codec = Codec::from_name(codec).ok_or_else(|| PyValueError::new_err(format!("codec: unsupported codec {codec:?} (PCMU, PCMA, G722)")))?;
         if payload_type.is_some_and(|pt| pt > 127) || event_payload_type.is_some_and(|pt| pt > 127) {
             return Err(PyValueError::new_err("payload_type: must be 0..127"));
         }

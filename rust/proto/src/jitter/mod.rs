@@ -35,6 +35,7 @@ pub mod dsp;
 pub mod event;
 
 use crate::codec::g711;
+use crate::codec::g722::{G722Decoder, G722Mode};
 use crate::rtp::RtpPacket;
 use delay::{DelayConfig, DelayManager};
 use dsp::{Concealer, Scales};
@@ -47,6 +48,9 @@ pub enum Codec {
     Pcmu,
     /// G.711 A-law, 8 kHz (static payload type 8).
     Pcma,
+    /// G.722 at 64 kbit/s, 16 kHz audio on an 8 kHz RTP clock (static
+    /// payload type 9, RFC 3551 section 4.5.2).
+    G722,
 }
 
 impl Codec {
@@ -55,6 +59,7 @@ impl Codec {
         match name.to_ascii_uppercase().as_str() {
             "PCMU" => Some(Codec::Pcmu),
             "PCMA" => Some(Codec::Pcma),
+            "G722" => Some(Codec::G722),
             _ => None,
         }
     }
@@ -64,6 +69,7 @@ impl Codec {
         match self {
             Codec::Pcmu => "PCMU",
             Codec::Pcma => "PCMA",
+            Codec::G722 => "G722",
         }
     }
 
@@ -72,20 +78,28 @@ impl Codec {
         match self {
             Codec::Pcmu => 0,
             Codec::Pcma => 8,
+            Codec::G722 => 9,
         }
     }
 
     /// Decoded samples per second.
     pub fn sample_rate(self) -> u32 {
-        8000
+        match self {
+            Codec::Pcmu | Codec::Pcma => 8000,
+            Codec::G722 => 16000,
+        }
     }
 
     /// Decoded samples per RTP timestamp tick at the codec's RTP clock.
     fn samples_per_tick(self) -> usize {
-        1
+        match self {
+            Codec::Pcmu | Codec::Pcma => 1,
+            Codec::G722 => 2,
+        }
     }
 
-    /// RTP timestamp ticks a payload of `len` bytes covers.
+    /// RTP timestamp ticks a payload of `len` bytes covers: one octet per
+    /// tick for all three (G.722 packs two 16 kHz samples per octet).
     fn ticks(self, len: usize) -> i64 {
         len as i64
     }
@@ -97,6 +111,7 @@ impl Codec {
 enum Decoder {
     Pcmu,
     Pcma,
+    G722(G722Decoder),
 }
 
 impl Decoder {
@@ -104,18 +119,25 @@ impl Decoder {
         match codec {
             Codec::Pcmu => Decoder::Pcmu,
             Codec::Pcma => Decoder::Pcma,
+            Codec::G722 => Decoder::G722(G722Decoder::new(G722Mode::Kbps64)),
         }
     }
 
-    fn reset(&mut self) {}
+    fn reset(&mut self) {
+        if let Decoder::G722(decoder) = self {
+            decoder.reset();
+        }
+    }
 
     /// Decodes `payload`, appending its samples to `out`.
     fn decode_append(&mut self, payload: &[u8], out: &mut Vec<i16>) {
         let start = out.len();
-        out.resize(start + payload.len(), 0);
+        let samples = if matches!(self, Decoder::G722(_)) { 2 * payload.len() } else { payload.len() };
+        out.resize(start + samples, 0);
         match self {
             Decoder::Pcmu => g711::ulaw_decode_into(payload, &mut out[start..]),
             Decoder::Pcma => g711::alaw_decode_into(payload, &mut out[start..]),
+            Decoder::G722(decoder) => decoder.decode_into(payload, &mut out[start..]),
         };
     }
 }
