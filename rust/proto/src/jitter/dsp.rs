@@ -25,11 +25,22 @@ impl Scales {
     }
 }
 
-/// Energy below which a stretch needs no pitch match (about -60 dBFS rms):
-/// nothing audible can click there.
-const QUIET_RMS: f32 = 40.0;
-/// Normalised correlation a stretch needs: the two periods must be alike.
+/// Normalised correlation a pitch-synchronous stretch needs: the two
+/// periods must be alike.
 const STRETCH_CORRELATION: f32 = 0.85;
+
+/// Where a stretch may happen. Pauses are best (PESQ on the shared speech
+/// scores pause-only stretching clearly above pitch-synchronous stretching
+/// at the same delay); the caller widens the policy the longer it waits.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StretchPolicy {
+    /// Audio below this rms counts as a pause: stretched anywhere.
+    pub quiet_rms: f32,
+    /// Also stretch voiced audio by whole pitch periods.
+    pub periodic: bool,
+    /// Stretch wherever playout is (the caller has waited long enough).
+    pub force: bool,
+}
 
 fn dot(a: &[i16], b: &[i16]) -> f32 {
     a.iter().zip(b).map(|(&x, &y)| f32::from(x) * f32::from(y)).sum()
@@ -87,17 +98,19 @@ fn crossfade(from: &[i16], to: &[i16], out: &mut [i16]) {
 /// for a seam to be heard, or when `quiet_most` is shorter than any pitch
 /// period (a last step of under 2.5 ms that lands playout exactly on a
 /// packet boundary; crossfaded over its own length, it is not heard).
-/// `multiple` keeps the amount a whole number of RTP ticks. With `force`,
-/// `quiet_most` is taken whatever the audio (the caller has waited long
-/// enough for a pause).
-fn stretch_amount(x: &[i16], scales: Scales, longest: usize, quiet_most: usize, multiple: usize, force: bool) -> Option<usize> {
+/// `multiple` keeps the amount a whole number of RTP ticks; `policy` says
+/// where stretching is allowed.
+fn stretch_amount(x: &[i16], scales: Scales, longest: usize, quiet_most: usize, multiple: usize, policy: StretchPolicy) -> Option<usize> {
     let shortest = scales.min_pitch.next_multiple_of(multiple);
     let quiet_most = quiet_most - quiet_most % multiple;
-    if quiet_most > 0 && (force || quiet_most < shortest) && x.len() >= 2 * quiet_most {
+    if quiet_most > 0 && (policy.force || quiet_most < shortest) && x.len() >= 2 * quiet_most {
         return Some(quiet_most);
     }
-    if quiet_most >= shortest && x.len() >= 2 * quiet_most && rms(&x[..2 * quiet_most]) < QUIET_RMS {
+    if quiet_most >= shortest && x.len() >= 2 * quiet_most && rms(&x[..2 * quiet_most]) < policy.quiet_rms {
         return Some(quiet_most);
+    }
+    if !policy.periodic {
+        return None;
     }
     let longest = longest.min(x.len() / 2);
     let longest = longest - longest % multiple;
@@ -114,11 +127,11 @@ fn stretch_amount(x: &[i16], scales: Scales, longest: usize, quiet_most: usize, 
 /// period (at most `most` samples) removed: two adjacent periods crossfaded
 /// into one. Returns the number of input samples consumed (`out.len()` plus
 /// the amount removed), or `None` when the audio has no period clean enough
-/// to drop without an audible seam (see `stretch_amount` for `force`).
-pub fn accelerate(x: &[i16], out: &mut [i16], scales: Scales, most: usize, multiple: usize, force: bool) -> Option<usize> {
+/// to drop without an audible seam under `policy`.
+pub fn accelerate(x: &[i16], out: &mut [i16], scales: Scales, most: usize, multiple: usize, policy: StretchPolicy) -> Option<usize> {
     let frame = out.len();
     let room = x.len().saturating_sub(frame).min(frame).min(most);
-    let period = stretch_amount(x, scales, scales.max_pitch.min(room), room, multiple, force)?;
+    let period = stretch_amount(x, scales, scales.max_pitch.min(room), room, multiple, policy)?;
     crossfade(&x[..period], &x[period..2 * period], &mut out[..period]);
     out[period..].copy_from_slice(&x[2 * period..frame + period]);
     Some(frame + period)
@@ -128,10 +141,10 @@ pub fn accelerate(x: &[i16], out: &mut [i16], scales: Scales, most: usize, multi
 /// (at most `most` samples) repeated, crossfaded back onto itself. Returns
 /// the number of input samples consumed (`out.len()` minus the amount
 /// added), or `None` as for [`accelerate`].
-pub fn expand(x: &[i16], out: &mut [i16], scales: Scales, most: usize, multiple: usize, force: bool) -> Option<usize> {
+pub fn expand(x: &[i16], out: &mut [i16], scales: Scales, most: usize, multiple: usize, policy: StretchPolicy) -> Option<usize> {
     let frame = out.len();
     let room = (frame / 2).min(x.len() / 2).min(most);
-    let period = stretch_amount(x, scales, scales.max_pitch.min(room), room, multiple, force)?;
+    let period = stretch_amount(x, scales, scales.max_pitch.min(room), room, multiple, policy)?;
     let consumed = frame - period;
     out[..period].copy_from_slice(&x[..period]);
     crossfade(&x[period..2 * period], &x[..period], &mut out[period..2 * period]);
@@ -269,6 +282,10 @@ mod tests {
         (0..len).map(|i| (amplitude * (2.0 * std::f32::consts::PI * freq * i as f32 / rate).sin()) as i16).collect()
     }
 
+    const PERIODIC: StretchPolicy = StretchPolicy { quiet_rms: 40.0, periodic: true, force: false };
+    const QUIET_ONLY: StretchPolicy = StretchPolicy { quiet_rms: 40.0, periodic: false, force: false };
+    const FORCE: StretchPolicy = StretchPolicy { quiet_rms: 40.0, periodic: true, force: true };
+
     #[test]
     fn pitch_of_a_tone_is_its_period() {
         let x = tone(200.0, 8000.0, 480, 8000.0);
@@ -281,11 +298,11 @@ mod tests {
         let scales = Scales::new(8000);
         let x = tone(160.0, 8000.0, 480, 8000.0); // period 50 samples
         let mut out = vec![0i16; 160];
-        let used = accelerate(&x, &mut out, scales, 160, 1, false).expect("a pure tone is periodic");
+        let used = accelerate(&x, &mut out, scales, 160, 1, PERIODIC).expect("a pure tone is periodic");
         assert_eq!((used - 160) % 50, 0);
         // No seam: neighbouring samples of a 160 Hz tone differ by < 1100.
         assert!(out.windows(2).all(|w| (i32::from(w[0]) - i32::from(w[1])).abs() < 1100));
-        let used = expand(&x, &mut out, scales, 160, 1, false).expect("a pure tone is periodic");
+        let used = expand(&x, &mut out, scales, 160, 1, PERIODIC).expect("a pure tone is periodic");
         assert_eq!((160 - used) % 50, 0);
         assert!(out.windows(2).all(|w| (i32::from(w[0]) - i32::from(w[1])).abs() < 1100));
     }
@@ -301,11 +318,13 @@ mod tests {
             })
             .collect();
         let mut out = vec![0i16; 160];
-        assert_eq!(accelerate(&noise, &mut out, scales, 160, 1, false), None);
-        assert_eq!(accelerate(&noise, &mut out, scales, 47, 1, true), Some(160 + 47), "forced");
-        assert_eq!(accelerate(&[0i16; 480], &mut out, scales, 160, 1, false), Some(160 + 160));
-        assert_eq!(accelerate(&[0i16; 480], &mut out, scales, 45, 2, false), Some(160 + 44));
-        assert_eq!(expand(&[0i16; 480], &mut out, scales, 160, 2, false), Some(160 - 80));
+        assert_eq!(accelerate(&noise, &mut out, scales, 160, 1, PERIODIC), None);
+        assert_eq!(accelerate(&noise, &mut out, scales, 47, 1, FORCE), Some(160 + 47), "forced");
+        assert_eq!(accelerate(&[0i16; 480], &mut out, scales, 160, 1, QUIET_ONLY), Some(160 + 160));
+        assert_eq!(accelerate(&[0i16; 480], &mut out, scales, 45, 2, QUIET_ONLY), Some(160 + 44));
+        assert_eq!(expand(&[0i16; 480], &mut out, scales, 160, 2, QUIET_ONLY), Some(160 - 80));
+        let x = tone(160.0, 8000.0, 480, 8000.0);
+        assert_eq!(accelerate(&x, &mut out, scales, 160, 1, QUIET_ONLY), None, "voiced waits for a pause");
     }
 
     #[test]

@@ -337,9 +337,13 @@ const GIVE_UP_MS: usize = 2000;
 /// The level under which played audio counts as silence: a stall there is
 /// filled with comfort noise, not concealment.
 const QUIET_HISTORY_RMS: f32 = 30.0;
-/// How long a pending stretch waits for audio that can be stretched without
-/// a seam before it is done regardless, ms.
-const STRETCH_PATIENCE_MS: usize = 300;
+/// How long a pending acceleration waits for a pause before it stretches
+/// voiced audio, and how long any stretch waits before it goes ahead
+/// regardless, ms.
+const PAUSE_PATIENCE_MS: usize = 2000;
+const STRETCH_PATIENCE_MS: usize = 4000;
+/// Below this rms (about -58 dBFS) audio is a pause for stretching.
+const QUIET_RMS: f32 = 40.0;
 /// History of played audio kept for pitch analysis, ms.
 const HISTORY_MS: usize = 60;
 
@@ -803,20 +807,27 @@ impl JitterBuffer {
         }
         let per_ms = self.scales.per_ms as f64;
         let remaining = self.stretch_remaining.unsigned_abs() as usize;
-        // Voiced audio may not offer a period that fits what is left of a
-        // packet; after waiting this long for a pause, take it anyway.
-        let force = self.stretch_waited >= STRETCH_PATIENCE_MS * self.scales.per_ms;
+        // Too much delay costs only delay: wait for a pause to accelerate in,
+        // then accept voiced audio by whole pitch periods. Too little risks
+        // losses: expand by pitch periods at once. If no spot turns up at all
+        // (no period fits what is left of a packet), stretch where playout is.
+        let waited_ms = self.stretch_waited / self.scales.per_ms;
+        let policy = dsp::StretchPolicy {
+            quiet_rms: (2.0 * self.noise_rms).max(QUIET_RMS),
+            periodic: self.stretch_remaining < 0 || waited_ms >= PAUSE_PATIENCE_MS,
+            force: waited_ms >= STRETCH_PATIENCE_MS,
+        };
         if self.stretch_remaining != 0 {
             self.stretch_waited += out.len();
         }
         if self.stretch_remaining > 0 {
-            if let Some(used) = dsp::accelerate(&self.decoded, out, self.scales, remaining, self.samples_per_tick, force) {
+            if let Some(used) = dsp::accelerate(&self.decoded, out, self.scales, remaining, self.samples_per_tick, policy) {
                 self.finish_stretch(used, used as i64 - frame);
                 self.stats.accelerated_ms += (used - out.len()) as f64 / per_ms;
                 return FrameKind::Accelerated;
             }
         } else if self.stretch_remaining < 0 {
-            if let Some(used) = dsp::expand(&self.decoded, out, self.scales, remaining, self.samples_per_tick, force) {
+            if let Some(used) = dsp::expand(&self.decoded, out, self.scales, remaining, self.samples_per_tick, policy) {
                 self.finish_stretch(used, used as i64 - frame);
                 self.stats.expanded_ms += (out.len() - used) as f64 / per_ms;
                 return FrameKind::Expanded;
@@ -830,7 +841,9 @@ impl JitterBuffer {
     /// the stretch removed (positive) or added (negative).
     fn finish_stretch(&mut self, used: usize, change: i64) {
         self.stretch_remaining -= change;
-        self.stretch_waited = 0;
+        if self.stretch_remaining == 0 {
+            self.stretch_waited = 0;
+        }
         self.advance(used);
         self.decoded.drain(..used);
     }
