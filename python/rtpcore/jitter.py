@@ -28,7 +28,9 @@ runs the same under a real event loop, a media engine or a simulation.
 >>> packet = bytes([0x80, 0, 0, 1, 0, 0, 0, 160, 0, 0, 0, 7]) + bytes([0xFF]) * 160
 >>> jb.push(packet, arrival=0.000)
 'buffered'
->>> frame = jb.pop(now=0.000)
+>>> jb.pop(now=0.000).kind  # the initial delay: 20 ms while the first packets are learnt
+'silence'
+>>> frame = jb.pop(now=0.020)
 >>> frame.kind, len(frame.pcm), frame.sample_rate, frame.timestamp
 ('normal', 160, 8000, 160)
 

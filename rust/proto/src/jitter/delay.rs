@@ -22,6 +22,8 @@ const MIN_TRANSIT_WINDOW_S: f64 = 2.0;
 const PEAK_MEMORY_S: f64 = 20.0;
 /// Histogram resolution in milliseconds.
 const BUCKET_MS: f64 = 1.0;
+/// Packets learnt before anything counts as a peak.
+const WARMUP_PACKETS: u64 = 50;
 /// Weights are rescaled when they grow past this, keeping them finite.
 const RESCALE_AT: f64 = 1e200;
 
@@ -38,11 +40,14 @@ pub struct DelayConfig {
     pub min_delay_ms: f64,
     /// A relative delay this far above the quantile target is a peak, ms.
     pub peak_threshold_ms: f64,
+    /// The smallest delay to start playout at while the first packets are
+    /// being learnt, ms: a start with no margin stalls on the second packet.
+    pub initial_delay_ms: f64,
 }
 
 impl Default for DelayConfig {
     fn default() -> Self {
-        DelayConfig { quantile: 0.99, forget_factor: 0.9983, max_delay_ms: 1000.0, min_delay_ms: 0.0, peak_threshold_ms: 60.0 }
+        DelayConfig { quantile: 0.99, forget_factor: 0.9983, max_delay_ms: 1000.0, min_delay_ms: 0.0, peak_threshold_ms: 60.0, initial_delay_ms: 20.0 }
     }
 }
 
@@ -129,6 +134,30 @@ impl DelayManager {
         let reference = self.min_transit.front().map_or(transit, |&(_, t)| t);
         let relative_ms = ((transit - reference) * 1000.0).max(0.0);
 
+        while self.peaks.front().is_some_and(|p| p.at < arrival - PEAK_MEMORY_S) {
+            self.peaks.pop_front();
+        }
+        // A packet far above the target belongs to a delay peak (a stall or
+        // a route change). Peaks are tracked apart and kept out of the
+        // histogram: a few of them would hold a high quantile up for half a
+        // minute, while riding one out costs a single stall.
+        if self.packets >= WARMUP_PACKETS && relative_ms > self.quantile_ms + self.config.peak_threshold_ms {
+            match self.peaks.back_mut() {
+                // Packets of one peak arrive back to back: count it once.
+                Some(p) if arrival - p.at < 0.5 => {
+                    p.height_ms = p.height_ms.max(relative_ms);
+                    p.at = arrival;
+                }
+                _ => {
+                    if self.peaks.len() == self.peaks.capacity() {
+                        self.peaks.pop_front();
+                    }
+                    self.peaks.push_back(Peak { at: arrival, height_ms: relative_ms });
+                }
+            }
+            return relative_ms;
+        }
+
         // Forgetting, with a faster start: the first packets must move the
         // estimate on their own (NetEQ ramps its forget factor the same way).
         self.packets += 1;
@@ -145,22 +174,6 @@ impl DelayManager {
         self.histogram.add(index, self.next_weight);
         self.total += self.next_weight;
         self.quantile_ms = self.quantile();
-
-        while self.peaks.front().is_some_and(|p| p.at < arrival - PEAK_MEMORY_S) {
-            self.peaks.pop_front();
-        }
-        if relative_ms > self.quantile_ms + self.config.peak_threshold_ms {
-            // One stall makes several packets late; count it once.
-            match self.peaks.back_mut() {
-                Some(p) if arrival - p.at < 0.5 => p.height_ms = p.height_ms.max(relative_ms),
-                _ => {
-                    if self.peaks.len() == self.peaks.capacity() {
-                        self.peaks.pop_front();
-                    }
-                    self.peaks.push_back(Peak { at: arrival, height_ms: relative_ms });
-                }
-            }
-        }
         relative_ms
     }
 
@@ -171,6 +184,17 @@ impl DelayManager {
         }
         let bucket = self.histogram.first_reaching(self.config.quantile * self.total);
         (bucket as f64 + 1.0) * BUCKET_MS
+    }
+
+    /// The delay to start a talk spurt at, ms: the target, but at least
+    /// `initial_delay_ms` while the first packets are being learnt.
+    pub fn start_target_ms(&self, now: f64) -> f64 {
+        let target = self.target_ms(now);
+        if self.packets < WARMUP_PACKETS {
+            target.max(self.config.initial_delay_ms.min(self.config.max_delay_ms))
+        } else {
+            target
+        }
     }
 
     /// The target delay in ms, with spikes considered at time `now` (s).

@@ -600,7 +600,7 @@ impl JitterBuffer {
             }
         }
         if self.position.is_none() {
-            self.try_start(now, target_ms);
+            self.try_start(now, self.delay.start_target_ms(now));
         }
         let Some(start) = self.position else {
             self.fill_silence(out);
@@ -787,17 +787,18 @@ impl JitterBuffer {
             let aligned_ms = (offset - partial - min_transit) * 1000.0;
             let error_ms = aligned_ms - target_ms;
             let packet_ms = packet as f64 / self.scales.per_ms as f64;
+            let expand_below = (target_ms * 0.02).max(1.0);
             // An expansion in progress is dropped once the target has come
             // down to the aligned delay; an acceleration always completes.
             if self.stretch_remaining == 0 || (self.stretch_remaining < 0 && error_ms > 0.0) {
                 self.stretch_remaining = if error_ms >= packet_ms + (target_ms * 0.02).max(1.0) {
                     // One packet less delay: cut through to the boundary after next.
                     to_boundary + packet
-                } else if to_boundary > 0 && error_ms >= -(target_ms * 0.02).max(1.0) {
+                } else if to_boundary > 0 && error_ms >= -expand_below {
                     // Misaligned: playing up to the boundary faster costs no
                     // safety margin at all, only delay.
                     to_boundary
-                } else if error_ms < -(target_ms * 0.02).max(1.0) {
+                } else if error_ms < -expand_below {
                     // One packet more delay: back to the previous boundary.
                     -(packet - to_boundary)
                 } else {

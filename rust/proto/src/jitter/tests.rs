@@ -315,7 +315,8 @@ fn g722_plays_16_khz_on_an_8_khz_clock() {
         p[4..8].copy_from_slice(&(160 * k as u32).to_be_bytes());
         p.extend_from_slice(&codes[160 * k..160 * (k + 1)]);
         assert_eq!(jb.push(&p, k as f64 * 0.02), PushOutcome::Buffered);
-        let info = jb.pop(k as f64 * 0.02, &mut out);
+        // Playout starts one frame after the first packet (the initial delay).
+        let info = jb.pop((k + 1) as f64 * 0.02, &mut out);
         assert_eq!(info.timestamp, Some(160 * k as u32));
         played.extend_from_slice(&out);
     }
