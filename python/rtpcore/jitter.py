@@ -72,8 +72,9 @@ class Timeline:
     ``timestamp`` the RTP timestamp of its first sample (-1 when wholly
     synthesized); ``playout_offset`` ``time - timestamp/clock`` (s, NaN
     before playout starts); ``current_delay_ms`` and ``target_delay_ms`` the
-    buffer's own view of its delay. ``arrival``/``transit`` list every packet
-    pushed (s): its arrival time and ``arrival - timestamp/clock``.
+    buffer's own view of its delay. ``arrival`` and ``packet_delay_ms`` list
+    every packet pushed: its arrival time (s) and how much later than the
+    fastest packet of the preceding 2 s it came (ms, the buffer's reference).
     """
 
     time: npt.NDArray[np.float64]
@@ -83,7 +84,7 @@ class Timeline:
     current_delay_ms: npt.NDArray[np.float64]
     target_delay_ms: npt.NDArray[np.float64]
     arrival: npt.NDArray[np.float64]
-    transit: npt.NDArray[np.float64]
+    packet_delay_ms: npt.NDArray[np.float64]
     stats: JitterStats
     events: list[TelephoneEvent]
 
@@ -123,15 +124,12 @@ def replay(
     offsets = np.full(n_frames, np.nan)
     current = np.zeros(n_frames)
     target = np.zeros(n_frames)
-    arrival = np.array([p[0] for p in ordered])
-    transit = np.full(arrival.size, np.nan)
+    arrival = np.array([p[0] for p in ordered], dtype=np.float64)
     i = 0
     events: list[TelephoneEvent] = []
     for f, now in enumerate(times):
         while i < len(ordered) and ordered[i][0] <= now:
             at, data = ordered[i]
-            if len(data) >= 8:
-                transit[i] = at - int.from_bytes(data[4:8], "big") / clock_rate
             jb.push(data, at)
             i += 1
         frame = jb.pop(float(now))
@@ -145,16 +143,38 @@ def replay(
         current[f], target[f] = st.current_delay_ms, st.target_delay_ms
         events.extend(jb.pop_events())
     timeline = Timeline(times, np.array(kinds), stamps, offsets, current, target, arrival,
-                        transit, jb.stats(), events)
+                        _packet_delays(ordered, clock_rate), jb.stats(), events)
     return pcm, timeline
+
+
+def _packet_delays(ordered: list[tuple[float, bytes]], clock_rate: int) -> npt.NDArray[np.float64]:
+    """Each packet's delay beyond the fastest packet of the 2 s before it
+    (ms), per source; a new SSRC or a timestamp jump starts afresh."""
+    delays = np.full(len(ordered), np.nan)
+    history: list[tuple[float, float]] = []  # (arrival, transit) of the current source
+    last: dict[int, tuple[int, int]] = {}  # ssrc -> (wire ts, extended ts)
+    source = None
+    for i, (at, data) in enumerate(ordered):
+        if len(data) < 12:
+            continue
+        ts, ssrc = int.from_bytes(data[4:8], "big"), int.from_bytes(data[8:12], "big")
+        wire, ext = last.get(ssrc, (ts, ts))
+        ext += (ts - wire + 2**31) % 2**32 - 2**31
+        last[ssrc] = (ts, ext)
+        transit = at - ext / clock_rate
+        if ssrc != source or (history and abs(transit - history[-1][1]) > 1.0):
+            source, history = ssrc, []
+        history = [h for h in history if h[0] >= at - 2.0] + [(at, transit)]
+        delays[i] = (transit - min(h[1] for h in history)) * 1000.0
+    return delays
 
 
 def plot_timeline(timeline: Timeline, path: str | PathLike[str], title: str = "") -> None:
     """Draws packet delays, target and playout delay over time to a PNG.
 
-    Delays are shown relative to the smallest transit in the capture: dots
-    are packets (their delay beyond the fastest one), the lines the buffer's
-    target and its actual playout delay; shaded frames were concealed.
+    Delays are relative to the fastest packet of the preceding 2 s (the
+    buffer's own reference): dots are packets, the lines the buffer's target
+    and its actual playout delay; red frames were concealed.
     Needs matplotlib.
     """
     import matplotlib
@@ -162,27 +182,22 @@ def plot_timeline(timeline: Timeline, path: str | PathLike[str], title: str = ""
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    base = float(np.nanmin(timeline.transit)) if timeline.transit.size else 0.0
     fig, ax = plt.subplots(figsize=(12, 4.5), dpi=100)
     t0 = float(timeline.time[0]) if timeline.time.size else 0.0
-    # A new source or a timestamp jump shifts every transit: draw only
-    # transits near the playout timeline.
-    ax.plot(timeline.arrival - t0, (timeline.transit - base) * 1000.0, ".", ms=2, color="0.5",
-            label="packet arrival delay")
+    ax.plot(timeline.arrival - t0, timeline.packet_delay_ms, ".", ms=2, color="0.5",
+            label="packet delay")
     played = np.isfinite(timeline.playout_offset)
-    ax.plot(timeline.time[played] - t0, (timeline.playout_offset[played] - base) * 1000.0, "-",
+    ax.plot(timeline.time[played] - t0, timeline.current_delay_ms[played], "-",
             lw=1, color="tab:blue", label="playout delay")
-    playout_base = timeline.playout_offset - timeline.current_delay_ms / 1000.0
-    ax.plot(timeline.time[played] - t0,
-            (playout_base[played] - base) * 1000.0 + timeline.target_delay_ms[played], "-",
+    ax.plot(timeline.time[played] - t0, timeline.target_delay_ms[played], "-",
             lw=1, color="tab:orange", label="target delay")
     concealed = np.isin(timeline.kind, ["concealed", "comfort_noise"])
     for t in timeline.time[concealed] - t0:
         ax.axvspan(t, t + 0.02, color="tab:red", alpha=0.3, lw=0)
     ax.set_xlabel("time (s)")
-    ax.set_ylabel("delay beyond fastest packet (ms)")
+    ax.set_ylabel("delay beyond the fastest recent packet (ms)")
     ax.set_title(title)
-    finite = (timeline.transit[np.isfinite(timeline.transit)] - base) * 1000.0
+    finite = timeline.packet_delay_ms[np.isfinite(timeline.packet_delay_ms)]
     top = max(float(np.percentile(finite, 99.9)) if finite.size else 100.0, 50.0) * 1.3
     ax.set_ylim(-5, top)
     ax.legend(loc="upper right", fontsize=8)
