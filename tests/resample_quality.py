@@ -31,13 +31,17 @@ def _band_energy_db(y: np.ndarray, rate: int, lo: float, hi: float, ref: float) 
     return float(10 * np.log10(band / ref + 1e-30))
 
 
+def tone_gain_db(run: Run, in_rate: int, out_rate: int, fraction: float) -> float:
+    """Gain (dB) of a tone at `fraction` of the lower Nyquist frequency."""
+    freq = fraction * min(in_rate, out_rate) / 2
+    y = _middle(run(_tone(in_rate, freq), in_rate, out_rate))
+    return float(20 * np.log10(np.sqrt(np.mean(y**2)) / (0.5 / np.sqrt(2))))
+
+
 def passband_ripple_db(run: Run, in_rate: int, out_rate: int, edge: float = 0.9) -> float:
     """Peak-to-peak gain variation (dB) of tones up to `edge` × the lower Nyquist frequency."""
     nyquist = min(in_rate, out_rate) / 2
-    gains = []
-    for freq in np.linspace(50, edge * nyquist, 24):
-        y = _middle(run(_tone(in_rate, freq), in_rate, out_rate))
-        gains.append(20 * np.log10(np.sqrt(np.mean(y**2)) / (0.5 / np.sqrt(2))))
+    gains = [tone_gain_db(run, in_rate, out_rate, f / nyquist) for f in np.linspace(50, edge * nyquist, 24)]
     return float(max(gains) - min(gains))
 
 

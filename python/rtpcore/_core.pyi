@@ -7,6 +7,7 @@ __all__ = ["__version__"]
 __version__: str
 
 # --- codecs (g711, audioop) ---
+from collections.abc import Sequence
 from typing import Self, TypeVar, final, overload
 
 import numpy as np
@@ -235,3 +236,14 @@ def dtmf_generate(
     low_dbfs: float = ...,
     high_dbfs: float = ...,
 ) -> npt.NDArray[np.int16]: ...
+
+# --- cn ---
+__all__ += ["ComfortNoiseGenerator", "estimate_comfort_noise"]
+
+@final
+class ComfortNoiseGenerator:
+    def __new__(cls, level: int, reflection: Sequence[int] = ..., *, seed: int = 0) -> Self: ...
+    def update(self, level: int, reflection: Sequence[int] = ...) -> None: ...
+    def generate(self, samples: int) -> npt.NDArray[np.int16]: ...
+
+def estimate_comfort_noise(pcm: Buffer, order: int = 10) -> tuple[int, list[int]]: ...

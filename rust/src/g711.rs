@@ -14,17 +14,54 @@ type EncodeKernel = fn(&[i16], &mut [u8]) -> usize;
 /// A slice decoder: `(codes, samples) -> count`.
 type DecodeKernel = fn(&[u8], &mut [i16]) -> usize;
 
-/// The G.711 slice kernels, in their AVX2 build where the CPU has it: AVX2
-/// doubles the lanes over SSE2, which takes long buffers from ~0.7 to ~0.25
-/// ns per sample.
+/// The G.711 slice kernels for this CPU: the encoders in their AVX2 build
+/// (AVX2 doubles the lanes over SSE2, ~0.7 to ~0.25 ns per sample), the
+/// decoders as `vpshufb` table lookups (see `simd::g711_avx2`).
 mod kernels {
+    use super::DecodeKernel;
     use crate::simd::avx2_dispatch;
     use rtpcore_proto::codec::g711;
 
     avx2_dispatch!(pub fn ulaw_encode(pcm: &[i16], codes: &mut [u8]) -> usize = g711::ulaw_encode_into;);
     avx2_dispatch!(pub fn alaw_encode(pcm: &[i16], codes: &mut [u8]) -> usize = g711::alaw_encode_into;);
-    avx2_dispatch!(pub fn ulaw_decode(codes: &[u8], pcm: &mut [i16]) -> usize = g711::ulaw_decode_into;);
-    avx2_dispatch!(pub fn alaw_decode(codes: &[u8], pcm: &mut [i16]) -> usize = g711::alaw_decode_into;);
+
+    #[cfg(target_arch = "x86_64")]
+    macro_rules! shuffle_decoder {
+        ($name:ident, $scalar:path, $slice:path, $mask:expr) => {
+            pub fn $name() -> DecodeKernel {
+                use crate::simd::g711_avx2::{decode, NibbleTables};
+                use std::sync::OnceLock;
+                static TABLES: OnceLock<Option<NibbleTables>> = OnceLock::new();
+                fn avx2(codes: &[u8], out: &mut [i16]) -> usize {
+                    let tables = TABLES.get().and_then(Option::as_ref).expect("invariant: set before this kernel is chosen");
+                    // SAFETY: chosen only when the CPU has AVX2 (below).
+                    unsafe { decode(tables, codes, out, $slice) }
+                }
+                let tables = TABLES.get_or_init(|| {
+                    std::arch::is_x86_feature_detected!("avx2").then(|| NibbleTables::new($scalar, $mask))
+                });
+                if tables.is_some() {
+                    avx2
+                } else {
+                    $slice
+                }
+            }
+        };
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    shuffle_decoder!(ulaw_decode, g711::ulaw_decode, g711::ulaw_decode_into, 0xFF);
+    #[cfg(target_arch = "x86_64")]
+    shuffle_decoder!(alaw_decode, g711::alaw_decode, g711::alaw_decode_into, 0x55);
+
+    #[cfg(not(target_arch = "x86_64"))]
+    pub fn ulaw_decode() -> DecodeKernel {
+        g711::ulaw_decode_into
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    pub fn alaw_decode() -> DecodeKernel {
+        g711::alaw_decode_into
+    }
 }
 
 fn encode_with<'py>(py: Python<'py>, pcm: &Bound<'py, PyAny>, out: Option<&Bound<'py, PyAny>>, kernel: EncodeKernel) -> PyResult<Bound<'py, PyAny>> {

@@ -30,7 +30,7 @@ impl G722Encoder {
     fn encode<'py>(&mut self, py: Python<'py>, pcm: &Bound<'py, PyAny>, out: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
         let encoder = &mut self.inner;
         let octets = |samples: usize| {
-            if samples % 2 != 0 {
+            if !samples.is_multiple_of(2) {
                 return Err(PyValueError::new_err(format!(
                     "pcm: {samples} samples is odd; G.722 codes pairs of samples (pass even-length frames)"
                 )));

@@ -4,6 +4,7 @@
 use pyo3::prelude::*;
 
 mod buffer;
+mod cn;
 mod dtmf;
 mod errors;
 mod g711;
@@ -21,5 +22,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     g722::register(m)?;
     resample::register(m)?;
     dtmf::register(m)?;
+    cn::register(m)?;
     Ok(())
 }

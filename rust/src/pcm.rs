@@ -92,7 +92,7 @@ fn is_byte_format(format: u8) -> bool {
 
 /// Checks that a buffer of `len` bytes holds whole int16 samples.
 fn check_even(what: &str, len: usize) -> PyResult<()> {
-    if len % 2 != 0 {
+    if !len.is_multiple_of(2) {
         return Err(PyValueError::new_err(format!(
             "{what}: {len} bytes is not a whole number of int16 samples (2 bytes each)"
         )));

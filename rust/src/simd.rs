@@ -41,3 +41,85 @@ macro_rules! avx2_dispatch {
 }
 
 pub(crate) use avx2_dispatch;
+
+/// G.711 decoding with AVX2 byte shuffles, 32 codes per step.
+///
+/// A G.711 code is a sign, a 3-bit segment and a 4-bit step, and for both
+/// laws the decoded sample is `step * A + B` with `A` and `B` depending only
+/// on sign and segment, the code's high nibble (μ-law: `A = ±8 << segment`,
+/// `B = ±132 * (2^segment - 1)`; A-law similar). Two 16-entry tables looked
+/// up with `vpshufb` and one 16-bit multiply-add decode 32 codes in about 20
+/// instructions, ~3x the compiler-vectorised arithmetic of the core. The
+/// tables are derived from the core's scalar decoder, so both agree by
+/// construction (and the tests check all 256 codes through this path).
+#[cfg(target_arch = "x86_64")]
+pub mod g711_avx2 {
+    use std::arch::x86_64::*;
+
+    /// `A` and `B` by high nibble, split into low and high bytes for `vpshufb`.
+    pub struct NibbleTables {
+        a_lo: [u8; 16],
+        a_hi: [u8; 16],
+        b_lo: [u8; 16],
+        b_hi: [u8; 16],
+        /// XOR that turns a code into `high nibble << 4 | step` (0xFF for
+        /// μ-law's inverted bits, 0x55 for A-law's toggled even bits).
+        mask: u8,
+    }
+
+    impl NibbleTables {
+        /// Tables for a law given its scalar decoder and code mask.
+        pub fn new(decode: fn(u8) -> i16, mask: u8) -> Self {
+            let mut tables = NibbleTables { a_lo: [0; 16], a_hi: [0; 16], b_lo: [0; 16], b_hi: [0; 16], mask };
+            for high in 0..16u8 {
+                let b = decode((high << 4) ^ mask);
+                let a = decode(((high << 4) | 1) ^ mask).wrapping_sub(b);
+                [tables.a_lo[usize::from(high)], tables.a_hi[usize::from(high)]] = a.to_le_bytes();
+                [tables.b_lo[usize::from(high)], tables.b_hi[usize::from(high)]] = b.to_le_bytes();
+            }
+            tables
+        }
+    }
+
+    /// Decodes `min(codes.len(), out.len())` codes; the caller has checked
+    /// that the CPU has AVX2.
+    #[target_feature(enable = "avx2")]
+    pub fn decode(tables: &NibbleTables, codes: &[u8], out: &mut [i16], scalar: fn(&[u8], &mut [i16]) -> usize) -> usize {
+        let count = codes.len().min(out.len());
+        let whole = count / 32 * 32;
+        let broadcast = |t: &[u8; 16]| {
+            // SAFETY: reads exactly 16 bytes from a 16-byte array.
+            let lane = unsafe { _mm_loadu_si128(t.as_ptr().cast()) };
+            _mm256_broadcastsi128_si256(lane)
+        };
+        let (a_lo, a_hi, b_lo, b_hi) = (broadcast(&tables.a_lo), broadcast(&tables.a_hi), broadcast(&tables.b_lo), broadcast(&tables.b_hi));
+        let mask = _mm256_set1_epi8(tables.mask as i8);
+        let nibble = _mm256_set1_epi8(0x0F);
+        let zero = _mm256_setzero_si256();
+        for start in (0..whole).step_by(32) {
+            // SAFETY: `start + 32 <= whole <= codes.len()`: 32 readable bytes.
+            let raw = unsafe { _mm256_loadu_si256(codes.as_ptr().add(start).cast()) };
+            // Order the 8-byte quarters 0, 2, 1, 3 so that the in-lane
+            // unpacks below produce samples 0..16 and 16..32 in order.
+            let x = _mm256_xor_si256(_mm256_permute4x64_epi64::<0b11_01_10_00>(raw), mask);
+            let high = _mm256_and_si256(_mm256_srli_epi16::<4>(x), nibble);
+            let step = _mm256_and_si256(x, nibble);
+            let (al, ah) = (_mm256_shuffle_epi8(a_lo, high), _mm256_shuffle_epi8(a_hi, high));
+            let (bl, bh) = (_mm256_shuffle_epi8(b_lo, high), _mm256_shuffle_epi8(b_hi, high));
+            let first = _mm256_add_epi16(
+                _mm256_mullo_epi16(_mm256_unpacklo_epi8(step, zero), _mm256_unpacklo_epi8(al, ah)),
+                _mm256_unpacklo_epi8(bl, bh),
+            );
+            let second = _mm256_add_epi16(
+                _mm256_mullo_epi16(_mm256_unpackhi_epi8(step, zero), _mm256_unpackhi_epi8(al, ah)),
+                _mm256_unpackhi_epi8(bl, bh),
+            );
+            // SAFETY: `start + 32 <= whole <= out.len()`: 32 writable i16.
+            unsafe {
+                _mm256_storeu_si256(out.as_mut_ptr().add(start).cast(), first);
+                _mm256_storeu_si256(out.as_mut_ptr().add(start + 16).cast(), second);
+            }
+        }
+        whole + scalar(&codes[whole..count], &mut out[whole..count])
+    }
+}

@@ -6,4 +6,5 @@
 //! engine can run them per frame without allocating.
 
 pub mod g711;
+pub mod cn;
 pub mod g722;
