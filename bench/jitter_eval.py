@@ -241,7 +241,8 @@ def run_fixed(trace: Trace, delay_ms: float) -> Run:
         else:
             late += 1
     schedule.sort(key=lambda x: x[0])
-    jb = JitterBuffer(CLOCK, "PCMU", 20)
+    # Packets come exactly when due: start at once, no learning margin.
+    jb = JitterBuffer(CLOCK, "PCMU", 20, initial_delay_ms=0.0)
     times = pop_grid(grid0, schedule[-1][0] + 1000)
     pcm = np.zeros(times.size * FRAME, dtype=np.int16)
     stamps, kinds = [], []

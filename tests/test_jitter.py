@@ -102,6 +102,10 @@ def test_bad_configuration_names_the_argument() -> None:
         JitterBuffer(clock_rate=16000)
     with pytest.raises(ValueError, match="payload_type"):
         JitterBuffer(payload_type=200)
+    with pytest.raises(ValueError, match="delay settings"):
+        JitterBuffer(initial_delay_ms=2000.0)
+    with pytest.raises(ValueError, match="delay settings"):
+        JitterBuffer(quantile=1.5)
 
 
 def test_pcma_decodes_alaw() -> None:

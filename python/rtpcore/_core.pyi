@@ -138,6 +138,7 @@ class JitterBuffer:
         event_payload_type: int | None = None,
         min_delay_ms: float = 0.0,
         max_delay_ms: float = 1000.0,
+        initial_delay_ms: float = 20.0,
         quantile: float = 0.99,
         forget_factor: float = 0.9983,
         capacity: int = 256,

@@ -198,7 +198,8 @@ fn push_datagram(core: &mut CoreBuffer, datagram: &[u8], arrival: f64) -> (PushO
 impl JitterBuffer {
     #[new]
     #[pyo3(signature = (clock_rate=8000, codec="PCMU", frame_ms=20, *, payload_type=None, event_payload_type=None,
-                        min_delay_ms=0.0, max_delay_ms=1000.0, quantile=0.99, forget_factor=0.9983, capacity=256))]
+                        min_delay_ms=0.0, max_delay_ms=1000.0, initial_delay_ms=20.0, quantile=0.99, forget_factor=0.9983,
+                        capacity=256))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         clock_rate: u32,
@@ -208,6 +209,7 @@ impl JitterBuffer {
         event_payload_type: Option<u8>,
         min_delay_ms: f64,
         max_delay_ms: f64,
+        initial_delay_ms: f64,
         quantile: f64,
         forget_factor: f64,
         capacity: usize,
@@ -222,7 +224,7 @@ impl JitterBuffer {
         config.payload_type = payload_type.unwrap_or(config.payload_type);
         config.event_payload_type = event_payload_type;
         config.capacity = capacity;
-        config.delay = DelayConfig { min_delay_ms, max_delay_ms, quantile, forget_factor, ..DelayConfig::default() };
+        config.delay = DelayConfig { min_delay_ms, max_delay_ms, initial_delay_ms, quantile, forget_factor, ..DelayConfig::default() };
         let core = CoreBuffer::new(config).map_err(|e| PyValueError::new_err(e.to_string()))?;
         Ok(JitterBuffer { core, events: Vec::new(), last_offset: None })
     }

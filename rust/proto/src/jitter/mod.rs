@@ -406,7 +406,10 @@ impl JitterBuffer {
             return Err(ConfigError(format!("capacity must be at least 4, got {}", config.capacity)));
         }
         let d = config.delay;
-        let limits_ok = d.min_delay_ms >= 0.0 && d.max_delay_ms >= d.min_delay_ms && d.max_delay_ms <= 10_000.0;
+        let limits_ok = d.min_delay_ms >= 0.0
+            && d.max_delay_ms >= d.min_delay_ms
+            && d.max_delay_ms <= 10_000.0
+            && (0.0..=d.max_delay_ms).contains(&d.initial_delay_ms);
         if !(0.5..1.0).contains(&d.quantile) || !(0.9..1.0).contains(&d.forget_factor) || !limits_ok {
             return Err(ConfigError(format!("delay settings out of range: {d:?}")));
         }
