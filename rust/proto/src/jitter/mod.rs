@@ -111,7 +111,8 @@ impl Codec {
 enum Decoder {
     Pcmu,
     Pcma,
-    G722(G722Decoder),
+    /// Boxed: its state is large and the variant is picked once.
+    G722(Box<G722Decoder>),
 }
 
 impl Decoder {
@@ -119,7 +120,7 @@ impl Decoder {
         match codec {
             Codec::Pcmu => Decoder::Pcmu,
             Codec::Pcma => Decoder::Pcma,
-            Codec::G722 => Decoder::G722(G722Decoder::new(G722Mode::Kbps64)),
+            Codec::G722 => Decoder::G722(Box::new(G722Decoder::new(G722Mode::Kbps64))),
         }
     }
 
