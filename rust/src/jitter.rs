@@ -175,6 +175,9 @@ pub struct JitterBuffer {
     last_offset: Option<f64>,
 }
 
+/// Telephone events kept for `pop_events` at most.
+const MAX_PENDING_EVENTS: usize = 256;
+
 /// The interned Python name of a frame kind.
 fn kind_name(py: Python<'_>, kind: FrameKind) -> &Bound<'_, PyString> {
     match kind {
@@ -250,6 +253,10 @@ impl JitterBuffer {
             (PushOutcome::Duplicate, _) => intern!(py, "duplicate"),
             (PushOutcome::Malformed, _) => intern!(py, "malformed"),
             (PushOutcome::Event(CoreEvent { event, end, volume, duration }), ts) => {
+                // Bounded, in case nobody collects them: the oldest go first.
+                if self.events.len() >= MAX_PENDING_EVENTS {
+                    self.events.remove(0);
+                }
                 self.events.push(TelephoneEvent { event, end, volume, duration, timestamp: ts, arrival });
                 intern!(py, "event")
             }
@@ -282,7 +289,8 @@ impl JitterBuffer {
         Ok(kind_name(out.py(), info.kind).clone())
     }
 
-    /// Telephone events received since the last call, oldest first.
+    /// Telephone events received since the last call, oldest first (at
+    /// most the last 256).
     fn pop_events(&mut self) -> Vec<TelephoneEvent> {
         std::mem::take(&mut self.events)
     }
