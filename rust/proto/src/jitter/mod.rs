@@ -629,6 +629,7 @@ impl JitterBuffer {
                 raise(self.quiet_kind());
                 break;
             };
+            self.catch_up_after_short_stall();
             let available = self.decoded.len();
             if available > 0 {
                 let n = available.min(self.frame_len - produced);
@@ -695,6 +696,28 @@ impl JitterBuffer {
         self.concealing = false;
         self.held_ticks = 0;
         self.stretch_remaining = 0;
+    }
+
+    /// After a stall of at most one packet, drops the packet that was
+    /// waited for if its successor is already there: playout keeps its
+    /// delay, as a fixed buffer would, instead of growing by a packet for
+    /// one packet that was only a little late. A longer stall (a delay spike,
+    /// a route change) is kept: its successors are late too.
+    fn catch_up_after_short_stall(&mut self) {
+        let spt = self.samples_per_tick;
+        let held = self.held_ticks;
+        if !self.concealing || held <= 0 || held > self.packet_ticks {
+            return;
+        }
+        let skip = held as usize * spt;
+        if self.decoded.len() < skip + self.frame_len {
+            return;
+        }
+        self.decoded.drain(..skip);
+        self.advance(skip);
+        self.held_ticks = 0;
+        self.stats.late += 1;
+        self.stats.lost += 1;
     }
 
     /// Starts playout at the first buffered packet once it has waited out

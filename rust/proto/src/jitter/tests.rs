@@ -111,10 +111,12 @@ fn reordered_packets_within_the_delay_are_not_lost() {
     // Every 10th packet arrives 25 ms late, after its successor.
     let sim = Sim::run(&stream(200, 7, 0, |k| Some(if k % 10 == 5 { 30.0 } else { 5.0 })));
     let st = sim.jb.stats();
-    assert_eq!(st.late, 0, "{st:?}");
-    assert_eq!(st.lost, 0);
+    // The first one, before anything was learnt, may be dropped.
+    assert!(st.late <= 1 && st.lost == st.late, "{st:?}");
     // The target learnt the reordering depth.
     assert!(st.target_delay_ms >= 20.0, "{st:?}");
+    let late_frames = sim.frames[20..].iter().filter(|(i, _)| i.kind == FrameKind::Concealed).count();
+    assert_eq!(late_frames, 0);
 }
 
 #[test]
@@ -145,6 +147,20 @@ fn a_lost_packet_is_concealed_then_merged() {
     let err: f64 = pcm.iter().zip(&lost).map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2)).sum();
     let energy: f64 = lost.iter().map(|&b| f64::from(b).powi(2)).sum();
     assert!(10.0 * (energy / err).log10() > 10.0, "concealment SNR too low");
+}
+
+#[test]
+fn a_packet_late_by_a_little_is_dropped_rather_than_delaying_playout() {
+    // Packet 30 is 10 ms later than the 20 ms of margin; packet 31 is on time.
+    let sim = Sim::run(&stream(60, 0, 0, |k| Some(if k == 30 { 25.0 } else { 5.0 })));
+    let st = sim.jb.stats();
+    assert_eq!((st.late, st.lost), (1, 1), "{st:?}");
+    // The frame after the merge plays at the delay from before the stall
+    // (later the target grows: the late packet taught it something).
+    let merged = sim.kinds().iter().position(|&k| k == FrameKind::Merged).expect("a merge");
+    let before = sim.frames[5].0.playout_offset.expect("playing");
+    let after = sim.frames[merged + 1].0.playout_offset.expect("playing");
+    assert!((after - before).abs() < 1e-9, "{before} {after}");
 }
 
 #[test]
