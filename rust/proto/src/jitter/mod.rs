@@ -24,7 +24,10 @@
 //!   ([`dsp::Concealer`]) and playout moves on. With nothing buffered at all
 //!   the stream is late (a delay spike): playout holds its position and
 //!   conceals, which raises the delay by exactly the stall; if the packet
-//!   turns out lost, the concealment already played counts for it.
+//!   turns out lost, the concealment already played counts for it. A stall
+//!   of one packet whose successor is already there ends by dropping the
+//!   late packet instead, so that one straggler does not cost a packet of
+//!   delay.
 //! * When real audio follows concealment it is merged in with a crossfade.
 //!
 //! Steady state allocates nothing: payload buffers are pooled and every
