@@ -21,12 +21,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-
 from rtpcore import g711
 from rtpcore.jitter import JitterBuffer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import jitter_eval  # noqa: E402
+import jitter_eval
 
 PACKETS = 500
 SSRC = 0x5EED
@@ -34,11 +33,15 @@ SSRC = 0x5EED
 
 def make_stream() -> tuple[list[bytes], np.ndarray]:
     rng = np.random.default_rng(5)
-    pcm = (3000 * np.sin(np.arange(PACKETS * 160) * 2 * np.pi * 180 / 8000)
-           + rng.normal(0, 300, PACKETS * 160)).astype(np.int16)
+    pcm = (
+        3000 * np.sin(np.arange(PACKETS * 160) * 2 * np.pi * 180 / 8000)
+        + rng.normal(0, 300, PACKETS * 160)
+    ).astype(np.int16)
     codes = g711.ulaw_encode(pcm)
-    packets = [struct.pack("!BBHII", 0x80, 0, k, 160 * k, SSRC) + codes[160 * k:160 * (k + 1)]
-               for k in range(PACKETS)]
+    packets = [
+        struct.pack("!BBHII", 0x80, 0, k, 160 * k, SSRC) + codes[160 * k : 160 * (k + 1)]
+        for k in range(PACKETS)
+    ]
     return packets, g711.ulaw_decode(codes)
 
 
@@ -53,7 +56,7 @@ def run_rtpcore() -> np.ndarray:
         t = 0.02 * k
         jb.push(packet, t)
         jb.pop_into(t + 0.02, frame)  # one frame of initial delay
-        out[160 * k:160 * (k + 1)] = frame
+        out[160 * k : 160 * (k + 1)] = frame
     return out
 
 
@@ -103,7 +106,7 @@ def test_per_packet(benchmark: Any, implementation: str) -> None:
         packets = aiortc_packets()
         payloads = run_aiortc(packets)
         # aiortc holds back `prefetch` frames; the rest come out in order.
-        expected = [p[12:] for p in STREAM[:len(payloads)]]
+        expected = [p[12:] for p in STREAM[: len(payloads)]]
         benchmark.extra_info["agrees"] = payloads == expected
         benchmark(run_aiortc, packets)
     benchmark.extra_info["packets_per_round"] = PACKETS

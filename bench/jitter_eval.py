@@ -61,13 +61,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from rtpcore import g711
 from rtpcore.jitter import JitterBuffer
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
-from shared_data import shared_dir  # noqa: E402  (the one loader of shared data)
+from shared_data import shared_dir
 
 CLOCK = 8000
 FRAME = 160
@@ -123,8 +122,11 @@ def load_speech() -> np.ndarray:
     return np.concatenate(parts).astype(np.int16)
 
 
-def load_trace(name: str, speech: np.ndarray, oracle: dict[str, Any], seconds: float | None) -> Trace:
-    rows = list(csv.DictReader(open(shared_dir() / "traces" / f"{name}.csv", newline="")))
+def load_trace(
+    name: str, speech: np.ndarray, oracle: dict[str, Any], seconds: float | None
+) -> Trace:
+    with open(shared_dir() / "traces" / f"{name}.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
     packets: list[Packet] = []
     seg = -1
     prev_ssrc = None
@@ -143,8 +145,19 @@ def load_trace(name: str, speech: np.ndarray, oracle: dict[str, Any], seconds: f
             ext += (ts - last_ts + 2**31) % 2**32 - 2**31
             last_ts = ts
         a = r["arrival_time_ms"].strip()
-        packets.append(Packet(int(r["seq"]), ts, ext, send, float(a) if a else None, ssrc,
-                              int(r["marker"]), seg, seg_media + ext - seg_first))
+        packets.append(
+            Packet(
+                int(r["seq"]),
+                ts,
+                ext,
+                send,
+                float(a) if a else None,
+                ssrc,
+                int(r["marker"]),
+                seg,
+                seg_media + ext - seg_first,
+            )
+        )
     speech_codes = g711.ulaw_encode(speech)
     n = len(speech_codes)
     length = max(p.media_pos for p in packets) + FRAME
@@ -152,7 +165,7 @@ def load_trace(name: str, speech: np.ndarray, oracle: dict[str, Any], seconds: f
     for p in packets:
         idx = np.arange(p.media_pos, p.media_pos + FRAME) % n
         p.payload = bytes(np.frombuffer(speech_codes, dtype=np.uint8)[idx])
-        reference[p.media_pos:p.media_pos + FRAME] = g711.ulaw_decode(p.payload)
+        reference[p.media_pos : p.media_pos + FRAME] = g711.ulaw_decode(p.payload)
     anchors: dict[int, float] = {}
     for p in packets:
         if p.arrival_ms is not None:
@@ -206,7 +219,7 @@ def run_rtpcore(trace: Trace, name: str = "rtpcore", **options: Any) -> Run:
             jb.push(order[i].rtp(), order[i].arrival_ms / 1000)
             i += 1
         frame = jb.pop(now / 1000)
-        pcm[f * FRAME:(f + 1) * FRAME] = frame.pcm
+        pcm[f * FRAME : (f + 1) * FRAME] = frame.pcm
         stamps.append(frame.timestamp)
         kinds.append(frame.kind)
         st = jb.stats()
@@ -214,9 +227,19 @@ def run_rtpcore(trace: Trace, name: str = "rtpcore", **options: Any) -> Run:
         if frame.timestamp is not None:
             last_real = st  # what happened after the stream ended is not counted
     st = jb.stats()
-    return Run(name, pcm, times, stamps, kinds, st.late + st.overflow, last_real.concealed_ms,
-               last_real.accelerated_ms + last_real.expanded_ms, target, current,
-               {"lost": st.lost, "duplicate": st.duplicate})
+    return Run(
+        name,
+        pcm,
+        times,
+        stamps,
+        kinds,
+        st.late + st.overflow,
+        last_real.concealed_ms,
+        last_real.accelerated_ms + last_real.expanded_ms,
+        target,
+        current,
+        {"lost": st.lost, "duplicate": st.duplicate},
+    )
 
 
 def run_fixed(trace: Trace, delay_ms: float) -> Run:
@@ -253,13 +276,21 @@ def run_fixed(trace: Trace, delay_ms: float) -> Run:
             jb.push(schedule[i][1].rtp(), now / 1000)
             i += 1
         frame = jb.pop(now / 1000)
-        pcm[f * FRAME:(f + 1) * FRAME] = frame.pcm
+        pcm[f * FRAME : (f + 1) * FRAME] = frame.pcm
         stamps.append(frame.timestamp)
         kinds.append(frame.kind)
         if frame.timestamp is not None:
             last_real = jb.stats()
-    return Run("fixed", pcm, times, stamps, kinds, late, last_real.concealed_ms,
-               last_real.accelerated_ms + last_real.expanded_ms)
+    return Run(
+        "fixed",
+        pcm,
+        times,
+        stamps,
+        kinds,
+        late,
+        last_real.concealed_ms,
+        last_real.accelerated_ms + last_real.expanded_ms,
+    )
 
 
 def run_aiortc(trace: Trace) -> Run:
@@ -291,7 +322,7 @@ def run_aiortc(trace: Trace) -> Run:
                 underrun_pending = 0
             frame = fifo.popleft()
             samples = g711.ulaw_decode(frame.data)[:FRAME]
-            pcm[f * FRAME:f * FRAME + samples.size] = samples
+            pcm[f * FRAME : f * FRAME + samples.size] = samples
             stamps.append(frame.timestamp)
             kinds.append("normal")
             played.add(frame.timestamp)
@@ -356,12 +387,17 @@ def pesq_chunks(trace: Trace, run: Run, mm: MediaMap, chunk_s: float = 10.0) -> 
         deg = np.zeros(m1 - m0, dtype=np.int16)
         src_lo, src_hi = max(lo, 0), min(hi, run.pcm.size)
         if src_hi > src_lo:
-            deg[src_lo - lo:src_hi - lo] = run.pcm[src_lo:src_hi]
+            deg[src_lo - lo : src_hi - lo] = run.pcm[src_lo:src_hi]
         ref = trace.reference[m0:m1]
         if not np.any(ref):
             continue
-        score = pesq(CLOCK, ref.astype(np.float32), deg.astype(np.float32), "nb",
-                     on_error=PesqError.RETURN_VALUES)
+        score = pesq(
+            CLOCK,
+            ref.astype(np.float32),
+            deg.astype(np.float32),
+            "nb",
+            on_error=PesqError.RETURN_VALUES,
+        )
         if score > 0:
             scores.append(score)
     return float(np.mean(scores)) if scores else float("nan")
@@ -406,27 +442,48 @@ def plot(trace: Trace, runs: list[Run], mm: MediaMap, fixed_d: float, path: Path
     fig, ax = plt.subplots(figsize=(13, 4.8), dpi=90)
     got = [p for p in trace.packets if p.arrival_ms is not None]
     t0 = min(p.arrival_ms for p in got)
-    ax.plot([(p.arrival_ms - t0) / 1000 for p in got],
-            [p.arrival_ms - p.ext_ts * 1000 / CLOCK - trace.anchors[p.seg] for p in got],
-            ".", ms=2.5, color="0.55", label="packet delay (arrival - fastest)")
+    ax.plot(
+        [(p.arrival_ms - t0) / 1000 for p in got],
+        [p.arrival_ms - p.ext_ts * 1000 / CLOCK - trace.anchors[p.seg] for p in got],
+        ".",
+        ms=2.5,
+        color="0.55",
+        label="packet delay (arrival - fastest)",
+    )
     colors = {"rtpcore": "tab:blue", "aiortc": "tab:green", "fixed": "tab:purple"}
     for run in runs:
         t, d = frame_delays(trace, run, mm)
         if run.name != "fixed":
-            ax.plot((t - t0) / 1000, d, "-", lw=1.1, color=colors.get(run.name, "k"),
-                    label=f"{run.name} playout delay")
+            ax.plot(
+                (t - t0) / 1000,
+                d,
+                "-",
+                lw=1.1,
+                color=colors.get(run.name, "k"),
+                label=f"{run.name} playout delay",
+            )
         if run.name == "rtpcore" and run.target_ms is not None:
             # Target relative to the same anchor: playout delay - current + target.
             real = np.array([s is not None for s in run.stamps])
             tt = run.times[real]
             _, dd = frame_delays(trace, run, mm)
             if dd.size == tt.size:
-                ax.plot((tt - t0) / 1000, dd - run.current_ms[real] + run.target_ms[real], "-",
-                        lw=1, color="tab:orange", label="rtpcore target delay")
+                ax.plot(
+                    (tt - t0) / 1000,
+                    dd - run.current_ms[real] + run.target_ms[real],
+                    "-",
+                    lw=1,
+                    color="tab:orange",
+                    label="rtpcore target delay",
+                )
             conc = [k in ("concealed", "comfort_noise") for k in run.kinds]
             for tc in run.times[np.array(conc, dtype=bool)]:
-                ax.axvspan((tc - t0) / 1000, (tc - t0 + 20) / 1000, color="tab:red", alpha=0.25, lw=0)
-    ax.axhline(fixed_d, color="tab:purple", ls="--", lw=1, label=f"oracle fixed D = {fixed_d:.1f} ms")
+                ax.axvspan(
+                    (tc - t0) / 1000, (tc - t0 + 20) / 1000, color="tab:red", alpha=0.25, lw=0
+                )
+    ax.axhline(
+        fixed_d, color="tab:purple", ls="--", lw=1, label=f"oracle fixed D = {fixed_d:.1f} ms"
+    )
     finite = [p.arrival_ms - p.ext_ts * 1000 / CLOCK - trace.anchors[p.seg] for p in got]
     ax.set_ylim(-5, max(np.percentile(finite, 99.9) * 1.25, fixed_d * 1.5, 60))
     ax.set_xlabel("time (s)  [red: concealed frames of rtpcore]")
@@ -441,10 +498,15 @@ def plot(trace: Trace, runs: list[Run], mm: MediaMap, fixed_d: float, path: Path
 # --------------------------------------------------------------------------- main
 
 
-def evaluate(names: list[str], seconds: float | None, out_dir: Path | None,
-             with_pesq: bool = True, with_aiortc: bool = True) -> list[dict[str, Any]]:
-    oracle = {r["trace"][:-4]: r for r in
-              json.load(open(shared_dir() / "traces" / "oracle_results.json"))["results"]}
+def evaluate(
+    names: list[str],
+    seconds: float | None,
+    out_dir: Path | None,
+    with_pesq: bool = True,
+    with_aiortc: bool = True,
+) -> list[dict[str, Any]]:
+    results = json.loads((shared_dir() / "traces" / "oracle_results.json").read_text())
+    oracle = {r["trace"][:-4]: r for r in results["results"]}
     speech = load_speech()
     rows = []
     for name in names:
@@ -455,10 +517,13 @@ def evaluate(names: list[str], seconds: float | None, out_dir: Path | None,
         runs = [run_rtpcore(trace), run_fixed(trace, fixed_d)]
         if with_aiortc:
             runs.append(run_aiortc(trace))
-        row: dict[str, Any] = {"trace": name, "sent": trace.sent,
-                               "net_loss_pct": 100 * oracle[name]["network_loss_rate"],
-                               "oracle_fixed_D": fixed_d,
-                               "oracle_window_D": oracle[name]["per_window"]["mean_delay_ms"]}
+        row: dict[str, Any] = {
+            "trace": name,
+            "sent": trace.sent,
+            "net_loss_pct": 100 * oracle[name]["network_loss_rate"],
+            "oracle_fixed_D": fixed_d,
+            "oracle_window_D": oracle[name]["per_window"]["mean_delay_ms"],
+        }
         for run in runs:
             row[run.name] = summarize(trace, run, mm, with_pesq)
         row["seconds"] = time.perf_counter() - started
@@ -470,8 +535,10 @@ def evaluate(names: list[str], seconds: float | None, out_dir: Path | None,
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    head = ("| trace | receiver | mean delay ms | p95 delay ms | late % | concealed ms | "
-            "stretched ms | PESQ |\n|---|---|---|---|---|---|---|---|")
+    head = (
+        "| trace | receiver | mean delay ms | p95 delay ms | late % | concealed ms | "
+        "stretched ms | PESQ |\n|---|---|---|---|---|---|---|---|"
+    )
     lines = [head]
     for r in rows:
         for name in ("rtpcore", "fixed", "aiortc"):
@@ -479,9 +546,11 @@ def table(rows: list[dict[str, Any]]) -> str:
                 continue
             m = r[name]
             label = name if name != "fixed" else f"fixed D={r['oracle_fixed_D']:.1f}"
-            lines.append(f"| {r['trace']} | {label} | {m['mean_delay_ms']:.1f} | {m['p95_delay_ms']:.1f} | "
-                         f"{m['late_pct']:.2f} | {m['concealed_ms']:.0f} | {m['stretched_ms']:.0f} | "
-                         f"{m['pesq']:.2f} |")
+            lines.append(
+                f"| {r['trace']} | {label} | {m['mean_delay_ms']:.1f} | {m['p95_delay_ms']:.1f} | "
+                f"{m['late_pct']:.2f} | {m['concealed_ms']:.0f} | {m['stretched_ms']:.0f} | "
+                f"{m['pesq']:.2f} |"
+            )
     return "\n".join(lines)
 
 

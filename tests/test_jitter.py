@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import struct
 
@@ -9,7 +10,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from rtpcore import g711
 from rtpcore.jitter import AudioFrame, JitterBuffer, replay
 
@@ -26,8 +26,12 @@ def voiced(start: int, n: int, f0: float = 140.0) -> np.ndarray:
     return np.where(t % 0.4 < 0.3, 4000 * x, 0).astype(np.int16)
 
 
-def rtp(seq: int, ts: int, payload: bytes, *, ssrc: int = SSRC, marker: bool = False, pt: int = 0) -> bytes:
-    header = struct.pack("!BBHII", 0x80, (0x80 if marker else 0) | pt, seq & 0xFFFF, ts & 0xFFFFFFFF, ssrc)
+def rtp(
+    seq: int, ts: int, payload: bytes, *, ssrc: int = SSRC, marker: bool = False, pt: int = 0
+) -> bytes:
+    header = struct.pack(
+        "!BBHII", 0x80, (0x80 if marker else 0) | pt, seq & 0xFFFF, ts & 0xFFFFFFFF, ssrc
+    )
     return header + payload
 
 
@@ -35,7 +39,9 @@ def packet(k: int, *, seq0: int = 0, ts0: int = 0, **kw: object) -> bytes:
     return rtp(seq0 + k, ts0 + 160 * k, g711.ulaw_encode(voiced(160 * k, 160)), **kw)  # type: ignore[arg-type]
 
 
-def run(arrivals: list[tuple[float, bytes]], **options: object) -> tuple[JitterBuffer, list[AudioFrame]]:
+def run(
+    arrivals: list[tuple[float, bytes]], **options: object
+) -> tuple[JitterBuffer, list[AudioFrame]]:
     """Pops every 20 ms from t=0 until the frame after the last arrival."""
     jb = JitterBuffer(**options)  # type: ignore[arg-type]
     order = sorted(arrivals, key=lambda a: a[0])
@@ -126,20 +132,22 @@ def test_g722_is_decoded_at_16_khz_with_wideband_concealment() -> None:
     frames = []
     for k in range(60):
         if k != 30:
-            jb.push(rtp(k, 160 * k, codes[160 * k:160 * (k + 1)], pt=9), 0.02 * k)
+            jb.push(rtp(k, 160 * k, codes[160 * k : 160 * (k + 1)], pt=9), 0.02 * k)
         frames.append(jb.pop(0.02 * (k + 1)))  # one frame of initial delay
     assert [f.kind for f in frames[29:32]] == ["normal", "concealed", "merged"]
     assert all(f.sample_rate == 16000 and len(f.pcm) == 320 for f in frames)
     reference = G722Decoder().decode(codes)
     assert np.array_equal(np.concatenate([f.pcm for f in frames[:30]]), reference[: 320 * 30])
-    lost = reference[320 * 30:320 * 30 + 160]
+    lost = reference[320 * 30 : 320 * 30 + 160]
     assert snr_db(lost, frames[30].pcm[:160]) > 6
 
 
 # --------------------------------------------------------------------------- input
 
 
-@pytest.mark.parametrize("wrap", [bytes, bytearray, memoryview, lambda b: np.frombuffer(b, np.uint8)])
+@pytest.mark.parametrize(
+    "wrap", [bytes, bytearray, memoryview, lambda b: np.frombuffer(b, np.uint8)]
+)
 def test_any_buffer_is_accepted_alike(wrap: object) -> None:
     ref, _ = run(clean(10))
     jb = JitterBuffer()
@@ -161,8 +169,14 @@ def test_an_object_with_bytes_is_accepted() -> None:
 
 @pytest.mark.parametrize(
     "datagram",
-    [b"", b"\x80", b"\x00" * 12 + b"\xff" * 160, rtp(1, 0, b""), rtp(1, 0, b"\xff" * 160, pt=8),
-     b"\xa0" + rtp(1, 0, b"\xff" * 10)[1:-1] + b"\x40"],
+    [
+        b"",
+        b"\x80",
+        b"\x00" * 12 + b"\xff" * 160,
+        rtp(1, 0, b""),
+        rtp(1, 0, b"\xff" * 160, pt=8),
+        b"\xa0" + rtp(1, 0, b"\xff" * 10)[1:-1] + b"\x40",
+    ],
     ids=["empty", "short", "version0", "no-payload", "wrong-pt", "bad-padding"],
 )
 def test_garbage_is_counted_never_raised(datagram: bytes) -> None:
@@ -177,7 +191,14 @@ def test_telephone_events_are_passed_around_the_buffer() -> None:
     event = rtp(1, 160, bytes([11, 0x80 | 10, 0x03, 0x20]), pt=101)
     assert jb.push(event, 0.01) == "event"
     [e] = jb.pop_events()
-    assert (e.event, e.end, e.volume, e.duration, e.timestamp, e.arrival) == (11, True, 10, 800, 160, 0.01)
+    assert (e.event, e.end, e.volume, e.duration, e.timestamp, e.arrival) == (
+        11,
+        True,
+        10,
+        800,
+        160,
+        0.01,
+    )
     assert jb.pop_events() == [] and jb.buffered_packets == 1
     assert jb.push(rtp(2, 160, b"\x01", pt=101), 0.02) == "malformed"
     for k in range(300):
@@ -228,8 +249,10 @@ def test_sequence_and_timestamp_wrap() -> None:
 
 def test_ssrc_change_starts_the_new_source() -> None:
     arrivals = clean(50)
-    arrivals += [(1.0 + 0.02 * k + 0.03, packet(k, seq0=9000, ts0=7_000_000, ssrc=0xABC, marker=k == 0))
-                 for k in range(50)]
+    arrivals += [
+        (1.0 + 0.02 * k + 0.03, packet(k, seq0=9000, ts0=7_000_000, ssrc=0xABC, marker=k == 0))
+        for k in range(50)
+    ]
     jb, frames = run(arrivals)
     stamps = [f.timestamp for f in frames if f.timestamp is not None]
     assert len(stamps) == 100 and 7_000_000 in stamps
@@ -238,9 +261,16 @@ def test_ssrc_change_starts_the_new_source() -> None:
 
 def test_dtx_gap_is_silence_and_the_next_spurt_starts_on_its_own() -> None:
     quiet = g711.ulaw_encode(np.zeros(160, dtype=np.int16))
-    arrivals = [(0.02 * k + 0.005, packet(k) if k < 17 else rtp(k, 160 * k, quiet)) for k in range(20)]
-    arrivals += [(0.02 * (70 + k) + 0.005, rtp(20 + k, 160 * (70 + k), g711.ulaw_encode(voiced(0, 160)),
-                                               marker=k == 0)) for k in range(20)]
+    arrivals = [
+        (0.02 * k + 0.005, packet(k) if k < 17 else rtp(k, 160 * k, quiet)) for k in range(20)
+    ]
+    arrivals += [
+        (
+            0.02 * (70 + k) + 0.005,
+            rtp(20 + k, 160 * (70 + k), g711.ulaw_encode(voiced(0, 160)), marker=k == 0),
+        )
+        for k in range(20)
+    ]
     jb, frames = run(arrivals)
     s = jb.stats()
     assert (s.lost, s.late, s.concealed_ms) == (0, 0, 0.0)
@@ -251,15 +281,17 @@ def test_dtx_gap_is_silence_and_the_next_spurt_starts_on_its_own() -> None:
 def test_clock_drift_is_absorbed() -> None:
     # Sender 0.5% fast: packets every 19.9 ms of receiver time.
     arrivals = [(0.0199 * k + 0.005, packet(k)) for k in range(1500)]
-    jb, frames = run(arrivals)
+    jb, _frames = run(arrivals)
     s = jb.stats()
     assert s.accelerated_ms >= 100 and s.late == 0
     assert s.current_delay_ms < 60
 
 
 def test_a_delay_spike_raises_delay_then_it_comes_back_down() -> None:
-    arrivals = [(max(0.02 * k + 0.005, 1.2 if 50 <= k < 60 else 0.0), packet(k)) for k in range(400)]
-    jb, frames = run(arrivals)
+    arrivals = [
+        (max(0.02 * k + 0.005, 1.2 if 50 <= k < 60 else 0.0), packet(k)) for k in range(400)
+    ]
+    jb, _frames = run(arrivals)
     s = jb.stats()
     assert (s.late, s.lost) == (0, 0)
     assert s.concealed_ms > 0 and s.accelerated_ms >= 100
@@ -276,7 +308,7 @@ def snr_db(ref: np.ndarray, out: np.ndarray) -> float:
 
 def test_concealment_beats_silence_and_merges_without_a_click() -> None:
     arrivals = [(0.02 * k + 0.005, packet(k)) for k in range(60) if k != 30]
-    jb, frames = run(arrivals)
+    _jb, frames = run(arrivals)
     kinds = [f.kind for f in frames]
     i = kinds.index("concealed")
     lost = g711.ulaw_decode(g711.ulaw_encode(voiced(160 * 30, 160)))
@@ -290,7 +322,7 @@ def test_concealment_beats_silence_and_merges_without_a_click() -> None:
 
 def test_long_loss_fades_to_comfort_noise() -> None:
     arrivals = [(0.02 * k + 0.005, packet(k)) for k in range(100) if not 30 <= k < 50]
-    jb, frames = run(arrivals)
+    _jb, frames = run(arrivals)
     kinds = [f.kind for f in frames]
     assert kinds.count("comfort_noise") >= 10
     faded = [f for f in frames if f.kind == "comfort_noise"]
@@ -298,10 +330,14 @@ def test_long_loss_fades_to_comfort_noise() -> None:
 
 
 def test_stretching_keeps_the_waveform_smooth() -> None:
-    arrivals = [(max(0.02 * k + 0.005, 1.2 if 50 <= k < 60 else 0.0), packet(k)) for k in range(400)]
-    jb, frames = run(arrivals)
-    typical = np.percentile(np.abs(np.diff(g711.ulaw_decode(g711.ulaw_encode(voiced(0, 8000))).astype(int))), 99.9)
-    for prev, frame in zip(frames, frames[1:]):
+    arrivals = [
+        (max(0.02 * k + 0.005, 1.2 if 50 <= k < 60 else 0.0), packet(k)) for k in range(400)
+    ]
+    _jb, frames = run(arrivals)
+    typical = np.percentile(
+        np.abs(np.diff(g711.ulaw_decode(g711.ulaw_encode(voiced(0, 8000))).astype(int))), 99.9
+    )
+    for prev, frame in itertools.pairwise(frames):
         if frame.kind == "accelerated":
             joined = np.concatenate([prev.pcm, frame.pcm]).astype(int)
             assert np.abs(np.diff(joined)).max() <= 1.5 * typical
@@ -322,7 +358,12 @@ def test_replay_returns_audio_and_a_timeline() -> None:
 # --------------------------------------------------------------------------- properties
 
 operation = st.one_of(
-    st.tuples(st.just("push"), st.integers(0, 40), st.floats(0, 0.3), st.sampled_from(["ok", "dup", "junk", "ssrc"])),
+    st.tuples(
+        st.just("push"),
+        st.integers(0, 40),
+        st.floats(0, 0.3),
+        st.sampled_from(["ok", "dup", "junk", "ssrc"]),
+    ),
     st.tuples(st.just("pop"), st.floats(0.005, 0.04)),
 )
 
@@ -360,4 +401,8 @@ def test_random_operation_sequences(ops: list[tuple], frame_ms: int) -> None:
     # Late stragglers of a replaced source are not "received"; everything else is.
     assert counted["buffered"] <= s.received <= counted["buffered"] + counted["late"]
     assert s.concealed_ms + s.comfort_noise_ms <= pops * frame_ms + 1e-6
-    assert s.accelerated_ms >= 0 and s.expanded_ms >= 0 and s.stretched_ms == s.accelerated_ms + s.expanded_ms
+    assert (
+        s.accelerated_ms >= 0
+        and s.expanded_ms >= 0
+        and s.stretched_ms == s.accelerated_ms + s.expanded_ms
+    )

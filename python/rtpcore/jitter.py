@@ -59,8 +59,8 @@ __all__ = [
     "JitterStats",
     "TelephoneEvent",
     "Timeline",
-    "replay",
     "plot_timeline",
+    "replay",
 ]
 
 
@@ -112,8 +112,18 @@ def replay(
     period = frame_ms / 1000.0
     if not ordered:
         empty = np.zeros(0, dtype=np.float64)
-        timeline = Timeline(empty, np.zeros(0, dtype="<U13"), np.zeros(0, dtype=np.int64), empty,
-                            empty, empty, empty, empty, jb.stats(), [])
+        timeline = Timeline(
+            empty,
+            np.zeros(0, dtype="<U13"),
+            np.zeros(0, dtype=np.int64),
+            empty,
+            empty,
+            empty,
+            empty,
+            empty,
+            jb.stats(),
+            [],
+        )
         return np.zeros(0, dtype=np.int16), timeline
     t0 = ordered[0][0] if start is None else start
     n_frames = int(np.ceil((ordered[-1][0] + drain - t0) / period)) + 1
@@ -133,7 +143,7 @@ def replay(
             jb.push(data, at)
             i += 1
         frame = jb.pop(float(now))
-        pcm[f * jb.frame_len:(f + 1) * jb.frame_len] = frame.pcm
+        pcm[f * jb.frame_len : (f + 1) * jb.frame_len] = frame.pcm
         kinds.append(frame.kind)
         if frame.timestamp is not None:
             stamps[f] = frame.timestamp
@@ -142,8 +152,18 @@ def replay(
         st = jb.stats()
         current[f], target[f] = st.current_delay_ms, st.target_delay_ms
         events.extend(jb.pop_events())
-    timeline = Timeline(times, np.array(kinds), stamps, offsets, current, target, arrival,
-                        _packet_delays(ordered, clock_rate), jb.stats(), events)
+    timeline = Timeline(
+        times,
+        np.array(kinds),
+        stamps,
+        offsets,
+        current,
+        target,
+        arrival,
+        _packet_delays(ordered, clock_rate),
+        jb.stats(),
+        events,
+    )
     return pcm, timeline
 
 
@@ -184,13 +204,31 @@ def plot_timeline(timeline: Timeline, path: str | PathLike[str], title: str = ""
 
     fig, ax = plt.subplots(figsize=(12, 4.5), dpi=100)
     t0 = float(timeline.time[0]) if timeline.time.size else 0.0
-    ax.plot(timeline.arrival - t0, timeline.packet_delay_ms, ".", ms=2, color="0.5",
-            label="packet delay")
+    ax.plot(
+        timeline.arrival - t0,
+        timeline.packet_delay_ms,
+        ".",
+        ms=2,
+        color="0.5",
+        label="packet delay",
+    )
     played = np.isfinite(timeline.playout_offset)
-    ax.plot(timeline.time[played] - t0, timeline.current_delay_ms[played], "-",
-            lw=1, color="tab:blue", label="playout delay")
-    ax.plot(timeline.time[played] - t0, timeline.target_delay_ms[played], "-",
-            lw=1, color="tab:orange", label="target delay")
+    ax.plot(
+        timeline.time[played] - t0,
+        timeline.current_delay_ms[played],
+        "-",
+        lw=1,
+        color="tab:blue",
+        label="playout delay",
+    )
+    ax.plot(
+        timeline.time[played] - t0,
+        timeline.target_delay_ms[played],
+        "-",
+        lw=1,
+        color="tab:orange",
+        label="target delay",
+    )
     concealed = np.isin(timeline.kind, ["concealed", "comfort_noise"])
     for t in timeline.time[concealed] - t0:
         ax.axvspan(t, t + 0.02, color="tab:red", alpha=0.3, lw=0)
