@@ -406,3 +406,30 @@ def test_random_operation_sequences(ops: list[tuple], frame_ms: int) -> None:
         and s.expanded_ms >= 0
         and s.stretched_ms == s.accelerated_ms + s.expanded_ms
     )
+
+
+@pytest.mark.parametrize(("packet_ms", "frame_ms"), [(30, 20), (10, 20), (20, 60), (60, 10)])
+def test_packet_and_frame_sizes_need_not_match(packet_ms: int, frame_ms: int) -> None:
+    n = 8 * packet_ms
+    count = 3000 // packet_ms
+    audio = voiced(0, n * count)
+    codes = g711.ulaw_encode(audio)
+    jb = JitterBuffer(frame_ms=frame_ms, initial_delay_ms=float(max(packet_ms, frame_ms)))
+    out = []
+    t = 0.0
+    i = 0
+    while t < count * packet_ms / 1000 + 0.2:
+        while i < count and i * packet_ms / 1000 <= t + 1e-9:
+            jb.push(rtp(i, n * i, codes[n * i : n * (i + 1)]), i * packet_ms / 1000)
+            i += 1
+        frame = jb.pop(t)
+        if frame.kind == "normal":
+            out.append(frame)
+            concealed_while_playing = jb.stats().concealed_ms
+        t = round(t + frame_ms / 1000, 6)
+    s = jb.stats()
+    assert (s.lost, s.late, concealed_while_playing) == (0, 0, 0.0)
+    decoded = g711.ulaw_decode(codes)
+    assert len(out) * frame_ms >= 2500
+    for f in out:  # every normal frame is the decode at its timestamp
+        assert np.array_equal(f.pcm, decoded[f.timestamp : f.timestamp + len(f.pcm)])

@@ -675,8 +675,11 @@ impl JitterBuffer {
                     if self.concealing || self.history_rms() >= QUIET_HISTORY_RMS {
                         raise(self.conceal(&mut out[produced..]));
                     } else {
+                        // Nothing to imitate: background noise (or silence)
+                        // stands in. Behind real audio in the same frame it
+                        // makes the frame more than "normal".
                         self.fill_silence(&mut out[produced..]);
-                        raise(self.quiet_kind());
+                        raise(if produced > 0 { FrameKind::ComfortNoise } else { self.quiet_kind() });
                     }
                     self.held_ticks += (n / self.samples_per_tick) as i64;
                     self.starved_samples += n;
@@ -810,8 +813,10 @@ impl JitterBuffer {
         let spt = self.samples_per_tick as i64;
         let packet = self.packet_ticks * spt;
         // Samples from the play position to the next packet boundary: the
-        // decoded queue always ends on one.
-        let to_boundary = self.decoded.len() as i64 % packet;
+        // decoded queue always ends on one. Alignment only means something
+        // when frames and packets are the same length; otherwise playout
+        // crosses packet boundaries inside frames anyway.
+        let to_boundary = if packet == frame { self.decoded.len() as i64 % packet } else { 0 };
         if let Some(min_transit) = self.delay.min_transit() {
             let partial = (to_boundary / spt) as f64 / f64::from(self.config.clock_rate);
             let aligned_ms = (offset - partial - min_transit) * 1000.0;
