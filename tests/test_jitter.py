@@ -278,6 +278,27 @@ def test_dtx_gap_is_silence_and_the_next_spurt_starts_on_its_own() -> None:
     assert sum(f.timestamp is not None for f in frames) == 40
 
 
+def test_rfc3389_comfort_noise_fills_the_pause() -> None:
+    arrivals = clean(20)
+    arrivals.append((0.405, rtp(20, 3200, bytes([40]), pt=13)))  # SID at -40 dBov
+    arrivals += [
+        (
+            0.02 * (70 + k) + 0.005,
+            rtp(21 + k, 160 * (70 + k), g711.ulaw_encode(voiced(0, 160)), marker=k == 0),
+        )
+        for k in range(20)
+    ]
+    jb, frames = run(arrivals)
+    s = jb.stats()
+    assert (s.comfort_noise_packets, s.lost, s.late, s.concealed_ms) == (1, 0, 0, 0.0)
+    noise = np.concatenate([f.pcm for f in frames if f.kind == "comfort_noise"])
+    assert noise.size >= 40 * 160
+    rms = np.sqrt(np.mean(noise[160:].astype(float) ** 2))
+    assert 250 < rms < 420  # -40 dBov
+    assert sum(f.timestamp is not None for f in frames) == 40
+    assert JitterBuffer(cn_payload_type=None).push(rtp(1, 0, b"\x28", pt=13), 0.0) == "malformed"
+
+
 def test_clock_drift_is_absorbed() -> None:
     # Sender 0.5% fast: packets every 19.9 ms of receiver time.
     arrivals = [(0.0199 * k + 0.005, packet(k)) for k in range(1500)]

@@ -203,6 +203,8 @@ class JitterStats:
     @property
     def events(self) -> int: ...
     @property
+    def comfort_noise_packets(self) -> int: ...
+    @property
     def frames(self) -> int: ...
     @property
     def concealed_ms(self) -> float: ...
@@ -229,6 +231,7 @@ class JitterBuffer:
         *,
         payload_type: int | None = None,
         event_payload_type: int | None = None,
+        cn_payload_type: int | None = ...,  # 13
         min_delay_ms: float = 0.0,
         max_delay_ms: float = 1000.0,
         initial_delay_ms: float = 20.0,

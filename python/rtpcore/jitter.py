@@ -22,6 +22,8 @@ runs the same under a real event loop, a media engine or a simulation.
   and timestamp jumps are handled; malformed datagrams are counted in
   ``stats().malformed`` and never raise. RFC 4733 telephone events
   (``event_payload_type=``) bypass the buffer: :meth:`JitterBuffer.pop_events`.
+  RFC 3389 comfort-noise packets (``cn_payload_type=``, 13 by default) mark
+  a pause and set the noise played in it.
 
 >>> from rtpcore.jitter import JitterBuffer
 >>> jb = JitterBuffer(clock_rate=8000, codec="PCMU", frame_ms=20)

@@ -116,6 +116,7 @@ pub struct JitterStats {
     malformed: u64,
     overflow: u64,
     events: u64,
+    comfort_noise_packets: u64,
     frames: u64,
     concealed_ms: f64,
     comfort_noise_ms: f64,
@@ -136,6 +137,7 @@ impl From<Stats> for JitterStats {
             malformed: s.malformed,
             overflow: s.overflow,
             events: s.events,
+            comfort_noise_packets: s.comfort_noise_packets,
             frames: s.frames,
             concealed_ms: s.concealed_ms,
             comfort_noise_ms: s.comfort_noise_ms,
@@ -200,7 +202,7 @@ fn push_datagram(core: &mut CoreBuffer, datagram: &[u8], arrival: f64) -> (PushO
 #[pymethods]
 impl JitterBuffer {
     #[new]
-    #[pyo3(signature = (clock_rate=8000, codec="PCMU", frame_ms=20, *, payload_type=None, event_payload_type=None,
+    #[pyo3(signature = (clock_rate=8000, codec="PCMU", frame_ms=20, *, payload_type=None, event_payload_type=None, cn_payload_type=Some(13),
                         min_delay_ms=0.0, max_delay_ms=1000.0, initial_delay_ms=20.0, quantile=0.99, forget_factor=0.9983,
                         capacity=256))]
     #[allow(clippy::too_many_arguments)]
@@ -210,6 +212,7 @@ impl JitterBuffer {
         frame_ms: u32,
         payload_type: Option<u8>,
         event_payload_type: Option<u8>,
+        cn_payload_type: Option<u8>,
         min_delay_ms: f64,
         max_delay_ms: f64,
         initial_delay_ms: f64,
@@ -218,7 +221,7 @@ impl JitterBuffer {
         capacity: usize,
     ) -> PyResult<Self> {
         let codec = Codec::from_name(codec).ok_or_else(|| PyValueError::new_err(format!("codec: unsupported codec {codec:?} (PCMU, PCMA, G722)")))?;
-        if payload_type.is_some_and(|pt| pt > 127) || event_payload_type.is_some_and(|pt| pt > 127) {
+        if [payload_type, event_payload_type, cn_payload_type].iter().flatten().any(|&pt| pt > 127) {
             return Err(PyValueError::new_err("payload_type: must be 0..127"));
         }
         let mut config = Config::new(codec);
@@ -226,6 +229,7 @@ impl JitterBuffer {
         config.frame_ms = frame_ms;
         config.payload_type = payload_type.unwrap_or(config.payload_type);
         config.event_payload_type = event_payload_type;
+        config.cn_payload_type = cn_payload_type;
         config.capacity = capacity;
         config.delay = DelayConfig { min_delay_ms, max_delay_ms, initial_delay_ms, quantile, forget_factor, ..DelayConfig::default() };
         let core = CoreBuffer::new(config).map_err(|e| PyValueError::new_err(e.to_string()))?;
@@ -233,8 +237,8 @@ impl JitterBuffer {
     }
 
     /// Takes one RTP datagram that arrived at `arrival` seconds. Returns what
-    /// happened to it: "buffered", "late", "duplicate", "event" or
-    /// "malformed" (never raises for bad packets).
+    /// happened to it: "buffered", "late", "duplicate", "event",
+    /// "comfort_noise" or "malformed" (never raises for bad packets).
     fn push<'py>(&mut self, py: Python<'py>, packet: &Bound<'py, PyAny>, arrival: f64) -> PyResult<Bound<'py, PyString>> {
         let core = &mut self.core;
         let pushed = match with_bytes(packet, "packet", |b| push_datagram(core, b, arrival)) {
@@ -252,6 +256,7 @@ impl JitterBuffer {
             (PushOutcome::Late, _) => intern!(py, "late"),
             (PushOutcome::Duplicate, _) => intern!(py, "duplicate"),
             (PushOutcome::Malformed, _) => intern!(py, "malformed"),
+            (PushOutcome::ComfortNoise, _) => intern!(py, "comfort_noise"),
             (PushOutcome::Event(CoreEvent { event, end, volume, duration }), ts) => {
                 // Bounded, in case nobody collects them: the oldest go first.
                 if self.events.len() >= MAX_PENDING_EVENTS {

@@ -37,6 +37,7 @@ pub mod delay;
 pub mod dsp;
 pub mod event;
 
+use crate::codec::cn::ComfortNoiseGenerator;
 use crate::codec::g711;
 use crate::codec::g722::{G722Decoder, G722Mode};
 use crate::rtp::RtpPacket;
@@ -159,6 +160,9 @@ pub struct Config {
     pub payload_type: u8,
     /// The RFC 4733 telephone-event payload type, if negotiated.
     pub event_payload_type: Option<u8>,
+    /// The RFC 3389 comfort-noise payload type (13, the static one, by
+    /// default): its SID packets set the noise played in the pauses.
+    pub cn_payload_type: Option<u8>,
     /// Packets held at most; beyond that the oldest is dropped.
     pub capacity: usize,
     /// Delay estimation settings (target limits, quantile, forgetting).
@@ -175,6 +179,7 @@ impl Config {
             frame_ms: 20,
             payload_type: codec.static_payload_type(),
             event_payload_type: None,
+            cn_payload_type: Some(13),
             capacity: 256,
             delay: DelayConfig::default(),
         }
@@ -262,6 +267,8 @@ pub enum PushOutcome {
     Late,
     /// A copy of a packet already received; dropped.
     Duplicate,
+    /// An RFC 3389 comfort-noise (SID) packet: the noise for the pauses.
+    ComfortNoise,
     /// An RFC 4733 event, returned to the caller instead of buffered.
     Event(TelephoneEvent),
     /// Not RTP, not the audio or event payload type, or empty; dropped.
@@ -285,6 +292,8 @@ pub struct Stats {
     pub overflow: u64,
     /// RFC 4733 event packets passed through.
     pub events: u64,
+    /// RFC 3389 comfort-noise (SID) packets received.
+    pub comfort_noise_packets: u64,
     /// Frames produced.
     pub frames: u64,
     /// Audio synthesized for lost or late packets, ms.
@@ -393,6 +402,11 @@ pub struct JitterBuffer {
     /// Samples played as silence/concealment since real audio stopped.
     starved_samples: usize,
     noise_rms: f32,
+    /// The sender's comfort noise, once it sent a SID packet.
+    comfort_noise: Option<ComfortNoiseGenerator>,
+    /// A SID packet came since the talk spurt started: when the spurt's
+    /// audio runs out, it is a pause, not a stall.
+    pause_signalled: bool,
     scratch: Vec<i16>,
     stats: Stats,
 }
@@ -447,6 +461,8 @@ impl JitterBuffer {
             packet_ticks: i64::from(config.clock_rate * config.frame_ms / 1000),
             starved_samples: 0,
             noise_rms: 0.0,
+            comfort_noise: None,
+            pause_signalled: false,
             scratch: vec![0; headroom],
             stats: Stats::default(),
         })
@@ -496,6 +512,20 @@ impl JitterBuffer {
                     PushOutcome::Malformed
                 }
             };
+        }
+        if Some(header.payload_type) == self.config.cn_payload_type {
+            // RFC 3389: a level octet, then optional reflection coefficients.
+            let Some((&level, reflection)) = packet.payload.split_first() else {
+                self.stats.malformed += 1;
+                return PushOutcome::Malformed;
+            };
+            match self.comfort_noise.as_mut() {
+                Some(generator) => generator.update(level, reflection),
+                None => self.comfort_noise = Some(ComfortNoiseGenerator::new(level, reflection, 0x5eed)),
+            }
+            self.stats.comfort_noise_packets += 1;
+            self.pause_signalled = true;
+            return PushOutcome::ComfortNoise;
         }
         if header.payload_type != self.config.payload_type || packet.payload.is_empty() || !arrival.is_finite() {
             self.stats.malformed += 1;
@@ -668,6 +698,9 @@ impl JitterBuffer {
                     self.position = Some(pos);
                     self.frontier = Some((pos.epoch, pos.ts));
                 }
+                // The sender said it paused (an RFC 3389 SID packet): nothing
+                // is late, nothing to conceal.
+                Next::Nothing if self.pause_signalled => self.end_spurt(),
                 Next::Nothing => {
                     // Nothing buffered: late audio (a delay spike) or a pause
                     // without a marker. Hold position and fill the frame.
@@ -748,6 +781,7 @@ impl JitterBuffer {
             self.stretch_remaining = 0;
             self.held_ticks = 0;
             self.starved_samples = 0;
+            self.pause_signalled = false;
             self.decoded.clear();
         }
     }
@@ -929,17 +963,20 @@ impl JitterBuffer {
     }
 
     fn quiet_kind(&self) -> FrameKind {
-        if self.noise_rms >= 1.0 {
+        if self.noise_rms >= 1.0 || self.comfort_noise.is_some() {
             FrameKind::ComfortNoise
         } else {
             FrameKind::Silence
         }
     }
 
-    /// Fills `out` with comfort noise at the background level (silence when
-    /// the background is digital silence).
+    /// Fills `out` with comfort noise: the sender's (RFC 3389) if it sent a
+    /// description, else white noise at the background level measured here
+    /// (silence when the background is digital silence).
     fn fill_silence(&mut self, out: &mut [i16]) {
-        if self.noise_rms >= 1.0 {
+        if let Some(generator) = self.comfort_noise.as_mut() {
+            generator.generate_into(out);
+        } else if self.noise_rms >= 1.0 {
             let amplitude = self.noise_rms * 3f32.sqrt();
             for o in out.iter_mut() {
                 *o = (dsp::white_noise(&mut self.noise_state) * amplitude) as i16;

@@ -338,3 +338,25 @@ fn g722_plays_16_khz_on_an_8_khz_clock() {
     }
     assert_eq!(played, expected, "bit-exact through the buffer");
 }
+
+#[test]
+fn comfort_noise_packets_set_the_noise_of_the_pause() {
+    // Spurt, a SID packet at -40 dBov, a pause, a new spurt with marker.
+    let mut arrivals = stream(20, 0, 0, |_| Some(5.0));
+    let mut sid = vec![0x80, 13, 0, 20, 0, 0, 0x0c, 0x80, 0x12, 0x34, 0x56, 0x78];
+    sid.push(40);
+    arrivals.push((20.0 * 20.0 + 5.0, sid));
+    for k in 0..20u16 {
+        let ts = 160 * (20 + 50 + u32::from(k));
+        arrivals.push((f64::from(20 + 50 + k) * 20.0 + 5.0, packet(21 + k, ts, SSRC, k == 0)));
+    }
+    let sim = Sim::run(&arrivals);
+    let st = sim.jb.stats();
+    assert_eq!((st.comfort_noise_packets, st.lost, st.late), (1, 0, 0), "{st:?}");
+    let pause: Vec<i16> = sim.frames.iter().filter(|(i, _)| i.kind == FrameKind::ComfortNoise).flat_map(|(_, p)| p.clone()).collect();
+    assert!(pause.len() >= 160 * 40, "{} {:?}", pause.len(), sim.kinds());
+    // -40 dBov is an rms of about 328.
+    let level = dsp::rms(&pause[160..]);
+    assert!((250.0..420.0).contains(&level), "{level}");
+    assert_eq!(sim.frames.iter().filter(|(i, _)| i.timestamp.is_some()).count(), 40);
+}
