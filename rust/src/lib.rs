@@ -9,6 +9,7 @@ mod cn;
 mod dtmf;
 mod errors;
 mod g711;
+mod jitter;
 mod g722;
 mod payload;
 mod pcm;
@@ -27,6 +28,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     payload::register(m)?;
     analyze::register(m)?;
     g711::register(m)?;
+    jitter::register(m)?;
     g722::register(m)?;
     resample::register(m)?;
     dtmf::register(m)?;

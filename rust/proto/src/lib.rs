@@ -11,6 +11,7 @@ pub mod demux;
 pub mod dtmf;
 pub mod error;
 pub mod payload;
+pub mod jitter;
 pub mod resample;
 pub mod rtcp;
 pub mod rtp;

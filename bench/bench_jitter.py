@@ -1,0 +1,132 @@
+"""Jitter buffer: per-packet cost against aiortc, and a quick trace evaluation.
+
+``push``+``pop`` of rtpcore (one 20 ms G.711 packet in, one decoded frame
+out) is timed against aiortc's ``JitterBuffer.add`` (which only files the
+packet and hands back its payload; it neither decodes nor conceals). Each
+round replays the same 500-packet stream into a fresh buffer; the per-packet
+time is the round time / 500 (``extra_info["per_packet_us"]``).
+
+``test_quick_trace_evaluation`` runs the evaluation harness
+(``bench/jitter_eval.py --quick``: three traces, 20 s each, with PESQ) once
+and records its table in ``extra_info``; ``python bench/jitter_eval.py``
+makes the full table.
+"""
+
+from __future__ import annotations
+
+import struct
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from rtpcore import g711
+from rtpcore.jitter import JitterBuffer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import jitter_eval
+
+PACKETS = 500
+SSRC = 0x5EED
+
+
+def make_stream() -> tuple[list[bytes], np.ndarray]:
+    rng = np.random.default_rng(5)
+    pcm = (
+        3000 * np.sin(np.arange(PACKETS * 160) * 2 * np.pi * 180 / 8000)
+        + rng.normal(0, 300, PACKETS * 160)
+    ).astype(np.int16)
+    codes = g711.ulaw_encode(pcm)
+    packets = [
+        struct.pack("!BBHII", 0x80, 0, k, 160 * k, SSRC) + codes[160 * k : 160 * (k + 1)]
+        for k in range(PACKETS)
+    ]
+    return packets, g711.ulaw_decode(codes)
+
+
+STREAM, REFERENCE = make_stream()
+
+
+def run_rtpcore() -> np.ndarray:
+    jb = JitterBuffer()
+    out = np.empty(PACKETS * 160, dtype=np.int16)
+    frame = np.empty(160, dtype=np.int16)
+    for k, packet in enumerate(STREAM):
+        t = 0.02 * k
+        jb.push(packet, t)
+        jb.pop_into(t + 0.02, frame)  # one frame of initial delay
+        out[160 * k : 160 * (k + 1)] = frame
+    return out
+
+
+def run_rtpcore_no_copy() -> None:
+    jb = JitterBuffer()
+    frame = np.empty(160, dtype=np.int16)
+    push, pop_into = jb.push, jb.pop_into
+    t = 0.0
+    for packet in STREAM:
+        push(packet, t)
+        pop_into(t + 0.02, frame)
+        t += 0.02
+
+
+def aiortc_packets() -> list[Any]:
+    from aiortc.rtp import RtpPacket
+
+    packets = []
+    for k, data in enumerate(STREAM):
+        p = RtpPacket.parse(data)
+        p._data = p.payload  # what aiortc's depacketizer stores for audio
+        packets.append(p)
+    return packets
+
+
+def run_aiortc(packets: list[Any]) -> list[bytes]:
+    from aiortc.jitterbuffer import JitterBuffer as AiortcBuffer
+
+    jb = AiortcBuffer(capacity=16, prefetch=4)
+    out = []
+    for p in packets:
+        _, frame = jb.add(p)
+        if frame is not None:
+            out.append(frame.data)
+    return out
+
+
+@pytest.mark.benchmark(group="jitter: push+pop per 20 ms packet (500 packets)")
+@pytest.mark.parametrize("implementation", ["rtpcore", "aiortc"])
+def test_per_packet(benchmark: Any, implementation: str) -> None:
+    if implementation == "rtpcore":
+        decoded = run_rtpcore()
+        # Playout starts a frame after the first packet and then runs clean.
+        benchmark.extra_info["agrees"] = bool(np.array_equal(decoded, REFERENCE))
+        benchmark(run_rtpcore_no_copy)
+    else:
+        packets = aiortc_packets()
+        payloads = run_aiortc(packets)
+        # aiortc holds back `prefetch` frames; the rest come out in order.
+        expected = [p[12:] for p in STREAM[: len(payloads)]]
+        benchmark.extra_info["agrees"] = payloads == expected
+        benchmark(run_aiortc, packets)
+    benchmark.extra_info["packets_per_round"] = PACKETS
+    if benchmark.stats is not None:
+        benchmark.extra_info["per_packet_us"] = benchmark.stats.stats.median / PACKETS * 1e6
+
+
+@pytest.mark.benchmark(group="jitter: quick trace evaluation (3 traces x 20 s, PESQ)")
+def test_quick_trace_evaluation(benchmark: Any, tmp_path: Path) -> None:
+    rows = benchmark.pedantic(
+        jitter_eval.evaluate,
+        args=(jitter_eval.QUICK_TRACES, 20.0, tmp_path),
+        rounds=1,
+        iterations=1,
+    )
+    benchmark.extra_info["table"] = jitter_eval.table(rows)
+    ok = []
+    for row in rows:
+        ours, fixed = row["rtpcore"], row["fixed"]
+        ok.append(ours["late_pct"] <= max(1.0, row["net_loss_pct"] + 1.0))
+        benchmark.extra_info[row["trace"]] = {k: round(v, 3) for k, v in ours.items()}
+        benchmark.extra_info[row["trace"] + "/fixed"] = {k: round(v, 3) for k, v in fixed.items()}
+    benchmark.extra_info["agrees"] = all(ok)

@@ -1,0 +1,327 @@
+//! The target playout delay, learnt from packet arrivals.
+//!
+//! Every packet's *transit* (`arrival - timestamp / clock`) is compared with
+//! the smallest transit seen in the last two seconds; the difference is the
+//! packet's relative delay: how much later it came than the fastest recent
+//! packet. A playout point that many milliseconds behind the fastest packet
+//! would have caught it. The relative delays go into a histogram with
+//! exponential forgetting (old network conditions fade out over tens of
+//! seconds), and the target is a high quantile of it, the same idea as
+//! WebRTC NetEQ's delay manager.
+//!
+//! Sparse, tall delay spikes (Wi-Fi stalls, LTE handovers) barely move a
+//! quantile but cause most of the late losses, so a peak detector watches for
+//! relative delays far above the target; when spikes keep coming, the target
+//! is held at a level that covers a typical spike until they stop.
+
+use std::collections::VecDeque;
+
+/// How long the minimal-transit reference looks back, in seconds.
+const MIN_TRANSIT_WINDOW_S: f64 = 2.0;
+/// How long a delay peak stays in memory, in seconds.
+const PEAK_MEMORY_S: f64 = 20.0;
+/// Histogram resolution in milliseconds.
+const BUCKET_MS: f64 = 1.0;
+/// Packets learnt before anything counts as a peak.
+const WARMUP_PACKETS: u64 = 50;
+/// Weights are rescaled when they grow past this, keeping them finite.
+const RESCALE_AT: f64 = 1e200;
+
+/// Tuning of the delay estimator.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DelayConfig {
+    /// The fraction of packets the target should catch (0.95 .. 0.999).
+    pub quantile: f64,
+    /// Per-packet forgetting factor of the histogram (0.99 .. 0.9999).
+    pub forget_factor: f64,
+    /// Largest target, in milliseconds; also the histogram's range.
+    pub max_delay_ms: f64,
+    /// Smallest target, in milliseconds.
+    pub min_delay_ms: f64,
+    /// A relative delay this far above the quantile target is a peak, ms.
+    pub peak_threshold_ms: f64,
+    /// The smallest delay to start playout at while the first packets are
+    /// being learnt, ms: a start with no margin stalls on the second packet.
+    pub initial_delay_ms: f64,
+}
+
+impl Default for DelayConfig {
+    fn default() -> Self {
+        DelayConfig { quantile: 0.99, forget_factor: 0.9983, max_delay_ms: 1000.0, min_delay_ms: 0.0, peak_threshold_ms: 60.0, initial_delay_ms: 20.0 }
+    }
+}
+
+/// A delay peak: when it was seen and how tall it was, both in ms/seconds.
+#[derive(Debug, Clone, Copy)]
+struct Peak {
+    at: f64,
+    height_ms: f64,
+}
+
+/// Learns the target playout delay from arrival times (see the module docs).
+#[derive(Debug, Clone)]
+pub struct DelayManager {
+    config: DelayConfig,
+    /// Histogram of relative delays; bucket `i` holds `[i, i+1)` ms, kept
+    /// as a Fenwick tree so that both adding a packet and finding the
+    /// quantile take O(log buckets). The weights are unnormalised and grow by
+    /// `1/forget` per packet so that forgetting never touches old buckets.
+    histogram: Fenwick,
+    /// The weight the next packet adds.
+    next_weight: f64,
+    /// Sum of all bucket weights.
+    total: f64,
+    /// Sliding minimum of transit: a deque of (arrival, transit), increasing
+    /// in transit, covering the last `MIN_TRANSIT_WINDOW_S`.
+    min_transit: VecDeque<(f64, f64)>,
+    /// Peaks of the last `PEAK_MEMORY_S`, oldest first.
+    peaks: VecDeque<Peak>,
+    /// The quantile target as of the last packet, ms.
+    quantile_ms: f64,
+    packets: u64,
+}
+
+impl DelayManager {
+    /// A fresh estimator.
+    pub fn new(config: DelayConfig) -> Self {
+        let n = (config.max_delay_ms / BUCKET_MS).ceil().max(1.0) as usize + 1;
+        DelayManager {
+            config,
+            histogram: Fenwick::new(n),
+            next_weight: 1.0,
+            total: 0.0,
+            min_transit: VecDeque::with_capacity(512),
+            peaks: VecDeque::with_capacity(64),
+            quantile_ms: config.min_delay_ms,
+            packets: 0,
+        }
+    }
+
+    /// Forgets everything (a new source on a new path).
+    pub fn reset(&mut self) {
+        self.histogram.scale(0.0);
+        self.next_weight = 1.0;
+        self.total = 0.0;
+        self.min_transit.clear();
+        self.peaks.clear();
+        self.quantile_ms = self.config.min_delay_ms;
+        self.packets = 0;
+    }
+
+    /// Forgets the transit reference only: after a timestamp jump the
+    /// transit values of the new timeline are unrelated to the old ones,
+    /// while the delay distribution (the network) stays the same.
+    pub fn rebase(&mut self) {
+        self.min_transit.clear();
+    }
+
+    /// The smallest transit of the last two seconds, in seconds, if any.
+    pub fn min_transit(&self) -> Option<f64> {
+        self.min_transit.front().map(|&(_, t)| t)
+    }
+
+    /// Records one packet that arrived at `arrival` (s) with transit
+    /// `transit` (s, arrival minus media time); returns its relative delay
+    /// in ms.
+    pub fn update(&mut self, arrival: f64, transit: f64) -> f64 {
+        while self.min_transit.back().is_some_and(|&(_, t)| t >= transit) {
+            self.min_transit.pop_back();
+        }
+        self.min_transit.push_back((arrival, transit));
+        while self.min_transit.front().is_some_and(|&(a, _)| a < arrival - MIN_TRANSIT_WINDOW_S) {
+            self.min_transit.pop_front();
+        }
+        let reference = self.min_transit.front().map_or(transit, |&(_, t)| t);
+        let relative_ms = ((transit - reference) * 1000.0).max(0.0);
+
+        while self.peaks.front().is_some_and(|p| p.at < arrival - PEAK_MEMORY_S) {
+            self.peaks.pop_front();
+        }
+        // A packet far above the target belongs to a delay peak (a stall or
+        // a route change). Peaks are tracked apart and kept out of the
+        // histogram: a few of them would hold a high quantile up for half a
+        // minute, while riding one out costs a single stall.
+        if self.packets >= WARMUP_PACKETS && relative_ms > self.quantile_ms + self.config.peak_threshold_ms {
+            match self.peaks.back_mut() {
+                // Packets of one peak arrive back to back: count it once.
+                Some(p) if arrival - p.at < 0.5 => {
+                    p.height_ms = p.height_ms.max(relative_ms);
+                    p.at = arrival;
+                }
+                _ => {
+                    if self.peaks.len() == self.peaks.capacity() {
+                        self.peaks.pop_front();
+                    }
+                    self.peaks.push_back(Peak { at: arrival, height_ms: relative_ms });
+                }
+            }
+            return relative_ms;
+        }
+
+        // Forgetting, with a faster start: the first packets must move the
+        // estimate on their own (NetEQ ramps its forget factor the same way).
+        self.packets += 1;
+        let forget = self.config.forget_factor.min(1.0 - 1.0 / (self.packets as f64 + 1.0));
+        self.next_weight /= forget;
+        if self.next_weight > RESCALE_AT {
+            let scale = 1.0 / self.next_weight;
+            self.histogram.scale(scale);
+            self.total *= scale;
+            self.next_weight = 1.0;
+        }
+        let last = self.histogram.len() - 1;
+        let index = ((relative_ms / BUCKET_MS) as usize).min(last);
+        self.histogram.add(index, self.next_weight);
+        self.total += self.next_weight;
+        self.quantile_ms = self.quantile();
+        relative_ms
+    }
+
+    /// The smallest delay that covers `quantile` of the weighted histogram.
+    fn quantile(&self) -> f64 {
+        if self.total <= 0.0 {
+            return self.config.min_delay_ms;
+        }
+        let bucket = self.histogram.first_reaching(self.config.quantile * self.total);
+        (bucket as f64 + 1.0) * BUCKET_MS
+    }
+
+    /// The delay to start a talk spurt at, ms: the target, but at least
+    /// `initial_delay_ms` while the first packets are being learnt.
+    pub fn start_target_ms(&self, now: f64) -> f64 {
+        let target = self.target_ms(now);
+        if self.packets < WARMUP_PACKETS {
+            target.max(self.config.initial_delay_ms.min(self.config.max_delay_ms))
+        } else {
+            target
+        }
+    }
+
+    /// The target delay in ms, with spikes considered at time `now` (s).
+    pub fn target_ms(&self, now: f64) -> f64 {
+        let mut target = self.quantile_ms;
+        // Three or more recent peaks mean stalls recur: cover a typical one.
+        // (One or two, such as handovers, are cheaper to ride out by
+        // stalling playout once than to pay for with delay all the time.)
+        let recent = self.peaks.iter().filter(|p| p.at >= now - PEAK_MEMORY_S);
+        let (count, sum) = recent.fold((0usize, 0.0), |(n, s), p| (n + 1, s + p.height_ms));
+        if count >= 3 {
+            target = target.max(sum / count as f64);
+        }
+        target.clamp(self.config.min_delay_ms, self.config.max_delay_ms)
+    }
+}
+
+/// A Fenwick (binary indexed) tree of non-negative weights.
+#[derive(Debug, Clone)]
+struct Fenwick {
+    /// 1-based partial sums.
+    tree: Vec<f64>,
+}
+
+impl Fenwick {
+    fn new(len: usize) -> Self {
+        Fenwick { tree: vec![0.0; len + 1] }
+    }
+
+    fn len(&self) -> usize {
+        self.tree.len() - 1
+    }
+
+    fn add(&mut self, index: usize, weight: f64) {
+        let mut i = index + 1;
+        while i < self.tree.len() {
+            self.tree[i] += weight;
+            i += i & i.wrapping_neg();
+        }
+    }
+
+    /// Multiplies every weight by `factor` (partial sums scale alike).
+    fn scale(&mut self, factor: f64) {
+        self.tree.iter_mut().for_each(|w| *w *= factor);
+    }
+
+    /// The smallest index whose prefix sum (inclusive) reaches `target`;
+    /// the last index when no prefix does (rounding).
+    fn first_reaching(&self, target: f64) -> usize {
+        let n = self.len();
+        let mut pos = 0;
+        let mut remaining = target;
+        let mut step = if n == 0 { 0 } else { 1 << (usize::BITS - 1 - n.leading_zeros()) };
+        while step > 0 {
+            let next = pos + step;
+            if next <= n && self.tree[next] < remaining {
+                pos = next;
+                remaining -= self.tree[next];
+            }
+            step >>= 1;
+        }
+        pos.min(n.saturating_sub(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn feed(dm: &mut DelayManager, delays_ms: impl IntoIterator<Item = f64>) -> f64 {
+        let mut t = 0.0;
+        for d in delays_ms {
+            dm.update(t + d / 1000.0, d / 1000.0);
+            t += 0.02;
+        }
+        t
+    }
+
+    #[test]
+    fn fenwick_quantile_matches_a_linear_scan() {
+        let weights: Vec<f64> = (0..37).map(|i| ((i * 7919) % 13) as f64).collect();
+        let mut tree = Fenwick::new(weights.len());
+        weights.iter().enumerate().for_each(|(i, &w)| tree.add(i, w));
+        let total: f64 = weights.iter().sum();
+        for k in 1..=20 {
+            let target = total * k as f64 / 20.0;
+            let mut sum = 0.0;
+            let expected = weights.iter().position(|&w| {
+                sum += w;
+                sum >= target
+            });
+            assert_eq!(Some(tree.first_reaching(target)), expected, "k={k}");
+        }
+    }
+
+    #[test]
+    fn constant_delay_gives_a_tiny_target() {
+        let mut dm = DelayManager::new(DelayConfig::default());
+        let t = feed(&mut dm, std::iter::repeat_n(30.0, 500));
+        assert!(dm.target_ms(t) <= 1.0, "{}", dm.target_ms(t));
+    }
+
+    #[test]
+    fn target_tracks_the_quantile_of_jitter() {
+        let mut dm = DelayManager::new(DelayConfig::default());
+        // Delays 0..49 ms, uniform: the 99% quantile is about 49 ms.
+        let t = feed(&mut dm, (0..3000).map(|i| ((i * 37) % 50) as f64));
+        let target = dm.target_ms(t);
+        assert!((44.0..=51.0).contains(&target), "{target}");
+    }
+
+    #[test]
+    fn the_target_forgets_old_jitter() {
+        let mut dm = DelayManager::new(DelayConfig::default());
+        let t = feed(&mut dm, (0..1000).map(|i| ((i * 37) % 80) as f64));
+        let high = dm.target_ms(t);
+        feed(&mut dm, std::iter::repeat_n(5.0, 3000));
+        assert!(high > 60.0 && dm.target_ms(1e6) < 10.0);
+    }
+
+    #[test]
+    fn recurring_spikes_raise_the_target() {
+        let mut dm = DelayManager::new(DelayConfig::default());
+        // One packet in 200: too rare for the 99% quantile, not for the peak detector.
+        let spikes = (0..2000).map(|i| if i % 200 == 50 { 120.0 } else { 10.0 });
+        let t = feed(&mut dm, spikes);
+        assert!(dm.target_ms(t) >= 100.0, "{}", dm.target_ms(t));
+        assert!(dm.target_ms(t + 60.0) < 20.0, "spikes are forgotten");
+    }
+}
