@@ -12,6 +12,7 @@ pub mod payload;
 pub mod rtcp;
 pub mod rtp;
 pub mod seq;
+pub mod session;
 pub mod stats;
 
 pub use error::{BuildError, Layer, ParseError};
