@@ -628,7 +628,7 @@ impl<A: Copy + Eq> Session<A> {
             let v = remote.stats.report();
             let (last_sr, delay) = remote
                 .last_sr
-                .map_or((0, 0), |(middle, at)| (middle, dlsr_units(now_ns - at)));
+                .map_or((0, 0), |(middle, at)| (middle, dlsr_units(now_ns.saturating_sub(at))));
             blocks.push(ReportBlock {
                 ssrc: remote.ssrc,
                 fraction_lost: v.fraction_lost,

@@ -139,9 +139,11 @@ impl RtcpScheduler {
         let members = members.max(1);
         if members < self.pmembers {
             let ratio = f64::from(members) / f64::from(self.pmembers);
-            self.next_ns = now_ns + (ratio * (self.next_ns - now_ns).max(0) as f64) as i64;
+            let ahead = self.next_ns.saturating_sub(now_ns).max(0);
+            self.next_ns = now_ns.saturating_add((ratio * ahead as f64) as i64);
             if let Some(tp) = self.last_sent_ns {
-                self.last_sent_ns = Some(now_ns - (ratio * (now_ns - tp).max(0) as f64) as i64);
+                let behind = now_ns.saturating_sub(tp).max(0);
+                self.last_sent_ns = Some(now_ns.saturating_sub((ratio * behind as f64) as i64));
             }
             self.pmembers = members;
         }

@@ -235,7 +235,7 @@ mod tests {
     }
 
     fn runs(parts: &[(bool, usize)]) -> Vec<bool> {
-        parts.iter().flat_map(|&(r, n)| std::iter::repeat(r).take(n)).collect()
+        parts.iter().flat_map(|&(r, n)| std::iter::repeat_n(r, n)).collect()
     }
 
     #[test]

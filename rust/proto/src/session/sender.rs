@@ -326,7 +326,7 @@ impl RtpSender {
     /// (RFC 3550 section 6.4.1). `None` before the first interval.
     pub fn rtp_timestamp_at(&self, now_ns: i64) -> Option<u32> {
         let (at_ns, timestamp) = self.anchor?;
-        let ticks = i128::from(now_ns - at_ns) * i128::from(self.config.audio.clock_rate) / 1_000_000_000;
+        let ticks = (i128::from(now_ns) - i128::from(at_ns)) * i128::from(self.config.audio.clock_rate) / 1_000_000_000;
         // Truncation to 32 bits is the timestamp's own wrap-around.
         Some(timestamp.wrapping_add(ticks as u32))
     }
@@ -395,7 +395,7 @@ impl RtpSender {
                 });
             }
         }
-        let sent = if self.active.is_some() {
+        if self.active.is_some() {
             self.talkspurt_start = true;
             self.last_noise_level = None;
             self.send_event(now_ns, out)
@@ -418,8 +418,7 @@ impl RtpSender {
                     None
                 }
             }
-        };
-        sent
+        }
     }
 
     /// Comfort noise at the start of a silence, on a level change and
@@ -609,7 +608,10 @@ mod tests {
     }
 
     /// Runs `frames` intervals of 20 ms and parses what went out.
-    fn run(s: &mut RtpSender, frames: &[Frame<'_>]) -> Vec<Option<(u8, bool, u16, u32, Vec<u8>)>> {
+    /// Payload type, marker, sequence number, timestamp and payload.
+    type Sent = (u8, bool, u16, u32, Vec<u8>);
+
+    fn run(s: &mut RtpSender, frames: &[Frame<'_>]) -> Vec<Option<Sent>> {
         let mut out = Vec::new();
         frames
             .iter()
@@ -674,7 +676,7 @@ mod tests {
         let quiet = Frame::Silence { noise_level: 60 };
         let mut frames = vec![Frame::Speech(&speech), quiet, quiet, Frame::Silence { noise_level: 50 }];
         // 5 s refresh at 20 ms: the 250th silent frame after the last CN.
-        frames.extend(std::iter::repeat(Frame::Silence { noise_level: 50 }).take(250));
+        frames.extend(std::iter::repeat_n(Frame::Silence { noise_level: 50 }, 250));
         frames.push(Frame::Speech(&speech));
         let sent = run(&mut s, &frames);
         let cn: Vec<usize> = sent.iter().enumerate().filter(|(_, p)| p.as_ref().is_some_and(|p| p.0 == 13)).map(|(i, _)| i).collect();
