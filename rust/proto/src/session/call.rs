@@ -777,3 +777,201 @@ fn sender_ssrc(p: &RtcpPacket) -> Option<u32> {
         RtcpPacket::Raw(_) => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rtcp::write_compound;
+    use crate::rtp::RtpPacketBuilder;
+    use crate::session::sender::AudioFormat;
+
+    const MS: i64 = 1_000_000;
+    const PEER: u8 = 1;
+
+    fn session() -> Session<u8> {
+        let mut sender = SenderConfig::new(AudioFormat::pcmu(20));
+        sender.telephone_event_pt = Some(101);
+        sender.comfort_noise_pt = Some(13);
+        sender.ssrc = Some(0x5E55);
+        Session::new(SessionConfig::new(sender, "me@test", NtpClock { ntp_at_epoch: 1 << 60 }, 1), 0).unwrap()
+    }
+
+    fn rtp(pt: u8, seq: u16, ssrc: u32, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let builder = RtpPacketBuilder { payload_type: pt, sequence_number: seq, timestamp: u32::from(seq) * 160, ssrc, payload, ..Default::default() };
+        builder.write(&mut out).unwrap();
+        out
+    }
+
+    fn rtcp(packets: &[RtcpPacket]) -> Vec<u8> {
+        let mut out = Vec::new();
+        write_compound(packets, &mut out).unwrap();
+        out
+    }
+
+    /// A session latched onto PEER sending SSRC 0xAAAA from sequence 1.
+    fn latched() -> Session<u8> {
+        let mut s = session();
+        assert_eq!(s.handle_datagram(PEER, &rtp(0, 1, 0xAAAA, &[0; 160]), 0), Incoming::Dropped(DropReason::Latching));
+        assert!(matches!(s.handle_datagram(PEER, &rtp(0, 2, 0xAAAA, &[0; 160]), 20 * MS), Incoming::Media(_)));
+        assert_eq!(s.poll_event(), Some(SessionEvent::RemoteLatched { ssrc: 0xAAAA }));
+        s
+    }
+
+    #[test]
+    fn every_drop_is_counted_by_reason() {
+        let mut s = latched();
+        assert_eq!(s.handle_datagram(PEER, &[0x80, 0, 0], 0), Incoming::Dropped(DropReason::Malformed));
+        assert_eq!(s.handle_datagram(PEER, &rtp(96, 3, 0xAAAA, b"x"), 0), Incoming::Dropped(DropReason::UnknownPayloadType));
+        assert_eq!(s.handle_datagram(PEER, &rtp(101, 3, 0xAAAA, b"xy"), 0), Incoming::Dropped(DropReason::Malformed));
+        assert_eq!(s.handle_datagram(9, &rtp(0, 3, 0xBBBB, b"x"), 0), Incoming::Dropped(DropReason::Foreign));
+        assert!(matches!(s.handle_datagram(PEER, &rtp(0, 3, 0xAAAA, b"x"), 0), Incoming::Media(_)));
+        assert_eq!(s.handle_datagram(PEER, &rtp(0, 3, 0xAAAA, b"x"), 0), Incoming::Dropped(DropReason::Duplicate));
+        assert_eq!(s.handle_datagram(PEER, &[0x80, 200, 0, 9, 0, 0, 0, 1], 0), Incoming::Dropped(DropReason::Malformed));
+        // STUN on the media port is the engine's, not a drop.
+        assert_eq!(s.handle_datagram(PEER, &[0, 1, 0, 0], 0), Incoming::NotMedia(PacketKind::Stun));
+        let d = s.stats().dropped;
+        assert_eq!((d.malformed, d.unknown_payload_type, d.foreign, d.duplicate, d.latching), (3, 1, 1, 1, 1));
+        let mut out = Vec::new();
+        assert!(s.close(0, None, &mut out));
+        assert_eq!(s.handle_datagram(PEER, &rtp(0, 4, 0xAAAA, b"x"), 0), Incoming::Dropped(DropReason::Closed));
+        assert!(!s.close(0, None, &mut out) && out.is_empty());
+    }
+
+    #[test]
+    fn comfort_noise_and_media_seam() {
+        let mut s = latched();
+        let datagram = rtp(13, 3, 0xAAAA, &[40]);
+        let Incoming::Media(m) = s.handle_datagram(PEER, &datagram, 60 * MS) else { panic!() };
+        assert!(m.comfort_noise && !m.out_of_order);
+        assert_eq!((m.extended_sequence, m.arrival_ns, m.packet.payload), (3, 60 * MS, &[40u8][..]));
+    }
+
+    #[test]
+    fn ssrc_change_resets_statistics() {
+        let mut s = latched();
+        assert!(matches!(s.handle_datagram(PEER, &rtp(0, 500, 0xCCCC, b"x"), 40 * MS), Incoming::Media(_)));
+        assert_eq!(s.poll_event(), Some(SessionEvent::SsrcChanged { old: 0xAAAA, new: 0xCCCC }));
+        assert_eq!((s.stats().packets_received, s.remote_ssrc()), (1, Some(0xCCCC)));
+    }
+
+    #[test]
+    fn dtmf_events_surface_once() {
+        let mut s = latched();
+        let ev = |seq: u16, end: bool, duration: u16| {
+            let mut payload = Vec::new();
+            TelephoneEvent { event: 11, end, volume: 10, duration }.write(&mut payload).unwrap();
+            let mut out = Vec::new();
+            RtpPacketBuilder { payload_type: 101, sequence_number: seq, timestamp: 4000, ssrc: 0xAAAA, payload: &payload, ..Default::default() }
+                .write(&mut out)
+                .unwrap();
+            out
+        };
+        for (i, (end, d)) in [(false, 160), (false, 320), (true, 480), (true, 480), (true, 480)].into_iter().enumerate() {
+            assert_eq!(s.handle_datagram(PEER, &ev(3 + i as u16, end, d), 0), Incoming::Consumed);
+        }
+        let events: Vec<_> = std::iter::from_fn(|| s.poll_event()).collect();
+        assert_eq!(
+            events,
+            vec![
+                SessionEvent::Dtmf(DtmfEvent::Started { event: 11, timestamp: 4000 }),
+                SessionEvent::Dtmf(DtmfEvent::Ended { event: 11, timestamp: 4000, duration: 480, inferred: false })
+            ]
+        );
+        // Telephone events share the stream's sequence numbers.
+        assert_eq!(s.stats().packets_received, 6);
+    }
+
+    #[test]
+    fn incoming_dtmf_without_end_times_out() {
+        let mut s = latched();
+        let mut payload = Vec::new();
+        TelephoneEvent { event: 1, end: false, volume: 10, duration: 160 }.write(&mut payload).unwrap();
+        s.handle_datagram(PEER, &rtp(101, 3, 0xAAAA, &payload), 100 * MS);
+        s.poll_event();
+        assert_eq!(s.next_deadline_ns(), 600 * MS);
+        s.handle_timeout(600 * MS);
+        assert!(matches!(s.poll_event(), Some(SessionEvent::Dtmf(DtmfEvent::Ended { inferred: true, duration: 160, .. }))));
+    }
+
+    #[test]
+    fn rtt_only_from_an_lsr_that_echoes_our_sr() {
+        let mut s = latched();
+        let mut out = Vec::new();
+        s.send_frame(Frame::Speech(&[0; 160]), 0, &mut out);
+        let due = s.next_deadline_ns();
+        assert!(s.poll_rtcp(due, &mut out));
+        let sent = parse_compound(&out).unwrap();
+        let RtcpPacket::SenderReport(sr) = &sent[0] else { panic!("we sent RTP: an SR") };
+        assert!(matches!(sent[1], RtcpPacket::SourceDescription(_)));
+        assert!(matches!(sent[2], RtcpPacket::ExtendedReport(_)));
+        assert_eq!(sr.reports[0].ssrc, 0xAAAA);
+        // The peer answers 100 ms later having held our SR for 30 ms: 70 ms.
+        let block = |lsr| ReportBlock { ssrc: 0x5E55, last_sr: lsr, delay_since_last_sr: dlsr_units(30 * MS), ..Default::default() };
+        let rr = |lsr| rtcp(&[RtcpPacket::ReceiverReport(ReceiverReport { ssrc: 0xAAAA, reports: vec![block(lsr)], extension: vec![] })]);
+        assert_eq!(s.handle_datagram(PEER, &rr(middle_32(sr.ntp_timestamp) ^ 1), due + 100 * MS), Incoming::Consumed);
+        let Some(SessionEvent::ReportReceived(r)) = s.poll_event() else { panic!() };
+        assert_eq!(r.rtt_ns, None, "an LSR we never sent");
+        s.handle_datagram(PEER, &rr(middle_32(sr.ntp_timestamp)), due + 100 * MS);
+        let Some(SessionEvent::ReportReceived(r)) = s.poll_event() else { panic!() };
+        let rtt = r.rtt_ns.unwrap();
+        // 16.16 fixed point: within two units (30 us).
+        assert!((rtt - 70 * MS).abs() < 31_000, "{rtt}");
+        assert_eq!(s.stats().rtt_ns, Some(rtt));
+        // RTCP from a stranger is dropped.
+        let stranger = rtcp(&[RtcpPacket::ReceiverReport(ReceiverReport { ssrc: 0xBBBB, reports: vec![block(1)], extension: vec![] })]);
+        assert_eq!(s.handle_datagram(7, &stranger, due), Incoming::Dropped(DropReason::Foreign));
+    }
+
+    #[test]
+    fn sr_from_the_peer_sets_lsr_and_dlsr_in_our_report() {
+        let mut s = latched();
+        let sr = RtcpPacket::SenderReport(SenderReport { ssrc: 0xAAAA, ntp_timestamp: 0x0001_2345_6789_0000, ..Default::default() });
+        s.handle_datagram(PEER, &rtcp(&[sr]), 1000 * MS);
+        let mut out = Vec::new();
+        let due = s.next_deadline_ns().max(1000 * MS);
+        assert!(s.poll_rtcp(due, &mut out));
+        let sent = parse_compound(&out).unwrap();
+        let RtcpPacket::ReceiverReport(rr) = &sent[0] else { panic!("we sent no RTP: an RR") };
+        assert_eq!(rr.reports[0].last_sr, 0x2345_6789);
+        assert_eq!(rr.reports[0].delay_since_last_sr, dlsr_units(due - 1000 * MS));
+    }
+
+    #[test]
+    fn bye_from_the_peer_and_our_bye_on_close() {
+        let mut s = latched();
+        let bye = RtcpPacket::Goodbye(Goodbye { sources: vec![0xAAAA], reason: None });
+        let rr = RtcpPacket::ReceiverReport(ReceiverReport { ssrc: 0xAAAA, ..Default::default() });
+        assert_eq!(s.handle_datagram(PEER, &rtcp(&[rr, bye]), 0), Incoming::Consumed);
+        assert_eq!(s.poll_event(), Some(SessionEvent::ByeReceived { ssrc: 0xAAAA, reason: None }));
+        let mut out = Vec::new();
+        assert!(s.close(5 * MS, Some(b"hangup"), &mut out));
+        let sent = parse_compound(&out).unwrap();
+        assert_eq!(sent.last(), Some(&RtcpPacket::Goodbye(Goodbye { sources: vec![0x5E55], reason: Some(b"hangup".to_vec()) })));
+        assert!(matches!(sent[0], RtcpPacket::ReceiverReport(_)));
+        assert_eq!(s.next_deadline_ns(), i64::MAX);
+        assert!(s.send_frame(Frame::Speech(&[0; 160]), 0, &mut out).is_none());
+    }
+
+    #[test]
+    fn event_queue_is_bounded() {
+        let mut s = latched();
+        let rr = rtcp(&[RtcpPacket::ReceiverReport(ReceiverReport {
+            ssrc: 0xAAAA,
+            reports: vec![ReportBlock { ssrc: 0x5E55, ..Default::default() }],
+            extension: vec![],
+        })]);
+        for _ in 0..EVENT_QUEUE + 5 {
+            s.handle_datagram(PEER, &rr, 0);
+        }
+        assert_eq!(std::iter::from_fn(|| s.poll_event()).count(), EVENT_QUEUE);
+        assert_eq!(s.stats().events_lost, 5);
+    }
+
+    #[test]
+    fn bad_cname_is_refused() {
+        let sender = SenderConfig::new(AudioFormat::pcmu(20));
+        let config = SessionConfig::new(sender, "", NtpClock { ntp_at_epoch: 0 }, 1);
+        assert!(Session::<u8>::new(config, 0).is_err());
+    }
+}

@@ -226,8 +226,9 @@ impl CodecImpairment {
     /// Bpl 4.3 (G.113 Appendix I).
     pub const G711_NO_PLC: Self = CodecImpairment { ie: 0.0, bpl: 4.3, wideband: false };
     /// G.722 at 64 kbit/s with concealment, on the wideband scale: Ie,WB 13
-    /// (G.113 Appendix IV's wideband values) and Bpl 31.1. The Bpl is a
-    /// provisional planning value; override it when a better one is known.
+    /// and Bpl 31.1, the provisional wideband planning values as we know
+    /// them from G.113 (not checked against the Recommendation's table here;
+    /// build your own `CodecImpairment` when you have the current edition).
     pub const G722_PLC: Self = CodecImpairment { ie: 13.0, bpl: 31.1, wideband: true };
 }
 
