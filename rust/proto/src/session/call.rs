@@ -4,7 +4,8 @@
 //!
 //! How an engine drives it (all times are the caller's nanoseconds):
 //!
-//! - every datagram from the media socket goes to
+//! - every datagram from the media socket (and from the RTCP socket when
+//!   RTCP is not multiplexed, RFC 5761) goes to
 //!   [`handle_datagram`](Session::handle_datagram), which returns the audio
 //!   (or comfort noise) packet to hand to the jitter buffer, borrowed from
 //!   the datagram, or says that it was consumed (RTCP, DTMF), not media
