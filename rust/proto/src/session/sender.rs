@@ -109,6 +109,10 @@ impl SenderConfig {
         if self.audio.ticks_per_packet() == 0 {
             return Err(ConfigError("ptime is shorter than one clock tick"));
         }
+        if u64::from(self.audio.ticks_per_packet()) > MAX_EVENT_DURATION {
+            // A telephone-event packet must be able to state one ptime.
+            return Err(ConfigError("one ptime must be at most 65535 clock ticks"));
+        }
         if self.dtmf_volume > 63 {
             return Err(ConfigError("dtmf_volume must be 0..=63"));
         }
@@ -773,6 +777,8 @@ mod tests {
         c.telephone_event_pt = Some(128);
         assert!(RtpSender::new(c, &mut SessionRng::new(0)).is_err());
         let c = SenderConfig::new(AudioFormat { payload_type: 0, clock_rate: 8000, ptime_ms: 0 });
+        assert!(RtpSender::new(c, &mut SessionRng::new(0)).is_err());
+        let c = SenderConfig::new(AudioFormat { payload_type: 0, clock_rate: 96_000, ptime_ms: 1000 });
         assert!(RtpSender::new(c, &mut SessionRng::new(0)).is_err());
     }
 
