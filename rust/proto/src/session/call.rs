@@ -296,6 +296,8 @@ pub struct Session<A> {
     /// When we sent the last two reports, for "sent since two reports ago".
     report_times: [Option<i64>; 2],
     last_remote_rtp_ns: Option<i64>,
+    /// When anything (RTP or RTCP) last came from the peer.
+    last_remote_activity_ns: Option<i64>,
     sr_history: [u32; SR_HISTORY],
     sr_next: usize,
     rtt_ns: Option<i64>,
@@ -331,6 +333,7 @@ impl<A: Copy + Eq> Session<A> {
             scheduler,
             report_times: [None; 2],
             last_remote_rtp_ns: None,
+            last_remote_activity_ns: None,
             sr_history: [0; SR_HISTORY],
             sr_next: 0,
             rtt_ns: None,
@@ -447,6 +450,7 @@ impl<A: Copy + Eq> Session<A> {
         }
         self.remote_left = false;
         self.last_remote_rtp_ns = Some(now_ns);
+        self.last_remote_activity_ns = Some(now_ns);
         let Some(remote) = self.remote.as_mut() else {
             // Set just above.
             return self.drop_packet(DropReason::Foreign);
@@ -492,6 +496,7 @@ impl<A: Copy + Eq> Session<A> {
             return self.drop_packet(DropReason::Foreign);
         }
         self.scheduler.on_packet_size(datagram.len());
+        self.last_remote_activity_ns = Some(now_ns);
         let arrival_middle = middle_32(self.config.ntp.ntp(now_ns));
         let ours = self.sender.ssrc();
         for packet in packets {
@@ -591,8 +596,13 @@ impl<A: Copy + Eq> Session<A> {
             return false;
         }
         let we_sent = self.sent_since_two_reports(self.sender.counters().last_sent_ns);
-        let remote_sends = self.sent_since_two_reports(self.last_remote_rtp_ns) && !self.remote_left;
-        let members = 1 + u32::from(self.remote.is_some() && !self.remote_left);
+        // RFC 3550 section 6.3.5: a member silent for M = 5 deterministic
+        // intervals (the 5 s minimum included) has timed out.
+        let member_timeout_ns = (5.0 * self.scheduler.deterministic_interval_s() * 1e9) as i64;
+        let timed_out = self.last_remote_activity_ns.is_some_and(|at| now_ns.saturating_sub(at) > member_timeout_ns);
+        let present = self.remote.is_some() && !self.remote_left && !timed_out;
+        let remote_sends = present && self.sent_since_two_reports(self.last_remote_rtp_ns);
+        let members = 1 + u32::from(present);
         self.scheduler.set_membership(members, u32::from(we_sent) + u32::from(remote_sends), we_sent, now_ns);
         if !self.scheduler.poll(now_ns, &mut self.rng) {
             return false;
@@ -952,6 +962,26 @@ mod tests {
         assert!(matches!(sent[0], RtcpPacket::ReceiverReport(_)));
         assert_eq!(s.next_deadline_ns(), i64::MAX);
         assert!(s.send_frame(Frame::Speech(&[0; 160]), 0, &mut out).is_none());
+    }
+
+    #[test]
+    fn a_silent_peer_times_out_and_pulls_our_report_forward() {
+        let mut s = latched();
+        let mut out = Vec::new();
+        // The peer's last packet came at 20 ms; 5 x the 5 s minimum later it
+        // is no longer a member.
+        let timeout = 20 * MS + 25_000 * MS + MS;
+        let mut t = s.next_deadline_ns();
+        while t <= timeout {
+            s.poll_rtcp(t, &mut out);
+            t = s.next_deadline_ns();
+        }
+        let before = s.next_deadline_ns();
+        // Not due yet, but the membership drops from two to one: reverse
+        // reconsideration halves the wait (RFC 3550 section 6.3.4).
+        assert!(!s.poll_rtcp(timeout, &mut out));
+        let after = s.next_deadline_ns();
+        assert!(((after - timeout) - (before - timeout) / 2).abs() <= 1, "{before} {after}");
     }
 
     #[test]
