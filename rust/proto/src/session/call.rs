@@ -437,24 +437,18 @@ impl<A: Copy + Eq> Session<A> {
             LatchVerdict::Latched => self.push_event(SessionEvent::RemoteLatched { ssrc: h.ssrc }),
             LatchVerdict::Accept => {}
         }
-        match &self.remote {
-            Some(r) if r.ssrc == h.ssrc => {}
-            previous => {
-                let old = previous.as_ref().map(|r| r.ssrc);
-                self.remote = Some(RemoteStream::new(h.ssrc, audio.clock_rate));
-                self.dtmf.reset();
-                if let Some(old) = old {
-                    self.push_event(SessionEvent::SsrcChanged { old, new: h.ssrc });
-                }
+        if self.remote.as_ref().is_none_or(|r| r.ssrc != h.ssrc) {
+            // A new source: new sequence and timestamp spaces, so statistics
+            // and DTMF state start over (RFC 3550 A.1 per-source state).
+            if let Some(old) = self.remote.replace(RemoteStream::new(h.ssrc, audio.clock_rate)) {
+                self.push_event(SessionEvent::SsrcChanged { old: old.ssrc, new: h.ssrc });
             }
+            self.dtmf.reset();
         }
         self.remote_left = false;
         self.last_remote_rtp_ns = Some(now_ns);
         self.last_remote_activity_ns = Some(now_ns);
-        let Some(remote) = self.remote.as_mut() else {
-            // Set just above.
-            return self.drop_packet(DropReason::Foreign);
-        };
+        let remote = self.remote.get_or_insert_with(|| RemoteStream::new(h.ssrc, audio.clock_rate));
         let arrival = remote.stats.on_packet(h.sequence_number, h.timestamp, h.marker, now_ns);
         let extended_sequence = remote.unwrapper.unwrap(h.sequence_number);
         if arrival == Arrival::Duplicate {
