@@ -10,12 +10,13 @@ pub mod codec;
 pub mod demux;
 pub mod dtmf;
 pub mod error;
-pub mod payload;
 pub mod jitter;
+pub mod payload;
 pub mod resample;
 pub mod rtcp;
 pub mod rtp;
 pub mod seq;
+pub mod session;
 pub mod srtp;
 pub mod stats;
 
