@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from rtpcore._core import AudioFrame, JitterBuffer, JitterStats, TelephoneEvent
+from rtpcore._core import AudioFrame, JitterBuffer, JitterStats, TelephoneEventPacket
 
 if TYPE_CHECKING:
     from os import PathLike
@@ -59,7 +59,7 @@ __all__ = [
     "AudioFrame",
     "JitterBuffer",
     "JitterStats",
-    "TelephoneEvent",
+    "TelephoneEventPacket",
     "Timeline",
     "plot_timeline",
     "replay",
@@ -88,7 +88,7 @@ class Timeline:
     arrival: npt.NDArray[np.float64]
     packet_delay_ms: npt.NDArray[np.float64]
     stats: JitterStats
-    events: list[TelephoneEvent]
+    events: list[TelephoneEventPacket]
 
 
 def replay(
@@ -138,7 +138,7 @@ def replay(
     target = np.zeros(n_frames)
     arrival = np.array([p[0] for p in ordered], dtype=np.float64)
     i = 0
-    events: list[TelephoneEvent] = []
+    events: list[TelephoneEventPacket] = []
     for f, now in enumerate(times):
         while i < len(ordered) and ordered[i][0] <= now:
             at, data = ordered[i]

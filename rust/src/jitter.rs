@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 use pyo3::intern;
 use pyo3::types::PyString;
 use rtpcore_proto::jitter::delay::DelayConfig;
-use rtpcore_proto::jitter::{Codec, Config, FrameKind, JitterBuffer as CoreBuffer, PushOutcome, Stats, TelephoneEvent as CoreEvent};
+use rtpcore_proto::jitter::{Codec, Config, FrameKind, JitterBuffer as CoreBuffer, PushOutcome, Stats};
 
 /// One frame of decoded audio: int16 samples with their sample rate, the
 /// RTP timestamp of the first sample and how the frame was made.
@@ -80,9 +80,11 @@ impl AudioFrame {
     }
 }
 
-/// An RFC 4733 telephone event taken out of the stream by the buffer.
-#[pyclass(name = "TelephoneEvent", module = "rtpcore._core", frozen, get_all)]
-pub struct TelephoneEvent {
+/// An RFC 4733 telephone-event packet taken out of the audio stream by the
+/// buffer, with its RTP timestamp and arrival time (the event itself is
+/// `rtpcore.payload.TelephoneEvent`).
+#[pyclass(name = "TelephoneEventPacket", module = "rtpcore._core", frozen, get_all)]
+pub struct TelephoneEventPacket {
     event: u8,
     end: bool,
     volume: u8,
@@ -92,10 +94,10 @@ pub struct TelephoneEvent {
 }
 
 #[pymethods]
-impl TelephoneEvent {
+impl TelephoneEventPacket {
     fn __repr__(&self) -> String {
         format!(
-            "TelephoneEvent(event={}, end={}, volume={}, duration={}, timestamp={}, arrival={})",
+            "TelephoneEventPacket(event={}, end={}, volume={}, duration={}, timestamp={}, arrival={})",
             self.event,
             if self.end { "True" } else { "False" },
             self.volume,
@@ -172,7 +174,7 @@ impl JitterStats {
 #[pyclass(name = "JitterBuffer", module = "rtpcore._core")]
 pub struct JitterBuffer {
     core: CoreBuffer,
-    events: Vec<TelephoneEvent>,
+    events: Vec<TelephoneEventPacket>,
     /// The playout offset of the last frame (seconds), for timelines.
     last_offset: Option<f64>,
 }
@@ -257,12 +259,12 @@ impl JitterBuffer {
             (PushOutcome::Duplicate, _) => intern!(py, "duplicate"),
             (PushOutcome::Malformed, _) => intern!(py, "malformed"),
             (PushOutcome::ComfortNoise, _) => intern!(py, "comfort_noise"),
-            (PushOutcome::Event(CoreEvent { event, end, volume, duration }), ts) => {
+            (PushOutcome::Event(rtpcore_proto::payload::TelephoneEvent { event, end, volume, duration }), ts) => {
                 // Bounded, in case nobody collects them: the oldest go first.
                 if self.events.len() >= MAX_PENDING_EVENTS {
                     self.events.remove(0);
                 }
-                self.events.push(TelephoneEvent { event, end, volume, duration, timestamp: ts, arrival });
+                self.events.push(TelephoneEventPacket { event, end, volume, duration, timestamp: ts, arrival });
                 intern!(py, "event")
             }
         };
@@ -296,7 +298,7 @@ impl JitterBuffer {
 
     /// Telephone events received since the last call, oldest first (at
     /// most the last 256).
-    fn pop_events(&mut self) -> Vec<TelephoneEvent> {
+    fn pop_events(&mut self) -> Vec<TelephoneEventPacket> {
         std::mem::take(&mut self.events)
     }
 
@@ -334,7 +336,7 @@ impl JitterBuffer {
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<AudioFrame>()?;
-    m.add_class::<TelephoneEvent>()?;
+    m.add_class::<TelephoneEventPacket>()?;
     m.add_class::<JitterStats>()?;
     m.add_class::<JitterBuffer>()?;
     Ok(())

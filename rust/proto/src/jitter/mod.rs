@@ -35,15 +35,14 @@
 
 pub mod delay;
 pub mod dsp;
-pub mod event;
 
 use crate::codec::cn::ComfortNoiseGenerator;
 use crate::codec::g711;
 use crate::codec::g722::{G722Decoder, G722Mode};
+use crate::payload::TelephoneEvent;
 use crate::rtp::RtpPacket;
 use delay::{DelayConfig, DelayManager};
 use dsp::{Concealer, Scales};
-pub use event::{parse_telephone_event, TelephoneEvent};
 
 /// The payload formats the buffer decodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -502,7 +501,7 @@ impl JitterBuffer {
         };
         let header = &packet.header;
         if Some(header.payload_type) == self.config.event_payload_type {
-            return match parse_telephone_event(packet.payload) {
+            return match TelephoneEvent::parse(packet.payload) {
                 Ok(event) => {
                     self.stats.events += 1;
                     PushOutcome::Event(event)
