@@ -80,6 +80,7 @@ def test_build_serialize_parse_round_trip(fields: dict[str, Any]) -> None:
     assert observed(again) == fields
     assert again == pkt and hash(again) == hash(pkt)
     assert len(pkt) == len(wire)
+    assert pkt.serialize() == wire == bytes(memoryview(pkt))
     assert pkt.version == 2
 
 

@@ -11,8 +11,9 @@ True
 >>> pkt.extension(1)
 b'0'
 
-A packet *is* its wire bytes plus the decoded header: ``bytes(pkt)`` costs
-nothing, and a packet parsed from ``bytes`` shares that object. ``padding`` is
+A packet *is* its wire bytes plus the decoded header: ``bytes(pkt)`` and
+``pkt.serialize()`` (aiortc's name, and the cheaper call) cost no copy, and a
+packet parsed from ``bytes`` shares that object. ``padding`` is
 the number of padding bytes (count byte included), 0 when the P bit is clear.
 ``extensions`` maps the local ids of RFC 8285 elements (one-byte or two-byte
 form) to their values; other extension profiles are exposed raw through
