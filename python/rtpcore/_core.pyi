@@ -194,13 +194,22 @@ class ComfortNoise:
     def __hash__(self) -> int: ...
 
 # --- analyze ---
-__all__ += ["CaptureAnalyzer"]
+__all__ += ["CaptureAnalyzer", "CaptureStreamPackets"]
 
 @final
 class CaptureAnalyzer:
     def __new__(cls, clock_rates: Mapping[int, int] | None = None) -> CaptureAnalyzer: ...
     def feed(self, chunk: Buffer) -> None: ...
     def finish(self) -> dict[str, Any]: ...
+
+@final
+class CaptureStreamPackets:
+    def __new__(
+        cls, source: str, source_port: int, destination: str, destination_port: int, ssrc: int
+    ) -> CaptureStreamPackets: ...
+    def feed(self, chunk: Buffer) -> None: ...
+    def finish(self) -> list[tuple[float, bytes]]: ...
+
 # --- codecs (g711, audioop) ---
 from collections.abc import Sequence
 from typing import Self, TypeVar, final, overload

@@ -21,9 +21,9 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from rtpcore._core import CaptureAnalyzer
+from rtpcore._core import CaptureAnalyzer, CaptureStreamPackets
 
-__all__ = ["CaptureAnalyzer", "analyze", "format_report"]
+__all__ = ["CaptureAnalyzer", "CaptureStreamPackets", "analyze", "format_report", "stream_packets"]
 
 #: Bytes read per call into the core; large enough that the per-call cost vanishes.
 CHUNK_SIZE = 1 << 20
@@ -57,6 +57,19 @@ def analyze(
             if progress is not None:
                 progress(done, size)
     return analyzer.finish()
+
+
+def stream_packets(path: str | os.PathLike[str], stream: Mapping[str, Any]) -> list[tuple[float, bytes]]:
+    """The RTP packets of one ``stream`` of an :func:`analyze` report, read
+    again from the capture at ``path``, as ``(capture_time_seconds, bytes)``
+    in capture order: the input of :func:`rtpcore.jitter.replay`."""
+    reader = CaptureStreamPackets(
+        stream["source"], stream["source_port"], stream["destination"], stream["destination_port"], stream["ssrc"]
+    )
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK_SIZE):
+            reader.feed(chunk)
+    return reader.finish()
 
 
 def _ms(value: float | None) -> str:

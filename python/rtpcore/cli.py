@@ -1,7 +1,10 @@
 """The ``rtpcore`` command.
 
-- ``rtpcore analyze CAPTURE [--json] [--payload-type PT=NAME/RATE ...]``: RTP
-  stream analysis of a pcap or pcapng file (see :mod:`rtpcore.analyze`).
+- ``rtpcore analyze CAPTURE [--json] [--payload-type PT=NAME/RATE ...]
+  [--play OUT.wav [--stream N]]``: RTP stream analysis of a pcap or pcapng
+  file (see :mod:`rtpcore.analyze`); ``--play`` also decodes one G.711 or
+  G.722 stream through the jitter buffer, with the capture's arrival times,
+  to a WAV file and draws its delay plot beside it.
 - ``rtpcore demo [--out DIR]``: writes a demo capture (see
   :mod:`rtpcore.demo`) and analyzes it.
 """
@@ -17,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rtpcore.analyze import analyze, format_report
+from rtpcore.analyze import analyze, format_report, stream_packets
 from rtpcore.errors import ParseError
 
 __all__ = ["main"]
@@ -57,7 +60,10 @@ def _payload_type(text: str) -> tuple[int, str, int]:
     return number, name, clock
 
 
-def _analyze_and_print(path: Path, as_json: bool, payload_types: Sequence[tuple[int, str, int]]) -> int:
+def _analyze_and_print(
+    path: Path, as_json: bool, payload_types: Sequence[tuple[int, str, int]]
+) -> dict[str, Any] | None:
+    """Analyzes and prints the capture; the report, or None after an error."""
     try:
         report = analyze(
             path,
@@ -66,7 +72,7 @@ def _analyze_and_print(path: Path, as_json: bool, payload_types: Sequence[tuple[
         )
     except (OSError, ParseError) as e:
         print(f"rtpcore analyze: {path}: {e}", file=sys.stderr)
-        return 1
+        return None
     names = {pt: name for pt, name, _ in payload_types}
     for stream in report["streams"]:
         stream["codec"] = names.get(stream["payload_type"], stream["codec"])
@@ -75,11 +81,62 @@ def _analyze_and_print(path: Path, as_json: bool, payload_types: Sequence[tuple[
         print()
     else:
         print(format_report(report))
+    return report
+
+
+#: Payload types the jitter buffer decodes (RFC 3551 static assignments).
+_PLAYABLE = {0: "PCMU", 8: "PCMA", 9: "G722"}
+
+
+def _play(capture: Path, report: dict[str, Any], out: Path, stream_number: int | None) -> int:
+    """Replays one stream of ``report`` through the jitter buffer to ``out``."""
+    import wave
+
+    from rtpcore.jitter import plot_timeline, replay
+
+    streams = report["streams"]
+    if stream_number is None:
+        candidates = [i for i, s in enumerate(streams) if s["payload_type"] in _PLAYABLE]
+        if not candidates:
+            print("rtpcore analyze --play: no G.711 or G.722 stream in the capture", file=sys.stderr)
+            return 1
+        index = candidates[0]
+    elif 1 <= stream_number <= len(streams):
+        index = stream_number - 1
+    else:
+        print(f"rtpcore analyze --play: --stream must be 1..{len(streams)}", file=sys.stderr)
+        return 1
+    stream = streams[index]
+    codec = _PLAYABLE.get(stream["payload_type"])
+    if codec is None:
+        print(f"rtpcore analyze --play: stream {index + 1} is payload type {stream['payload_type']}, "
+              "not G.711 or G.722", file=sys.stderr)
+        return 1
+    pcm, timeline = replay(stream_packets(capture, stream), codec=codec, payload_type=stream["payload_type"])
+    rate = 16000 if codec == "G722" else 8000
+    with wave.open(str(out), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm.astype("<i2").tobytes())
+    stats = timeline.stats
+    print(f"stream {index + 1} ({codec}, ssrc {stream['ssrc']:#010x}) -> {out}: {len(pcm) / rate:.2f} s, "
+          f"{stats.concealed_ms:.0f} ms concealed, {stats.late} late, {stats.lost} lost")
+    try:
+        plot = out.with_suffix(".png")
+        plot_timeline(timeline, plot, title=f"{capture.name} stream {index + 1} ({codec})")
+        print(f"delay plot -> {plot}")
+    except ImportError:
+        print("(install matplotlib for the delay plot)", file=sys.stderr)
     return 0
 
 
 def _cmd_analyze(args: Any) -> int:
-    return _analyze_and_print(Path(args.capture), args.json, args.payload_type)
+    capture = Path(args.capture)
+    report = _analyze_and_print(capture, args.json, args.payload_type)
+    if report is None:
+        return 1
+    return 0 if args.play is None else _play(capture, report, Path(args.play), args.stream)
 
 
 def _cmd_demo(args: Any) -> int:
@@ -92,7 +149,7 @@ def _cmd_demo(args: Any) -> int:
     write_demo_capture(capture)
     print(f"wrote {capture} ({capture.stat().st_size} bytes) in {time.monotonic() - started:.2f} s")
     print(f"$ rtpcore analyze {capture}")
-    return _analyze_and_print(capture, args.json, [])
+    return 0 if _analyze_and_print(capture, args.json, []) is not None else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -109,6 +166,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=[],
         help="name and clock rate of a dynamic payload type, e.g. 96=opus/48000 (repeatable)",
     )
+    p.add_argument("--play", metavar="OUT.wav", help="decode one stream through the jitter buffer to a WAV file")
+    p.add_argument("--stream", type=int, metavar="N",
+                   help="with --play: the stream's line number in the report (default: the first G.711/G.722 one)")
     p.set_defaults(run=_cmd_analyze)
     d = commands.add_parser("demo", help="write a demo capture under out/ and analyze it")
     d.add_argument("--out", default="out", help="directory for the capture (default: out)")

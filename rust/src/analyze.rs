@@ -3,10 +3,15 @@
 //! frame is decoded and counted here, without the GIL.
 use std::collections::HashMap;
 
-use pyo3::exceptions::PyRuntimeError;
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
+use std::net::{IpAddr, SocketAddr};
+
 use rtpcore_proto::analyze::{static_payload_type, Analyzer, Counters, StreamReport};
+use rtpcore_proto::capture::{decode, CaptureReader, Decoded};
+use rtpcore_proto::demux::{classify, PacketKind};
+use rtpcore_proto::rtp::RtpHeader;
 
 use crate::buffer::with_bytes;
 use crate::errors::IntoPyResult;
@@ -113,7 +118,67 @@ impl PyCaptureAnalyzer {
     }
 }
 
+/// The RTP packets of one stream of a capture, with their capture times:
+/// what a replay through the jitter buffer needs. Fed in chunks like
+/// `CaptureAnalyzer`; `finish()` returns `[(arrival_seconds, rtp_bytes)]`.
+#[pyclass(module = "rtpcore.analyze", name = "CaptureStreamPackets")]
+struct PyCaptureStreamPackets {
+    reader: CaptureReader,
+    source: SocketAddr,
+    destination: SocketAddr,
+    ssrc: u32,
+    packets: Vec<(i64, Vec<u8>)>,
+}
+
+fn socket_address(what: &str, address: &str, port: u16) -> PyResult<SocketAddr> {
+    let ip: IpAddr = address.parse().map_err(|_| PyValueError::new_err(format!("{what}: not an IP address: {address:?}")))?;
+    Ok(SocketAddr::new(ip, port))
+}
+
+#[pymethods]
+impl PyCaptureStreamPackets {
+    #[new]
+    fn new(source: &str, source_port: u16, destination: &str, destination_port: u16, ssrc: u32) -> PyResult<Self> {
+        Ok(PyCaptureStreamPackets {
+            reader: CaptureReader::new(),
+            source: socket_address("source", source, source_port)?,
+            destination: socket_address("destination", destination, destination_port)?,
+            ssrc,
+            packets: Vec::new(),
+        })
+    }
+
+    /// Reads the next piece of the capture file.
+    fn feed(&mut self, py: Python<'_>, chunk: &Bound<'_, PyAny>) -> PyResult<()> {
+        let PyCaptureStreamPackets { reader, source, destination, ssrc, packets } = self;
+        let result = with_bytes(chunk, "chunk", |data| {
+            reader.feed(data, |frame| {
+                let Decoded::Udp(d) = decode(&frame) else { return };
+                if d.source != *source || d.destination != *destination || classify(d.payload) != PacketKind::Rtp {
+                    return;
+                }
+                if RtpHeader::parse(d.payload).is_ok_and(|h| h.ssrc == *ssrc) {
+                    packets.push((frame.timestamp_ns, d.payload.to_vec()));
+                }
+            })
+        })?;
+        result.or_raise(py)
+    }
+
+    /// Ends the capture: the stream's packets as `(arrival_seconds, bytes)`.
+    fn finish<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        self.reader.finish().or_raise(py)?;
+        let packets = std::mem::take(&mut self.packets);
+        let items = packets
+            .into_iter()
+            .map(|(ns, bytes)| (ns as f64 / 1e9, PyBytes::new(py, &bytes)))
+            .collect::<Vec<_>>();
+        PyList::new(py, items)
+    }
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyCaptureAnalyzer>()?;
+    m.add_class::<PyCaptureStreamPackets>()?;
     Ok(())
 }
