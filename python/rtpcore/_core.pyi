@@ -2,19 +2,21 @@
 # mypy's stubtest in CI. Each area keeps its own section below and extends
 # __all__ with `__all__ += [...]` there.
 
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Self, SupportsBytes, TypeVar, final, overload
+
+import numpy as np
+import numpy.typing as npt
+from typing_extensions import Buffer
+
+from rtpcore.errors import RtpcoreError
+
 __all__ = ["__version__"]
 
 __version__: str
 
 # --- srtp ---
 __all__ += ["SRTPSession", "srtp_derive_session_key", "srtp_aes_cm_keystream"]
-
-from collections.abc import Iterable
-from typing import final
-
-from typing_extensions import Buffer
-
-from rtpcore.errors import RtpcoreError
 
 @final
 class SRTPSession:
@@ -70,10 +72,6 @@ def srtp_aes_cm_keystream(
     session_key: Buffer, session_salt: Buffer, length: int, *, ssrc: int = 0, index: int = 0
 ) -> bytes: ...
 # --- rtp ---
-from collections.abc import Iterable, Mapping
-from typing import Any, final
-from typing_extensions import Buffer
-
 __all__ += [
     "RTPPacket",
     "SequenceUnwrapper",
@@ -211,13 +209,6 @@ class CaptureStreamPackets:
     def finish(self) -> list[tuple[float, bytes]]: ...
 
 # --- codecs (g711, audioop) ---
-from collections.abc import Sequence
-from typing import Self, TypeVar, final, overload
-
-import numpy as np
-import numpy.typing as npt
-from typing_extensions import Buffer
-
 _Out = TypeVar("_Out", bound=Buffer)
 
 __all__ += [
@@ -352,12 +343,6 @@ class ComfortNoiseGenerator:
 def estimate_comfort_noise(pcm: Buffer, order: int = 10) -> tuple[int, list[int]]: ...
 
 # --- jitter ---
-from typing import SupportsBytes, final
-
-import numpy as np
-import numpy.typing as npt
-from typing_extensions import Buffer
-
 __all__ += ["AudioFrame", "TelephoneEventPacket", "JitterStats", "JitterBuffer"]
 
 @final
