@@ -1,6 +1,6 @@
 # Type stubs for the compiled core, checked against the built module by
 # mypy's stubtest in CI. Each area keeps its own section below and extends
-# __all__ with `__all__ += [...]` there.
+# __all__ with `__all__ += [...]` there; imports stay in the one block here.
 
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Self, SupportsBytes, TypeVar, final, overload
