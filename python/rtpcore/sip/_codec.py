@@ -72,6 +72,11 @@ _PARAM_RE = re.compile(
 # Control characters are only legal escaped in a quoted-pair; CR and LF only
 # as the CRLF that ends a line.
 _BAD_CHAR_RE = re.compile(r"(?<!\\)[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)|(?<!\r)\n")
+# Every byte but the controls (TAB aside): deleting these from a header
+# section leaves only its control bytes. If what is left is just the CRLFs
+# that end its lines, the section is clean, and the costly scan above (whose
+# lookbehinds make it some 40 us per INVITE) is only needed to place an error.
+_PLAIN_BYTES = bytes([b for b in range(256) if b == 9 or 32 <= b < 127 or b > 127])
 
 _SIP_URI_RE = re.compile(
     r"((?i:sips?)):"
@@ -1114,10 +1119,11 @@ def _parse_head(head: bytes, base: int, limits: Limits) -> Message:
     # raw lines give the offsets (the two splits agree: surrogateescape maps
     # undecodable bytes one to one and leaves CRLF alone).
     text = head.decode("utf-8", "surrogateescape")
-    bad = _BAD_CHAR_RE.search(text)
-    if bad is not None:
-        position = len(text[: bad.start()].encode("utf-8", "surrogateescape"))
-        raise _error("control character in header section", None, base + position)
+    if len(head.translate(None, _PLAIN_BYTES)) != 2 * (len(raw_lines) - 1):
+        bad = _BAD_CHAR_RE.search(text)
+        if bad is not None:
+            position = len(text[: bad.start()].encode("utf-8", "surrogateescape"))
+            raise _error("control character in header section", None, base + position)
     lines = text.split("\r\n")
     msg = _parse_start_line(lines[0])
     offset = base + len(raw_lines[0]) + 2
