@@ -168,6 +168,15 @@ for _short, _long in _COMPACT_FORMS.items():
     _CANONICAL[_short] = _long
 # lower-case spelling -> lookup key of its canonical name ("v" -> "via")
 _CANONICAL_KEY = {spelling: name.lower() for spelling, name in _CANONICAL.items()}
+# Spelling as written -> (canonical name, lookup key) for the spellings that
+# messages and callers actually use: canonical, lower-case, upper-case and
+# compact. One dict hit per header field spares a lower(), two more lookups
+# and (in the parser) the token regex, a known name being a token; any other
+# spelling takes the general path in _name_and_key.
+_SPELLINGS: dict[str, tuple[str, str]] = {}
+for _spelling, _name in _CANONICAL.items():
+    for _variant in (_spelling, _spelling.upper(), _name):
+        _SPELLINGS[_variant] = (_name, _CANONICAL_KEY[_spelling])
 
 # Header fields whose values are comma-separated lists (the "#" rule). Others,
 # unknown ones included, keep commas as part of one value: the challenge and
@@ -220,6 +229,18 @@ def canonical_name(name: str) -> str:
     return _CANONICAL.get(name.lower(), name)
 
 
+def _name_and_key(name: str) -> tuple[str, str]:
+    """``(canonical name, lower-case lookup key)`` of a header field name."""
+    entry = _SPELLINGS.get(name)
+    if entry is not None:
+        return entry
+    key = name.lower()
+    canonical = _CANONICAL.get(key)
+    if canonical is None:
+        return (name, key)
+    return (canonical, _CANONICAL_KEY[key])
+
+
 def _error(message: str, field: str | None, offset: int | None = None) -> SIPParseError:
     return SIPParseError(message, offset, field)
 
@@ -233,17 +254,17 @@ def _skip_ws(text: str, pos: int) -> int:
 
 def _quoted_string_end(text: str, pos: int, field: str | None) -> int:
     """Index just past the quoted-string whose opening quote is at ``pos``."""
-    end = len(text)
+    # find() jumps from quote to quote; a backslash before the quote found
+    # escapes the character after it, so the search resumes past that pair.
     i = pos + 1
-    while i < end:
-        c = text[i]
-        if c == "\\":
-            i += 2
-            continue
-        if c == '"':
-            return i + 1
-        i += 1
-    raise _error("unterminated quoted string", field)
+    while True:
+        close = text.find('"', i)
+        if close < 0:
+            raise _error("unterminated quoted string", field)
+        backslash = text.find("\\", i, close)
+        if backslash < 0:
+            return close + 1
+        i = backslash + 2
 
 
 def _unquote(text: str) -> str:
@@ -694,16 +715,12 @@ class Headers:
                 self.add(name, value)
 
     def _append(self, name: str, value: str) -> None:
-        # Trusted path for the parser, which has validated both already.
-        key = name.lower()
-        canonical = _CANONICAL.get(key)
-        if canonical is not None:
-            name = canonical
-            key = _CANONICAL_KEY[key]
+        # Trusted path for callers that have validated both already.
+        entry = _name_and_key(name)
         if self._cache:
             self._cache = {}
-        self._names.append(name)
-        self._keys.append(key)
+        self._names.append(entry[0])
+        self._keys.append(entry[1])
         self._values.append(value)
 
     def add(self, name: str, value: object) -> None:
@@ -747,7 +764,7 @@ class Headers:
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first value of ``name`` as written, or ``default``."""
-        key = _CANONICAL.get(name.lower(), name).lower()
+        key = _name_and_key(name)[1]
         keys = self._keys
         for i in range(len(keys)):
             if keys[i] == key:
@@ -756,7 +773,7 @@ class Headers:
 
     def get_all(self, name: str) -> list[str]:
         """Every value of ``name``; list headers are split at their commas."""
-        key = _CANONICAL.get(name.lower(), name).lower()
+        key = _name_and_key(name)[1]
         split = key in _LIST_HEADERS
         out: list[str] = []
         keys = self._keys
@@ -1127,36 +1144,48 @@ def _parse_head(head: bytes, base: int, limits: Limits) -> Message:
     lines = text.split("\r\n")
     msg = _parse_start_line(lines[0])
     offset = base + len(raw_lines[0]) + 2
-    headers = msg.headers
-    name = None
+    # The message is new, so its header lists are filled directly; a field
+    # is appended when the next line shows it is not folded any further.
+    names = msg.headers._names
+    keys = msg.headers._keys
+    values = msg.headers._values
+    entry = None  # (canonical name, key) of the field being read
     value = ""
     name_offset = offset
     for i in range(1, len(raw_lines)):
         raw = raw_lines[i]
         line = lines[i]
         if raw and (raw[0] == 32 or raw[0] == 9):  # folded continuation (LWS)
-            if name is None:
+            if entry is None:
                 raise _error("continuation line before the first header field", "header", offset)
             line = line.strip(_WS)
             value = value + " " + line if value else line
             if len(value) > max_line:
-                raise _limit_error("header field too long", name, 400, name_offset)
+                raise _limit_error("header field too long", entry[0], 400, name_offset)
         else:
-            if name is not None:
-                headers._append(name, value)
+            if entry is not None:
+                names.append(entry[0])
+                keys.append(entry[1])
+                values.append(value)
             if len(raw) > max_line:
                 raise _limit_error("header field too long", "header", 400, offset)
             colon = line.find(":")
             if colon <= 0:
                 raise _error("header line without a colon", "header", offset)
-            name = line[:colon].rstrip(_WS)
-            if _TOKEN_RE.fullmatch(name) is None:
-                raise _error("header field name is not a token", "header", offset)
+            name = line[:colon]
+            entry = _SPELLINGS.get(name)
+            if entry is None:
+                name = name.rstrip(_WS)
+                if _TOKEN_RE.fullmatch(name) is None:
+                    raise _error("header field name is not a token", "header", offset)
+                entry = _name_and_key(name)
             value = line[colon + 1 :].strip(_WS)
             name_offset = offset
         offset += len(raw) + 2
-    if name is not None:
-        headers._append(name, value)
+    if entry is not None:
+        names.append(entry[0])
+        keys.append(entry[1])
+        values.append(value)
     _validate(msg)
     return msg
 
