@@ -437,19 +437,18 @@ def parse_uri(text: str, field: str | None = None) -> URI:
     """
     m = _SIP_URI_RE.fullmatch(text)
     if m is not None:
-        port_text = m.group(5)
+        scheme, user, password, host, port_text, params_text, headers = m.groups()
         port = None
         if port_text is not None:
             port = int(port_text)
             if port > 65535:
                 raise _error("port out of range", field)
-        params_text = m.group(6)
         params: dict[str, str | None] = {}
         if params_text:
             for item in params_text[1:].split(";"):
                 name, eq, value = item.partition("=")
                 params[name.lower()] = value if eq else None
-        return URI(m.group(1), m.group(2), m.group(4), port, params, m.group(7), m.group(3))
+        return URI(scheme, user, host, port, params, headers, password)
     m = _TEL_URI_RE.fullmatch(text)
     if m is not None:
         tel_params: dict[str, str | None] = {}
@@ -765,18 +764,19 @@ class Headers:
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first value of ``name`` as written, or ``default``."""
         key = _name_and_key(name)[1]
-        keys = self._keys
-        for i in range(len(keys)):
-            if keys[i] == key:
-                return self._values[i]
+        # list.index scans in C; the stack asks for a dozen fields a message
+        if key in self._keys:
+            return self._values[self._keys.index(key)]
         return default
 
     def get_all(self, name: str) -> list[str]:
         """Every value of ``name``; list headers are split at their commas."""
         key = _name_and_key(name)[1]
-        split = key in _LIST_HEADERS
         out: list[str] = []
         keys = self._keys
+        if key not in keys:  # the common answer, found by a scan in C
+            return out
+        split = key in _LIST_HEADERS
         for i in range(len(keys)):
             if keys[i] == key:
                 if split:
@@ -1193,38 +1193,52 @@ def _parse_head(head: bytes, base: int, limits: Limits) -> Message:
 def _validate(msg: Message) -> None:
     """Syntax of the fields that routing, transactions and framing depend on."""
     headers = msg.headers
-    for key in _SINGLE_HEADERS:
-        if headers._keys.count(key) > 1:
-            raise _error("more than one " + canonical_name(key) + " header field",
-                         canonical_name(key))
+    keys = headers._keys
+    values = headers._values
+    # One pass notes where each field first occurs, so the checks below look
+    # fields up in a dict instead of scanning the list once per field.
+    first: dict[str, int] = {}
+    duplicated = False
+    for i in range(len(keys)):
+        key = keys[i]
+        if key not in first:
+            first[key] = i
+        elif key in _SINGLE_HEADERS:
+            duplicated = True
+    if duplicated:  # name the first in _SINGLE_HEADERS's order, whatever came first
+        for key in _SINGLE_HEADERS:
+            if keys.count(key) > 1:
+                raise _error("more than one " + canonical_name(key) + " header field",
+                             canonical_name(key))
     for key in ("via", "from", "to", "call-id", "cseq"):
-        if key not in headers._keys:
+        if key not in first:
             raise _error("missing " + canonical_name(key) + " header field", canonical_name(key))
     # Parsed once here and kept in the headers' cache for the layers above.
     cache = headers._cache
     cache["via"] = [parse_via(via) for via in headers.get_all("Via")]
-    cache["from"] = parse_address(headers._values[headers._keys.index("from")], "From")
-    cache["to"] = parse_address(headers._values[headers._keys.index("to")], "To")
-    cseq = cache["cseq"] = _parse_cseq(headers._values[headers._keys.index("cseq")])
+    cache["from"] = parse_address(values[first["from"]], "From")
+    cache["to"] = parse_address(values[first["to"]], "To")
+    cseq = cache["cseq"] = _parse_cseq(values[first["cseq"]])
     if isinstance(msg, Request) and cseq.method != msg.method:
         raise _error("CSeq method does not match the request method", "CSeq")
-    call_id = headers._values[headers._keys.index("call-id")]
+    call_id = values[first["call-id"]]
     if not call_id or " " in call_id or "\t" in call_id:
         raise _error("malformed Call-ID", "Call-ID")
-    max_forwards = headers.get("Max-Forwards")
-    if max_forwards is not None:
-        _parse_max_forwards(max_forwards)
-    cache["contact"] = [parse_address(value, "Contact")
-                        for value in headers.get_all("Contact") if value != "*"]
+    if "max-forwards" in first:
+        _parse_max_forwards(values[first["max-forwards"]])
+    contacts = []
+    if "contact" in first:
+        contacts = [parse_address(value, "Contact")
+                    for value in headers.get_all("Contact") if value != "*"]
+    cache["contact"] = contacts
     for name in ("Route", "Record-Route"):
-        for value in headers.get_all(name):
-            parse_address(value, name)
-    date = headers.get("Date")
-    if date is not None and _DATE_RE.fullmatch(date) is None:
+        if name.lower() in first:
+            for value in headers.get_all(name):
+                parse_address(value, name)
+    if "date" in first and _DATE_RE.fullmatch(values[first["date"]]) is None:
         raise _error("malformed Date (RFC 1123 date in GMT expected)", "Date")
-    content_type = headers.get("Content-Type")
-    if content_type is not None:
-        parse_media_type(content_type)
+    if "content-type" in first:
+        parse_media_type(values[first["content-type"]])
 
 
 def _content_length(msg: Message) -> int | None:

@@ -142,7 +142,8 @@ cdef _check_version(str version)
                values=list, msg=Message)
 cdef Message _parse_head(bytes head, Py_ssize_t base, Limits limits)
 
-@cython.locals(headers=Headers, cseq=CSeq, cache=dict)
+@cython.locals(headers=Headers, keys=list, values=list, first=dict, duplicated=bint, i=Py_ssize_t, key=str,
+               cseq=CSeq, cache=dict, contacts=list)
 cdef _validate(Message msg)
 
 cdef object _content_length(Message msg)
