@@ -303,6 +303,12 @@ def test_error_offsets_point_at_the_line(codec) -> None:  # type: ignore[no-unty
     with pytest.raises(SIPParseError) as info:
         codec.parse_message(data)
     assert info.value.offset == data.index(b"Bad Line")
+    # offsets count bytes, multi-byte UTF-8 and undecodable bytes included
+    data = ("INVITE sip:a@b SIP/2.0\r\nSubject: d\u00e9j\u00e0 vu \U0001f600".encode()
+            + b"\xff\r\nVia: SIP/2.0/UDP h\r\nBad Line\r\n\r\n")
+    with pytest.raises(SIPParseError) as info:
+        codec.parse_message(data)
+    assert info.value.offset == data.index(b"Bad Line")
 
 
 # --- limits -------------------------------------------------------------------
@@ -317,6 +323,8 @@ def test_limits(codec) -> None:  # type: ignore[no-untyped-def]
         (INVITE.replace(b"Max-Forwards: 70", b"Max-Forwards: 70" + b"\r\nX-A: 1" * 5), 400, "header"),
         (INVITE.replace(b"Max-Forwards: 70", b"Subject: " + b"s" * 100), 400, "header"),
         (INVITE.replace(b"Max-Forwards: 70", b"Subject: " + b"s" * 60 + b"\r\n " + b"s" * 60), 400, "Subject"),
+        # 50 characters but 100 bytes: the limit is in bytes
+        (INVITE.replace(b"Max-Forwards: 70", b"Subject: " + "\u00e9".encode() * 46), 400, "header"),
     ]
     for data, status, field in cases:
         with pytest.raises(SIPLimitError) as info:

@@ -1119,6 +1119,29 @@ def _check_version(version: str) -> None:
                             "Version Not Supported")
 
 
+def _longer_than(line: str, limit: int) -> bool:
+    """Whether ``line`` takes more than ``limit`` bytes in UTF-8.
+
+    A character takes one to four bytes (surrogateescape keeps an
+    undecodable byte as one character), so encoding is needed only when
+    the character count leaves the answer open.
+    """
+    length = len(line)
+    if length > limit:
+        return True
+    if length * 4 <= limit:
+        return False
+    return len(line.encode("utf-8", "surrogateescape")) > limit
+
+
+def _line_offset(lines: list[str], index: int, base: int) -> int:
+    """Byte offset of ``lines[index]`` in the buffer (lines joined by CRLF)."""
+    offset = base
+    for i in range(index):
+        offset += len(lines[i].encode("utf-8", "surrogateescape")) + 2
+    return offset
+
+
 def _parse_head(head: bytes, base: int, limits: Limits) -> Message:
     """Parse start line and header fields (``head`` excludes the empty line).
 
@@ -1126,24 +1149,22 @@ def _parse_head(head: bytes, base: int, limits: Limits) -> Message:
     offsets. Validates the fields every layer above relies on, so a message
     that comes out of here can be routed without further syntax surprises.
     """
-    raw_lines = head.split(b"\r\n")
-    if len(raw_lines) > limits.max_header_count + 1:
+    # One decode and one split for the whole section. Limits and error
+    # offsets are in bytes; the byte offset of a line is only worked out when
+    # an error needs it (_line_offset).
+    text = head.decode("utf-8", "surrogateescape")
+    lines = text.split("\r\n")
+    if len(lines) > limits.max_header_count + 1:
         raise _limit_error("too many header fields", "header", 400, base)
     max_line = limits.max_line_length
-    if len(raw_lines[0]) > max_line:
+    if _longer_than(lines[0], max_line):
         raise _limit_error("start line too long", "start-line", 400, base)
-    # One decode and one scan for the whole section; the byte lengths of the
-    # raw lines give the offsets (the two splits agree: surrogateescape maps
-    # undecodable bytes one to one and leaves CRLF alone).
-    text = head.decode("utf-8", "surrogateescape")
-    if len(head.translate(None, _PLAIN_BYTES)) != 2 * (len(raw_lines) - 1):
+    if len(head.translate(None, _PLAIN_BYTES)) != 2 * (len(lines) - 1):
         bad = _BAD_CHAR_RE.search(text)
         if bad is not None:
             position = len(text[: bad.start()].encode("utf-8", "surrogateescape"))
             raise _error("control character in header section", None, base + position)
-    lines = text.split("\r\n")
     msg = _parse_start_line(lines[0])
-    offset = base + len(raw_lines[0]) + 2
     # The message is new, so its header lists are filled directly; a field
     # is appended when the next line shows it is not folded any further.
     names = msg.headers._names
@@ -1151,37 +1172,39 @@ def _parse_head(head: bytes, base: int, limits: Limits) -> Message:
     values = msg.headers._values
     entry = None  # (canonical name, key) of the field being read
     value = ""
-    name_offset = offset
-    for i in range(1, len(raw_lines)):
-        raw = raw_lines[i]
+    name_line = 1  # index of the line where that field starts
+    for i in range(1, len(lines)):
         line = lines[i]
-        if raw and (raw[0] == 32 or raw[0] == 9):  # folded continuation (LWS)
+        if line and (line[0] == " " or line[0] == "\t"):  # folded continuation (LWS)
             if entry is None:
-                raise _error("continuation line before the first header field", "header", offset)
+                raise _error("continuation line before the first header field", "header",
+                             _line_offset(lines, i, base))
             line = line.strip(_WS)
             value = value + " " + line if value else line
             if len(value) > max_line:
-                raise _limit_error("header field too long", entry[0], 400, name_offset)
+                raise _limit_error("header field too long", entry[0], 400,
+                                   _line_offset(lines, name_line, base))
         else:
             if entry is not None:
                 names.append(entry[0])
                 keys.append(entry[1])
                 values.append(value)
-            if len(raw) > max_line:
-                raise _limit_error("header field too long", "header", 400, offset)
+            if _longer_than(line, max_line):
+                raise _limit_error("header field too long", "header", 400,
+                                   _line_offset(lines, i, base))
             colon = line.find(":")
             if colon <= 0:
-                raise _error("header line without a colon", "header", offset)
+                raise _error("header line without a colon", "header", _line_offset(lines, i, base))
             name = line[:colon]
             entry = _SPELLINGS.get(name)
             if entry is None:
                 name = name.rstrip(_WS)
                 if _TOKEN_RE.fullmatch(name) is None:
-                    raise _error("header field name is not a token", "header", offset)
+                    raise _error("header field name is not a token", "header",
+                                 _line_offset(lines, i, base))
                 entry = _name_and_key(name)
             value = line[colon + 1 :].strip(_WS)
-            name_offset = offset
-        offset += len(raw) + 2
+            name_line = i
     if entry is not None:
         names.append(entry[0])
         keys.append(entry[1])

@@ -136,10 +136,15 @@ cdef Message _parse_start_line(str line)
 
 cdef _check_version(str version)
 
-@cython.locals(raw_lines=list, lines=list, text=str, max_line=Py_ssize_t, offset=Py_ssize_t,
-               name_offset=Py_ssize_t, i=Py_ssize_t, colon=Py_ssize_t, position=Py_ssize_t,
-               raw=bytes, line=str, name=str, value=str, entry=tuple, names=list, keys=list,
-               values=list, msg=Message)
+@cython.locals(length=Py_ssize_t)
+cdef bint _longer_than(str line, Py_ssize_t limit) except -1
+
+@cython.locals(offset=Py_ssize_t, i=Py_ssize_t)
+cdef Py_ssize_t _line_offset(list lines, Py_ssize_t index, Py_ssize_t base) except -1
+
+@cython.locals(lines=list, text=str, max_line=Py_ssize_t, name_line=Py_ssize_t, i=Py_ssize_t,
+               colon=Py_ssize_t, position=Py_ssize_t, line=str, name=str, value=str,
+               entry=tuple, names=list, keys=list, values=list, msg=Message)
 cdef Message _parse_head(bytes head, Py_ssize_t base, Limits limits)
 
 @cython.locals(headers=Headers, keys=list, values=list, first=dict, duplicated=bint, i=Py_ssize_t, key=str,
