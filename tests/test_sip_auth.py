@@ -93,6 +93,15 @@ def test_nonce_counting_and_stale_nonce() -> None:
     assert not stale.ok and stale.status_code == 401 and "stale=true" in stale.challenges[0]
 
 
+def test_answer_within_the_millisecond_of_the_challenge_is_accepted() -> None:
+    # 0.0006 would round up to 0.001, dating the nonce after the answer
+    server = DigestServer("example.com", {"alice": "s3cret"}.get)
+    req = register()
+    client = DigestClient([Credentials("alice", "s3cret", "example.com")])
+    assert client.authorize(req, challenge_response(server, 0.0006))
+    assert server.verify(req, 0.0007).ok
+
+
 def test_nonces_issued_in_the_same_instant_differ() -> None:
     server = DigestServer("example.com", {}.get)
     assert server.make_nonce(5.0) != server.make_nonce(5.0)

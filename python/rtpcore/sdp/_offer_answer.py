@@ -30,8 +30,8 @@ from rtpcore.sdp._model import (
     SessionDescription,
 )
 
-if TYPE_CHECKING:  # the SRTP module is merged from another branch
-    from rtpcore.srtp import CryptoAttribute  # type: ignore[import-not-found]
+if TYPE_CHECKING:
+    from rtpcore.srtp import CryptoAttribute
 
 __all__ = [
     "AudioPolicy",

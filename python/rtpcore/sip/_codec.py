@@ -72,6 +72,11 @@ _PARAM_RE = re.compile(
 # Control characters are only legal escaped in a quoted-pair; CR and LF only
 # as the CRLF that ends a line.
 _BAD_CHAR_RE = re.compile(r"(?<!\\)[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)|(?<!\r)\n")
+# Every byte but the controls (TAB aside): deleting these from a header
+# section leaves only its control bytes. If what is left is just the CRLFs
+# that end its lines, the section is clean, and the costly scan above (whose
+# lookbehinds make it some 40 us per INVITE) is only needed to place an error.
+_PLAIN_BYTES = bytes([b for b in range(256) if b == 9 or 32 <= b < 127 or b > 127])
 
 _SIP_URI_RE = re.compile(
     r"((?i:sips?)):"
@@ -163,6 +168,15 @@ for _short, _long in _COMPACT_FORMS.items():
     _CANONICAL[_short] = _long
 # lower-case spelling -> lookup key of its canonical name ("v" -> "via")
 _CANONICAL_KEY = {spelling: name.lower() for spelling, name in _CANONICAL.items()}
+# Spelling as written -> (canonical name, lookup key) for the spellings that
+# messages and callers actually use: canonical, lower-case, upper-case and
+# compact. One dict hit per header field spares a lower(), two more lookups
+# and (in the parser) the token regex, a known name being a token; any other
+# spelling takes the general path in _name_and_key.
+_SPELLINGS: dict[str, tuple[str, str]] = {}
+for _spelling, _name in _CANONICAL.items():
+    for _variant in (_spelling, _spelling.upper(), _name):
+        _SPELLINGS[_variant] = (_name, _CANONICAL_KEY[_spelling])
 
 # Header fields whose values are comma-separated lists (the "#" rule). Others,
 # unknown ones included, keep commas as part of one value: the challenge and
@@ -215,6 +229,18 @@ def canonical_name(name: str) -> str:
     return _CANONICAL.get(name.lower(), name)
 
 
+def _name_and_key(name: str) -> tuple[str, str]:
+    """``(canonical name, lower-case lookup key)`` of a header field name."""
+    entry = _SPELLINGS.get(name)
+    if entry is not None:
+        return entry
+    key = name.lower()
+    canonical = _CANONICAL.get(key)
+    if canonical is None:
+        return (name, key)
+    return (canonical, _CANONICAL_KEY[key])
+
+
 def _error(message: str, field: str | None, offset: int | None = None) -> SIPParseError:
     return SIPParseError(message, offset, field)
 
@@ -228,17 +254,17 @@ def _skip_ws(text: str, pos: int) -> int:
 
 def _quoted_string_end(text: str, pos: int, field: str | None) -> int:
     """Index just past the quoted-string whose opening quote is at ``pos``."""
-    end = len(text)
+    # find() jumps from quote to quote; a backslash before the quote found
+    # escapes the character after it, so the search resumes past that pair.
     i = pos + 1
-    while i < end:
-        c = text[i]
-        if c == "\\":
-            i += 2
-            continue
-        if c == '"':
-            return i + 1
-        i += 1
-    raise _error("unterminated quoted string", field)
+    while True:
+        close = text.find('"', i)
+        if close < 0:
+            raise _error("unterminated quoted string", field)
+        backslash = text.find("\\", i, close)
+        if backslash < 0:
+            return close + 1
+        i = backslash + 2
 
 
 def _unquote(text: str) -> str:
@@ -411,19 +437,18 @@ def parse_uri(text: str, field: str | None = None) -> URI:
     """
     m = _SIP_URI_RE.fullmatch(text)
     if m is not None:
-        port_text = m.group(5)
+        scheme, user, password, host, port_text, params_text, headers = m.groups()
         port = None
         if port_text is not None:
             port = int(port_text)
             if port > 65535:
                 raise _error("port out of range", field)
-        params_text = m.group(6)
         params: dict[str, str | None] = {}
         if params_text:
             for item in params_text[1:].split(";"):
                 name, eq, value = item.partition("=")
                 params[name.lower()] = value if eq else None
-        return URI(m.group(1), m.group(2), m.group(4), port, params, m.group(7), m.group(3))
+        return URI(scheme, user, host, port, params, headers, password)
     m = _TEL_URI_RE.fullmatch(text)
     if m is not None:
         tel_params: dict[str, str | None] = {}
@@ -689,16 +714,12 @@ class Headers:
                 self.add(name, value)
 
     def _append(self, name: str, value: str) -> None:
-        # Trusted path for the parser, which has validated both already.
-        key = name.lower()
-        canonical = _CANONICAL.get(key)
-        if canonical is not None:
-            name = canonical
-            key = _CANONICAL_KEY[key]
+        # Trusted path for callers that have validated both already.
+        entry = _name_and_key(name)
         if self._cache:
             self._cache = {}
-        self._names.append(name)
-        self._keys.append(key)
+        self._names.append(entry[0])
+        self._keys.append(entry[1])
         self._values.append(value)
 
     def add(self, name: str, value: object) -> None:
@@ -742,19 +763,20 @@ class Headers:
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first value of ``name`` as written, or ``default``."""
-        key = _CANONICAL.get(name.lower(), name).lower()
-        keys = self._keys
-        for i in range(len(keys)):
-            if keys[i] == key:
-                return self._values[i]
+        key = _name_and_key(name)[1]
+        # list.index scans in C; the stack asks for a dozen fields a message
+        if key in self._keys:
+            return self._values[self._keys.index(key)]
         return default
 
     def get_all(self, name: str) -> list[str]:
         """Every value of ``name``; list headers are split at their commas."""
-        key = _CANONICAL.get(name.lower(), name).lower()
-        split = key in _LIST_HEADERS
+        key = _name_and_key(name)[1]
         out: list[str] = []
         keys = self._keys
+        if key not in keys:  # the common answer, found by a scan in C
+            return out
+        split = key in _LIST_HEADERS
         for i in range(len(keys)):
             if keys[i] == key:
                 if split:
@@ -1097,6 +1119,29 @@ def _check_version(version: str) -> None:
                             "Version Not Supported")
 
 
+def _longer_than(line: str, limit: int) -> bool:
+    """Whether ``line`` takes more than ``limit`` bytes in UTF-8.
+
+    A character takes one to four bytes (surrogateescape keeps an
+    undecodable byte as one character), so encoding is needed only when
+    the character count leaves the answer open.
+    """
+    length = len(line)
+    if length > limit:
+        return True
+    if length * 4 <= limit:
+        return False
+    return len(line.encode("utf-8", "surrogateescape")) > limit
+
+
+def _line_offset(lines: list[str], index: int, base: int) -> int:
+    """Byte offset of ``lines[index]`` in the buffer (lines joined by CRLF)."""
+    offset = base
+    for i in range(index):
+        offset += len(lines[i].encode("utf-8", "surrogateescape")) + 2
+    return offset
+
+
 def _parse_head(head: bytes, base: int, limits: Limits) -> Message:
     """Parse start line and header fields (``head`` excludes the empty line).
 
@@ -1104,53 +1149,66 @@ def _parse_head(head: bytes, base: int, limits: Limits) -> Message:
     offsets. Validates the fields every layer above relies on, so a message
     that comes out of here can be routed without further syntax surprises.
     """
-    raw_lines = head.split(b"\r\n")
-    if len(raw_lines) > limits.max_header_count + 1:
+    # One decode and one split for the whole section. Limits and error
+    # offsets are in bytes; the byte offset of a line is only worked out when
+    # an error needs it (_line_offset).
+    text = head.decode("utf-8", "surrogateescape")
+    lines = text.split("\r\n")
+    if len(lines) > limits.max_header_count + 1:
         raise _limit_error("too many header fields", "header", 400, base)
     max_line = limits.max_line_length
-    if len(raw_lines[0]) > max_line:
+    if _longer_than(lines[0], max_line):
         raise _limit_error("start line too long", "start-line", 400, base)
-    # One decode and one scan for the whole section; the byte lengths of the
-    # raw lines give the offsets (the two splits agree: surrogateescape maps
-    # undecodable bytes one to one and leaves CRLF alone).
-    text = head.decode("utf-8", "surrogateescape")
-    bad = _BAD_CHAR_RE.search(text)
-    if bad is not None:
-        position = len(text[: bad.start()].encode("utf-8", "surrogateescape"))
-        raise _error("control character in header section", None, base + position)
-    lines = text.split("\r\n")
+    if len(head.translate(None, _PLAIN_BYTES)) != 2 * (len(lines) - 1):
+        bad = _BAD_CHAR_RE.search(text)
+        if bad is not None:
+            position = len(text[: bad.start()].encode("utf-8", "surrogateescape"))
+            raise _error("control character in header section", None, base + position)
     msg = _parse_start_line(lines[0])
-    offset = base + len(raw_lines[0]) + 2
-    headers = msg.headers
-    name = None
+    # The message is new, so its header lists are filled directly; a field
+    # is appended when the next line shows it is not folded any further.
+    names = msg.headers._names
+    keys = msg.headers._keys
+    values = msg.headers._values
+    entry = None  # (canonical name, key) of the field being read
     value = ""
-    name_offset = offset
-    for i in range(1, len(raw_lines)):
-        raw = raw_lines[i]
+    name_line = 1  # index of the line where that field starts
+    for i in range(1, len(lines)):
         line = lines[i]
-        if raw and (raw[0] == 32 or raw[0] == 9):  # folded continuation (LWS)
-            if name is None:
-                raise _error("continuation line before the first header field", "header", offset)
+        if line and (line[0] == " " or line[0] == "\t"):  # folded continuation (LWS)
+            if entry is None:
+                raise _error("continuation line before the first header field", "header",
+                             _line_offset(lines, i, base))
             line = line.strip(_WS)
             value = value + " " + line if value else line
             if len(value) > max_line:
-                raise _limit_error("header field too long", name, 400, name_offset)
+                raise _limit_error("header field too long", entry[0], 400,
+                                   _line_offset(lines, name_line, base))
         else:
-            if name is not None:
-                headers._append(name, value)
-            if len(raw) > max_line:
-                raise _limit_error("header field too long", "header", 400, offset)
+            if entry is not None:
+                names.append(entry[0])
+                keys.append(entry[1])
+                values.append(value)
+            if _longer_than(line, max_line):
+                raise _limit_error("header field too long", "header", 400,
+                                   _line_offset(lines, i, base))
             colon = line.find(":")
             if colon <= 0:
-                raise _error("header line without a colon", "header", offset)
-            name = line[:colon].rstrip(_WS)
-            if _TOKEN_RE.fullmatch(name) is None:
-                raise _error("header field name is not a token", "header", offset)
+                raise _error("header line without a colon", "header", _line_offset(lines, i, base))
+            name = line[:colon]
+            entry = _SPELLINGS.get(name)
+            if entry is None:
+                name = name.rstrip(_WS)
+                if _TOKEN_RE.fullmatch(name) is None:
+                    raise _error("header field name is not a token", "header",
+                                 _line_offset(lines, i, base))
+                entry = _name_and_key(name)
             value = line[colon + 1 :].strip(_WS)
-            name_offset = offset
-        offset += len(raw) + 2
-    if name is not None:
-        headers._append(name, value)
+            name_line = i
+    if entry is not None:
+        names.append(entry[0])
+        keys.append(entry[1])
+        values.append(value)
     _validate(msg)
     return msg
 
@@ -1158,38 +1216,52 @@ def _parse_head(head: bytes, base: int, limits: Limits) -> Message:
 def _validate(msg: Message) -> None:
     """Syntax of the fields that routing, transactions and framing depend on."""
     headers = msg.headers
-    for key in _SINGLE_HEADERS:
-        if headers._keys.count(key) > 1:
-            raise _error("more than one " + canonical_name(key) + " header field",
-                         canonical_name(key))
+    keys = headers._keys
+    values = headers._values
+    # One pass notes where each field first occurs, so the checks below look
+    # fields up in a dict instead of scanning the list once per field.
+    first: dict[str, int] = {}
+    duplicated = False
+    for i in range(len(keys)):
+        key = keys[i]
+        if key not in first:
+            first[key] = i
+        elif key in _SINGLE_HEADERS:
+            duplicated = True
+    if duplicated:  # name the first in _SINGLE_HEADERS's order, whatever came first
+        for key in _SINGLE_HEADERS:
+            if keys.count(key) > 1:
+                raise _error("more than one " + canonical_name(key) + " header field",
+                             canonical_name(key))
     for key in ("via", "from", "to", "call-id", "cseq"):
-        if key not in headers._keys:
+        if key not in first:
             raise _error("missing " + canonical_name(key) + " header field", canonical_name(key))
     # Parsed once here and kept in the headers' cache for the layers above.
     cache = headers._cache
     cache["via"] = [parse_via(via) for via in headers.get_all("Via")]
-    cache["from"] = parse_address(headers._values[headers._keys.index("from")], "From")
-    cache["to"] = parse_address(headers._values[headers._keys.index("to")], "To")
-    cseq = cache["cseq"] = _parse_cseq(headers._values[headers._keys.index("cseq")])
+    cache["from"] = parse_address(values[first["from"]], "From")
+    cache["to"] = parse_address(values[first["to"]], "To")
+    cseq = cache["cseq"] = _parse_cseq(values[first["cseq"]])
     if isinstance(msg, Request) and cseq.method != msg.method:
         raise _error("CSeq method does not match the request method", "CSeq")
-    call_id = headers._values[headers._keys.index("call-id")]
+    call_id = values[first["call-id"]]
     if not call_id or " " in call_id or "\t" in call_id:
         raise _error("malformed Call-ID", "Call-ID")
-    max_forwards = headers.get("Max-Forwards")
-    if max_forwards is not None:
-        _parse_max_forwards(max_forwards)
-    cache["contact"] = [parse_address(value, "Contact")
-                        for value in headers.get_all("Contact") if value != "*"]
+    if "max-forwards" in first:
+        _parse_max_forwards(values[first["max-forwards"]])
+    contacts = []
+    if "contact" in first:
+        contacts = [parse_address(value, "Contact")
+                    for value in headers.get_all("Contact") if value != "*"]
+    cache["contact"] = contacts
     for name in ("Route", "Record-Route"):
-        for value in headers.get_all(name):
-            parse_address(value, name)
-    date = headers.get("Date")
-    if date is not None and _DATE_RE.fullmatch(date) is None:
+        if name.lower() in first:
+            for value in headers.get_all(name):
+                parse_address(value, name)
+    if "date" in first and _DATE_RE.fullmatch(values[first["date"]]) is None:
         raise _error("malformed Date (RFC 1123 date in GMT expected)", "Date")
-    content_type = headers.get("Content-Type")
-    if content_type is not None:
-        parse_media_type(content_type)
+    if "content-type" in first:
+        parse_media_type(values[first["content-type"]])
 
 
 def _content_length(msg: Message) -> int | None:

@@ -249,8 +249,11 @@ class DigestServer:
         return "Proxy-Authorization" if self.proxy else "Authorization"
 
     def make_nonce(self, now: float) -> str:
-        # issue time and randomness: two challenges in one millisecond differ
-        stamp = f"{now:.3f}/{os.urandom(6).hex()}".encode()
+        # issue time and randomness: two challenges in one millisecond differ.
+        # The time is truncated to whole milliseconds, never rounded: a nonce
+        # stamped later than it was issued looks as if it came from the future
+        # to an answer in the same half millisecond, and is refused.
+        stamp = f"{int(now * 1000) / 1000:.3f}/{os.urandom(6).hex()}".encode()
         mac = hmac.new(self._secret, stamp, hashlib.sha256).digest()[:16]
         return base64.urlsafe_b64encode(stamp + b":" + mac).decode("ascii").rstrip("=")
 

@@ -49,7 +49,7 @@ cdef class Headers:
     cdef public list _values
     cdef public dict _cache
 
-    @cython.locals(key=str, canonical=object)
+    @cython.locals(entry=tuple)
     cpdef _append(self, str name, str value)
 
 
@@ -96,12 +96,15 @@ cdef class BodyPart:
     cdef public bytes body
 
 
+@cython.locals(entry=tuple, key=str, canonical=object)
+cdef tuple _name_and_key(str name)
+
 cdef object _error(str message, object field, object offset=*)
 
 @cython.locals(end=Py_ssize_t)
 cdef Py_ssize_t _skip_ws(str text, Py_ssize_t pos) except -1
 
-@cython.locals(end=Py_ssize_t, i=Py_ssize_t, c=Py_UCS4)
+@cython.locals(i=Py_ssize_t, close=Py_ssize_t, backslash=Py_ssize_t)
 cdef Py_ssize_t _quoted_string_end(str text, Py_ssize_t pos, object field) except -1
 
 @cython.locals(end=Py_ssize_t, i=Py_ssize_t, c=Py_UCS4, out=list)
@@ -133,12 +136,19 @@ cdef Message _parse_start_line(str line)
 
 cdef _check_version(str version)
 
-@cython.locals(raw_lines=list, lines=list, text=str, max_line=Py_ssize_t, offset=Py_ssize_t,
-               name_offset=Py_ssize_t, i=Py_ssize_t, colon=Py_ssize_t, position=Py_ssize_t,
-               raw=bytes, line=str, value=str, headers=Headers, msg=Message)
+@cython.locals(length=Py_ssize_t)
+cdef bint _longer_than(str line, Py_ssize_t limit) except -1
+
+@cython.locals(offset=Py_ssize_t, i=Py_ssize_t)
+cdef Py_ssize_t _line_offset(list lines, Py_ssize_t index, Py_ssize_t base) except -1
+
+@cython.locals(lines=list, text=str, max_line=Py_ssize_t, name_line=Py_ssize_t, i=Py_ssize_t,
+               colon=Py_ssize_t, position=Py_ssize_t, line=str, name=str, value=str,
+               entry=tuple, names=list, keys=list, values=list, msg=Message)
 cdef Message _parse_head(bytes head, Py_ssize_t base, Limits limits)
 
-@cython.locals(headers=Headers, cseq=CSeq, cache=dict)
+@cython.locals(headers=Headers, keys=list, values=list, first=dict, duplicated=bint, i=Py_ssize_t, key=str,
+               cseq=CSeq, cache=dict, contacts=list)
 cdef _validate(Message msg)
 
 cdef object _content_length(Message msg)
