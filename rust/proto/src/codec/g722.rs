@@ -185,14 +185,18 @@ struct Band {
     s: i32,
     /// Zero section output sz.
     sz: i32,
-    /// Reconstructed signal r, the last two values (r1, r2).
-    r: [i32; 2],
+    /// Reconstructed signal r, the last two values (r1, r2), doubled and
+    /// saturated as FILTEP uses them (computed once per sample instead of
+    /// once per use).
+    r2: [i32; 2],
     /// Pole coefficients a1, a2.
     a: [i32; 2],
     /// Partial reconstructed signal p = sz + d, the last two values (p1, p2).
     p: [i32; 2],
-    /// Quantised difference d, the last six values (d1..d6).
-    d: [i32; 6],
+    /// Quantised difference d, the last six values (d1..d6), doubled and
+    /// saturated as FILTEZ uses them. UPZERO only needs their signs, which
+    /// doubling and saturation keep.
+    d2: [i32; 6],
     /// Zero coefficients b1..b6.
     b: [i32; 6],
     /// Log scale factor nabla (NBL / NBH).
@@ -203,7 +207,7 @@ struct Band {
 
 impl Band {
     fn new(det: i32) -> Self {
-        Band { s: 0, sz: 0, r: [0; 2], a: [0; 2], p: [0; 2], d: [0; 6], b: [0; 6], nb: 0, det }
+        Band { s: 0, sz: 0, r2: [0; 2], a: [0; 2], p: [0; 2], d2: [0; 6], b: [0; 6], nb: 0, det }
     }
 
     /// LOGSCL and SCALEL/SCALEH: adapts the log scale factor by `weight`
@@ -240,25 +244,25 @@ impl Band {
 
         // UPZERO: zero coefficients, sign-sign adaptation with leakage
         let step = if dx == 0 { 0 } else { 128 };
-        for (b, &d) in self.b.iter_mut().zip(&self.d) {
-            let wd2 = if same_sign(d, dx) { step } else { -step };
+        for (b, &d2) in self.b.iter_mut().zip(&self.d2) {
+            let wd2 = if same_sign(d2, dx) { step } else { -step };
             *b = saturate(add(wd2, mul(*b, 32640) >> 15));
         }
 
         // DELAYA: shift the delay lines, take the new coefficients
-        let d = self.d;
-        self.d = [dx, d[0], d[1], d[2], d[3], d[4]];
-        self.r = [r0, self.r[0]];
+        let d2 = self.d2;
+        self.d2 = [saturate(add(dx, dx)), d2[0], d2[1], d2[2], d2[3], d2[4]];
+        self.r2 = [saturate(add(r0, r0)), self.r2[0]];
         self.p = [p0, p1];
         self.a = [new_a1, new_a2];
 
         // FILTEP: pole section
-        let wd1 = mul(new_a1, saturate(add(r0, r0))) >> 15;
-        let wd2 = mul(new_a2, saturate(add(self.r[1], self.r[1]))) >> 15;
+        let wd1 = mul(new_a1, self.r2[0]) >> 15;
+        let wd2 = mul(new_a2, self.r2[1]) >> 15;
         let sp = saturate(add(wd1, wd2));
 
         // FILTEZ: zero section
-        let sz = self.b.iter().zip(&self.d).fold(0, |sum, (&b, &d)| add(sum, mul(b, saturate(add(d, d))) >> 15));
+        let sz = self.b.iter().zip(&self.d2).fold(0, |sum, (&b, &d2)| add(sum, mul(b, d2) >> 15));
         self.sz = saturate(sz);
 
         // PREDIC
