@@ -191,7 +191,8 @@ struct Band {
     r2: [i32; 2],
     /// Pole coefficients a1, a2.
     a: [i32; 2],
-    /// Partial reconstructed signal p = sz + d, the last two values (p1, p2).
+    /// Partial reconstructed signal p = sz + d, the last two values (p1, p2),
+    /// unsaturated: only their signs are used.
     p: [i32; 2],
     /// Quantised difference d, the last six values (d1..d6), doubled and
     /// saturated as FILTEZ uses them. UPZERO only needs their signs, which
@@ -225,9 +226,12 @@ impl Band {
     /// adapts the predictor coefficients and computes the next prediction.
     #[inline(always)]
     fn adapt_predictor(&mut self, dx: i32) {
-        // RECONS and PARREC
-        let r0 = saturate(add(self.s, dx));
-        let p0 = saturate(add(self.sz, dx));
+        // RECONS and PARREC. r and p are used only as saturate(2r) (see
+        // `r2`) and by sign, and saturate(2 * saturate(x)) = saturate(2x),
+        // saturation keeps signs: the Recommendation's saturation of each
+        // is folded into those uses.
+        let r0 = add(self.s, dx);
+        let p0 = add(self.sz, dx);
         let [p1, p2] = self.p;
         let [a1, a2] = self.a;
 
