@@ -72,6 +72,32 @@ const QM4: [i32; 16] = [
 const RL42: [usize; 16] = [0, 7, 6, 5, 4, 3, 2, 1, 7, 6, 5, 4, 3, 2, 1, 0];
 /// Low-band log scale factor multipliers W_L.
 const WL: [i32; 8] = [-60, -30, 58, 172, 334, 538, 1198, 3042];
+/// W_L by 4-bit low-band code (`WL[RL42[code]]`): one load on the
+/// adaptation path instead of two dependent ones.
+const WL_BY_CODE: [i32; 16] = {
+    let mut table = [0; 16];
+    let mut i = 0;
+    while i < 16 {
+        table[i] = WL[RL42[i]];
+        i += 1;
+    }
+    table
+};
+/// The mode 2 and mode 3 inverse quantisers indexed by the full 6-bit code
+/// (`QM5[code >> 1]`, `QM4[code >> 2]`), so the three decoder modes run the
+/// same branch-free loop with a different table.
+const QM5_BY_CODE6: [i32; 64] = expand_by_code6(&QM5, 1);
+const QM4_BY_CODE6: [i32; 64] = expand_by_code6(&QM4, 2);
+
+const fn expand_by_code6<const N: usize>(table: &[i32; N], ignored_bits: u32) -> [i32; 64] {
+    let mut expanded = [0; 64];
+    let mut i = 0;
+    while i < 64 {
+        expanded[i] = table[i >> ignored_bits];
+        i += 1;
+    }
+    expanded
+}
 /// Inverse-log table (ILB): 2^(i/32) scaled by 2048.
 const ILB: [i32; 32] = [
     2048, 2093, 2139, 2186, 2233, 2282, 2332, 2383, 2435, 2489, 2543, 2599, 2656, 2714, 2774, 2834, 2896, 2960,
@@ -87,6 +113,35 @@ const IHP: [i32; 3] = [0, 3, 2];
 const RH2: [usize; 4] = [2, 1, 2, 1];
 /// High-band log scale factor multipliers W_H.
 const WH: [i32; 3] = [0, -214, 798];
+/// W_H by high-band code (`WH[RH2[code]]`).
+const WH_BY_CODE: [i32; 4] = [WH[RH2[0]], WH[RH2[1]], WH[RH2[2]], WH[RH2[3]]];
+/// Largest low-band log scale factor (LOGSCL's limit).
+const NBL_MAX: i32 = 18432;
+/// Largest high-band log scale factor (LOGSCH's limit).
+const NBH_MAX: i32 = 22528;
+/// SCALEL: the low-band scale factor for each value of `nbl >> 6`.
+const DETL: [i32; (NBL_MAX >> 6) as usize + 1] = scale_factors(8);
+/// SCALEH: the high-band scale factor for each value of `nbh >> 6`.
+const DETH: [i32; (NBH_MAX >> 6) as usize + 1] = scale_factors(10);
+
+/// SCALEL/SCALEH as a table: the scale factor depends only on the top bits
+/// of the log scale factor (`nb >> 6`: five mantissa bits for ILB and the
+/// exponent `nb >> 11`), so one load replaces the lookup and the
+/// data-dependent shift on the adaptation path. `shift_base` is 8 for the low
+/// band and 10 for the high band.
+const fn scale_factors<const N: usize>(shift_base: i32) -> [i32; N] {
+    let mut table = [0; N];
+    let mut i = 0;
+    while i < N {
+        let mantissa = ILB[i & 31];
+        // i <= 352, so the shift is in -1..=10.
+        let shift = shift_base - (i >> 5) as i32;
+        let linear = if shift < 0 { mantissa << -shift } else { mantissa >> shift };
+        table[i] = linear << 2;
+        i += 1;
+    }
+    table
+}
 /// The high-band quantiser's single decision level (× scale factor / 4096).
 const Q2: i32 = 564;
 
@@ -130,14 +185,19 @@ struct Band {
     s: i32,
     /// Zero section output sz.
     sz: i32,
-    /// Reconstructed signal r, the last two values (r1, r2).
-    r: [i32; 2],
+    /// Reconstructed signal r, the last two values (r1, r2), doubled and
+    /// saturated as FILTEP uses them (computed once per sample instead of
+    /// once per use).
+    r2: [i32; 2],
     /// Pole coefficients a1, a2.
     a: [i32; 2],
-    /// Partial reconstructed signal p = sz + d, the last two values (p1, p2).
+    /// Partial reconstructed signal p = sz + d, the last two values (p1, p2),
+    /// unsaturated: only their signs are used.
     p: [i32; 2],
-    /// Quantised difference d, the last six values (d1..d6).
-    d: [i32; 6],
+    /// Quantised difference d, the last six values (d1..d6), doubled and
+    /// saturated as FILTEZ uses them. UPZERO only needs their signs, which
+    /// doubling and saturation keep.
+    d2: [i32; 6],
     /// Zero coefficients b1..b6.
     b: [i32; 6],
     /// Log scale factor nabla (NBL / NBH).
@@ -148,29 +208,30 @@ struct Band {
 
 impl Band {
     fn new(det: i32) -> Self {
-        Band { s: 0, sz: 0, r: [0; 2], a: [0; 2], p: [0; 2], d: [0; 6], b: [0; 6], nb: 0, det }
+        Band { s: 0, sz: 0, r2: [0; 2], a: [0; 2], p: [0; 2], d2: [0; 6], b: [0; 6], nb: 0, det }
     }
 
     /// LOGSCL and SCALEL/SCALEH: adapts the log scale factor by `weight`
-    /// (leaky, limited to `nb_max`) and converts it back to a linear scale
-    /// factor; `shift_base` is 8 for the low band and 10 for the high band.
+    /// (leaky, limited to the band's maximum) and converts it back to a
+    /// linear scale factor with the band's table (`DETL` or `DETH`, whose
+    /// length fixes the maximum).
     #[inline(always)]
-    fn adapt_scale(&mut self, weight: i32, nb_max: i32, shift_base: i32) {
+    fn adapt_scale<const N: usize>(&mut self, weight: i32, scale_factors: &[i32; N]) {
+        let nb_max = ((N - 1) << 6) as i32;
         self.nb = add(mul(self.nb, 127) >> 7, weight).clamp(0, nb_max);
-        let mantissa = ILB[(self.nb >> 6) as usize & 31];
-        // nb <= 22528, so the shift is in -1..=10.
-        let shift = sub(shift_base, self.nb >> 11);
-        let linear = if shift < 0 { mantissa.wrapping_shl(shift.unsigned_abs()) } else { mantissa >> shift };
-        self.det = linear << 2;
+        self.det = scale_factors[(self.nb >> 6) as usize];
     }
 
     /// Block 4: reconstructs the signal with the quantised difference `dx`,
     /// adapts the predictor coefficients and computes the next prediction.
     #[inline(always)]
     fn adapt_predictor(&mut self, dx: i32) {
-        // RECONS and PARREC
-        let r0 = saturate(add(self.s, dx));
-        let p0 = saturate(add(self.sz, dx));
+        // RECONS and PARREC. r and p are used only as saturate(2r) (see
+        // `r2`) and by sign, and saturate(2 * saturate(x)) = saturate(2x),
+        // saturation keeps signs: the Recommendation's saturation of each
+        // is folded into those uses.
+        let r0 = add(self.s, dx);
+        let p0 = add(self.sz, dx);
         let [p1, p2] = self.p;
         let [a1, a2] = self.a;
 
@@ -187,25 +248,25 @@ impl Band {
 
         // UPZERO: zero coefficients, sign-sign adaptation with leakage
         let step = if dx == 0 { 0 } else { 128 };
-        for (b, &d) in self.b.iter_mut().zip(&self.d) {
-            let wd2 = if same_sign(d, dx) { step } else { -step };
+        for (b, &d2) in self.b.iter_mut().zip(&self.d2) {
+            let wd2 = if same_sign(d2, dx) { step } else { -step };
             *b = saturate(add(wd2, mul(*b, 32640) >> 15));
         }
 
         // DELAYA: shift the delay lines, take the new coefficients
-        let d = self.d;
-        self.d = [dx, d[0], d[1], d[2], d[3], d[4]];
-        self.r = [r0, self.r[0]];
+        let d2 = self.d2;
+        self.d2 = [saturate(add(dx, dx)), d2[0], d2[1], d2[2], d2[3], d2[4]];
+        self.r2 = [saturate(add(r0, r0)), self.r2[0]];
         self.p = [p0, p1];
         self.a = [new_a1, new_a2];
 
         // FILTEP: pole section
-        let wd1 = mul(new_a1, saturate(r0 + r0)) >> 15;
-        let wd2 = mul(new_a2, saturate(self.r[1] + self.r[1])) >> 15;
+        let wd1 = mul(new_a1, self.r2[0]) >> 15;
+        let wd2 = mul(new_a2, self.r2[1]) >> 15;
         let sp = saturate(add(wd1, wd2));
 
         // FILTEZ: zero section
-        let sz = self.b.iter().zip(&self.d).fold(0, |sum, (&b, &d)| add(sum, mul(b, saturate(d + d)) >> 15));
+        let sz = self.b.iter().zip(&self.d2).fold(0, |sum, (&b, &d2)| add(sum, mul(b, d2) >> 15));
         self.sz = saturate(sz);
 
         // PREDIC
@@ -213,43 +274,64 @@ impl Band {
     }
 }
 
-/// The quadrature mirror filter's delay line: the last 24 full-band
-/// samples, split into the 12 even- and 12 odd-position taps, oldest first.
-///
-/// The line is shifted by value (a new array each pair): inside the coding
-/// loops it lives in vector registers, where a shift is a shuffle. Storing
-/// single samples into memory and reading the window back as vectors would
-/// stall on store-to-load forwarding every sample.
+/// Sample pairs coded per block. The QMF runs over a whole block at once
+/// (vectorised across pairs) while the ADPCM loop, which is serial, keeps
+/// only the two bands' state in registers.
+const BLOCK: usize = 128;
+/// Pairs filtered per step of the block QMF: one 256-bit vector of `i32`.
+const LANES: usize = 8;
+/// Past inputs each QMF branch needs besides the current one.
+const QMF_HISTORY: usize = QMF.len() - 1;
+
+/// The quadrature mirror filter's delay line: the last 11 inputs of the
+/// even- and odd-position polyphase branches, oldest first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct QmfHistory {
-    even: [i32; 12],
-    odd: [i32; 12],
+    even: [i32; QMF_HISTORY],
+    odd: [i32; QMF_HISTORY],
 }
 
 impl QmfHistory {
     fn new() -> Self {
-        QmfHistory { even: [0; 12], odd: [0; 12] }
+        QmfHistory { even: [0; QMF_HISTORY], odd: [0; QMF_HISTORY] }
     }
 
-    /// Pushes one pair of samples and returns the two polyphase branch
-    /// outputs `(even, odd)`: the even-position taps (where `first` enters)
-    /// weighted by h(i), the odd-position taps weighted by h(11 - i).
+    /// Pushes a block of input pairs (`even_in[i]`, `odd_in[i]`, at most
+    /// `BLOCK`) and writes each pair's two polyphase branch outputs: the
+    /// even-position taps (where `even_in` enters) weighted by h(i), the
+    /// odd-position taps weighted by h(11 - i).
     #[inline(always)]
-    fn push(&mut self, first: i32, second: i32) -> (i32, i32) {
-        let e = self.even;
-        self.even = [e[1], e[2], e[3], e[4], e[5], e[6], e[7], e[8], e[9], e[10], e[11], first];
-        let o = self.odd;
-        self.odd = [o[1], o[2], o[3], o[4], o[5], o[6], o[7], o[8], o[9], o[10], o[11], second];
-        (dot12(&self.even, &QMF), dot12(&self.odd, &QMF_REVERSED))
+    fn filter_block(&mut self, even_in: &[i32], odd_in: &[i32], even_out: &mut [i32; BLOCK], odd_out: &mut [i32; BLOCK]) {
+        fir_block(&mut self.even, even_in, &QMF, even_out);
+        fir_block(&mut self.odd, odd_in, &QMF_REVERSED, odd_out);
     }
 }
 
-/// The dot product of a 12-tap window with QMF coefficients. Wrapping
-/// arithmetic is exact here (see the module documentation for the bound) and
-/// lets the compiler vectorise it despite release-mode overflow checks.
+/// One QMF branch over a block: `out[i]` is the dot product of the 12-tap
+/// window ending at `input[i]` (the window reaches back into `history`) with
+/// `coefficients`; `history` then holds the block's last 11 inputs. Eight
+/// outputs are summed at a time in a fixed-size accumulator, which the
+/// compiler keeps in one vector register. Wrapping arithmetic is exact here
+/// (see the module documentation for the bound).
 #[inline(always)]
-fn dot12(window: &[i32; 12], coefficients: &[i32; 12]) -> i32 {
-    window.iter().zip(coefficients).fold(0, |sum, (&x, &h)| add(sum, mul(x, h)))
+fn fir_block(history: &mut [i32; QMF_HISTORY], input: &[i32], coefficients: &[i32; 12], out: &mut [i32; BLOCK]) {
+    let n = input.len();
+    // Inputs after the history, zero-padded to whole vectors of outputs.
+    let mut window = [0i32; QMF_HISTORY + BLOCK];
+    window[..QMF_HISTORY].copy_from_slice(history);
+    window[QMF_HISTORY..QMF_HISTORY + n].copy_from_slice(input);
+    for (start, chunk) in (0..n).step_by(LANES).zip(out.chunks_exact_mut(LANES)) {
+        let mut sums = [0i32; LANES];
+        for (tap, &h) in coefficients.iter().enumerate() {
+            let taps: &[i32; LANES] =
+                window[start + tap..start + tap + LANES].try_into().expect("invariant: a slice of LANES items");
+            for (sum, &x) in sums.iter_mut().zip(taps) {
+                *sum = add(*sum, mul(x, h));
+            }
+        }
+        chunk.copy_from_slice(&sums);
+    }
+    history.copy_from_slice(&window[n..n + QMF_HISTORY]);
 }
 
 /// A G.722 encoder at 64 kbit/s: a stream of 16 kHz samples in, one octet
@@ -285,29 +367,39 @@ impl G722Encoder {
     /// a trailing odd sample is not consumed (callers pass even lengths).
     #[inline(always)]
     pub fn encode_into(&mut self, pcm: &[i16], out: &mut [u8]) -> usize {
+        let count = (pcm.len() / 2).min(out.len());
         // Code with a local copy of the state so it stays in registers
-        // across the loop (the caller's `self` may alias nothing, but LLVM
-        // keeps fields of `*self` in memory between iterations).
+        // across the loop (LLVM keeps fields of `*self` in memory between
+        // iterations).
         let mut encoder = self.clone();
-        let mut count = 0;
-        for (code, pair) in out.iter_mut().zip(pcm.chunks_exact(2)) {
-            *code = encoder.encode_pair(i32::from(pair[0]), i32::from(pair[1]));
-            count += 1;
+        for (pcm, codes) in pcm[..2 * count].chunks(2 * BLOCK).zip(out[..count].chunks_mut(BLOCK)) {
+            encoder.encode_block(pcm, codes);
         }
         *self = encoder;
         count
     }
 
+    /// Encodes one block: `codes.len()` (at most `BLOCK`) pairs from `pcm`.
     #[inline(always)]
-    fn encode_pair(&mut self, first: i32, second: i32) -> u8 {
+    fn encode_block(&mut self, pcm: &[i16], codes: &mut [u8]) {
+        let n = codes.len();
+        let (mut firsts, mut seconds) = ([0i32; BLOCK], [0i32; BLOCK]);
+        for ((pair, first), second) in pcm.chunks_exact(2).zip(&mut firsts).zip(&mut seconds) {
+            *first = i32::from(pair[0]);
+            *second = i32::from(pair[1]);
+        }
         // Transmit QMF: the sum and difference of the two polyphase branches
         // are the low and high sub-band samples.
-        let (even, odd) = self.qmf.push(first, second);
-        let xlow = add(odd, even) >> 14;
-        let xhigh = sub(odd, even) >> 14;
-        let ilow = self.encode_low(xlow);
-        let ihigh = self.encode_high(xhigh);
-        ((ihigh << 6) | ilow) as u8
+        let (mut even, mut odd) = ([0i32; BLOCK], [0i32; BLOCK]);
+        self.qmf.filter_block(&firsts[..n], &seconds[..n], &mut even, &mut odd);
+        // Both bands in one loop: the encoder is bound by each band's
+        // quantise-adapt recurrence, and one loop lets the two chains overlap
+        // (a loop per band, as in the decoder, measured 30% slower).
+        for ((code, &even), &odd) in codes.iter_mut().zip(&even).zip(&odd) {
+            let ilow = self.encode_low(add(odd, even) >> 14);
+            let ihigh = self.encode_high(sub(odd, even) >> 14);
+            *code = ((ihigh << 6) | ilow) as u8;
+        }
     }
 
     /// Low band: SUBTL, QUANTL, INVQAL, LOGSCL, SCALEL, block 4.
@@ -328,7 +420,7 @@ impl G722Encoder {
         let ilow = if el < 0 { ILN[interval] } else { ILP[interval] };
         let ilow4 = (ilow >> 2) as usize;
         let dlow = mul(band.det, QM4[ilow4]) >> 15;
-        band.adapt_scale(WL[RL42[ilow4]], 18432, 8);
+        band.adapt_scale(WL_BY_CODE[ilow4], &DETL);
         band.adapt_predictor(dlow);
         ilow
     }
@@ -342,7 +434,7 @@ impl G722Encoder {
         let interval = if magnitude >= mul(Q2, band.det) >> 12 { 2 } else { 1 };
         let ihigh = if eh < 0 { IHN[interval] } else { IHP[interval] };
         let dhigh = mul(band.det, QM2[ihigh as usize]) >> 15;
-        band.adapt_scale(WH[RH2[ihigh as usize]], 22528, 10);
+        band.adapt_scale(WH_BY_CODE[ihigh as usize], &DETH);
         band.adapt_predictor(dhigh);
         ihigh
     }
@@ -379,14 +471,13 @@ impl G722Mode {
         }
     }
 
-    /// The low-band inverse quantiser output for the 6-bit index `ilow`
+    /// The low-band inverse quantiser outputs by 6-bit index `ilow`
     /// (INVQBL), using only the bits this mode decodes.
-    #[inline(always)]
-    fn low_band_step(self, ilow: usize) -> i32 {
+    fn low_band_steps(self) -> &'static [i32; 64] {
         match self {
-            G722Mode::Kbps64 => QM6[ilow],
-            G722Mode::Kbps56 => QM5[ilow >> 1],
-            G722Mode::Kbps48 => QM4[ilow >> 2],
+            G722Mode::Kbps64 => &QM6,
+            G722Mode::Kbps56 => &QM5_BY_CODE6,
+            G722Mode::Kbps48 => &QM4_BY_CODE6,
         }
     }
 }
@@ -422,43 +513,55 @@ impl G722Decoder {
     /// Decodes `min(codes.len(), out.len() / 2)` octets and returns that count.
     #[inline(always)]
     pub fn decode_into(&mut self, codes: &[u8], out: &mut [i16]) -> usize {
+        let count = codes.len().min(out.len() / 2);
         // A local copy of the state stays in registers (see `encode_into`).
         let mut decoder = self.clone();
-        let mut count = 0;
-        for (pair, &code) in out.chunks_exact_mut(2).zip(codes) {
-            let (first, second) = decoder.decode_octet(code);
-            pair[0] = first;
-            pair[1] = second;
-            count += 1;
+        let steps = self.mode.low_band_steps();
+        for (codes, pcm) in codes[..count].chunks(BLOCK).zip(out[..2 * count].chunks_mut(2 * BLOCK)) {
+            decoder.decode_block(steps, codes, pcm);
         }
         *self = decoder;
         count
     }
 
+    /// Decodes one block of at most `BLOCK` octets, with the mode's
+    /// low-band inverse quantiser `steps`.
     #[inline(always)]
-    fn decode_octet(&mut self, code: u8) -> (i16, i16) {
-        let ilow = usize::from(code & 0x3F);
-        let ihigh = usize::from(code >> 6);
-        let rlow = self.decode_low(ilow);
-        let rhigh = self.decode_high(ihigh);
+    fn decode_block(&mut self, steps: &[i32; 64], codes: &[u8], pcm: &mut [i16]) {
+        let n = codes.len();
+        // One band at a time: each loop keeps one band's state in registers
+        // (both bands' state together spills to the stack every octet).
+        let (mut sums, mut differences) = ([0i32; BLOCK], [0i32; BLOCK]);
+        for (&code, rlow) in codes.iter().zip(&mut sums) {
+            *rlow = self.decode_low(steps, usize::from(code & 0x3F));
+        }
+        for (&code, rhigh) in codes.iter().zip(&mut differences) {
+            *rhigh = self.decode_high(usize::from(code >> 6));
+        }
         // Receive QMF: the sum and difference of the sub-bands feed the two
         // polyphase branches.
-        let (even, odd) = self.qmf.push(add(rlow, rhigh), sub(rlow, rhigh));
-        (saturate(odd >> 11) as i16, saturate(even >> 11) as i16)
+        for (sum, difference) in sums.iter_mut().zip(&mut differences) {
+            (*sum, *difference) = (add(*sum, *difference), sub(*sum, *difference));
+        }
+        let (mut even, mut odd) = ([0i32; BLOCK], [0i32; BLOCK]);
+        self.qmf.filter_block(&sums[..n], &differences[..n], &mut even, &mut odd);
+        for ((pair, &even), &odd) in pcm.chunks_exact_mut(2).zip(&even).zip(&odd) {
+            pair[0] = saturate(odd >> 11) as i16;
+            pair[1] = saturate(even >> 11) as i16;
+        }
     }
 
     /// Low band: INVQBL, RECONS, LIMIT (output), INVQAL, LOGSCL, SCALEL, block 4.
     #[inline(always)]
-    fn decode_low(&mut self, ilow: usize) -> i32 {
-        let mode = self.mode;
+    fn decode_low(&mut self, steps: &[i32; 64], ilow: usize) -> i32 {
         let band = &mut self.low;
-        let reconstructed = add(band.s, mul(band.det, mode.low_band_step(ilow)) >> 15);
+        let reconstructed = add(band.s, mul(band.det, steps[ilow]) >> 15);
         let rlow = reconstructed.clamp(-16384, 16383);
         // The predictor always adapts on the 4-bit (48 kbit/s) part of the
         // code, so all three modes stay in step with the encoder.
         let ilow4 = ilow >> 2;
         let dlow = mul(band.det, QM4[ilow4]) >> 15;
-        band.adapt_scale(WL[RL42[ilow4]], 18432, 8);
+        band.adapt_scale(WL_BY_CODE[ilow4], &DETL);
         band.adapt_predictor(dlow);
         rlow
     }
@@ -469,7 +572,7 @@ impl G722Decoder {
         let band = &mut self.high;
         let dhigh = mul(band.det, QM2[ihigh]) >> 15;
         let rhigh = add(band.s, dhigh).clamp(-16384, 16383);
-        band.adapt_scale(WH[RH2[ihigh]], 22528, 10);
+        band.adapt_scale(WH_BY_CODE[ihigh], &DETH);
         band.adapt_predictor(dhigh);
         rhigh
     }
