@@ -27,7 +27,7 @@
 //! -1, -2 and -3 already round to the first non-zero step. The two agree on
 //! every non-negative input and differ on 508 negative ones, always by one
 //! quantisation step. [`UlawRounding`] names the two rules;
-//! [`ulaw_magnitude14`] is the only code that depends on it.
+//! `ulaw_magnitude14` is the only code that depends on it.
 
 /// Which rule the μ-law encoder uses to quantise negative samples.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -15,8 +15,8 @@
 //! 32,767 × 32,767 and sums of at most twelve of them are below 2^31 because
 //! the QMF coefficients sum to 6,482 in magnitude).
 //!
-//! That bound is why the arithmetic below is written with [`add`], [`sub`]
-//! and [`mul`] (wrapping): release builds keep overflow checks, and a checked
+//! That bound is why the arithmetic below is written with `add`, `sub`
+//! and `mul` (wrapping): release builds keep overflow checks, and a checked
 //! operation on every step of this serial ADPCM chain doubles the cost of
 //! coding. Every value is saturated back to 16 bits where the Recommendation
 //! says so, and the shared vectors check the results bit for bit.
