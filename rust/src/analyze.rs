@@ -127,7 +127,7 @@ struct PyCaptureStreamPackets {
     source: SocketAddr,
     destination: SocketAddr,
     ssrc: u32,
-    packets: Vec<(i64, Vec<u8>)>,
+    packets: Vec<(f64, Py<PyBytes>)>,
 }
 
 fn socket_address(what: &str, address: &str, port: u16) -> PyResult<SocketAddr> {
@@ -158,7 +158,7 @@ impl PyCaptureStreamPackets {
                     return;
                 }
                 if RtpHeader::parse(d.payload).is_ok_and(|h| h.ssrc == *ssrc) {
-                    packets.push((frame.timestamp_ns, d.payload.to_vec()));
+                    packets.push((frame.timestamp_ns as f64 / 1e9, PyBytes::new(py, d.payload).unbind()));
                 }
             })
         })?;
@@ -168,12 +168,7 @@ impl PyCaptureStreamPackets {
     /// Ends the capture: the stream's packets as `(arrival_seconds, bytes)`.
     fn finish<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         self.reader.finish().or_raise(py)?;
-        let packets = std::mem::take(&mut self.packets);
-        let items = packets
-            .into_iter()
-            .map(|(ns, bytes)| (ns as f64 / 1e9, PyBytes::new(py, &bytes)))
-            .collect::<Vec<_>>();
-        PyList::new(py, items)
+        PyList::new(py, std::mem::take(&mut self.packets))
     }
 }
 
