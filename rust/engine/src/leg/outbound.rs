@@ -51,7 +51,7 @@ impl<T: Copy> Outbound<T> {
             sent: 0,
             marks: VecDeque::new(),
             frame_len,
-            limit: per_ms * limit_ms as usize,
+            limit: per_ms.saturating_mul(limit_ms as usize),
             per_ms,
             tail_waited: false,
             silence,
