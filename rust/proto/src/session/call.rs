@@ -468,8 +468,10 @@ impl<A: Copy + Eq> Session<A> {
             // MAX_MISORDER behind is one stray (or forged) packet, unless
             // the next packet follows it: then the sender renumbered, and
             // the statistics start over.
+            // The RFC's bound is RTP_SEQ_MOD - MAX_MISORDER: exactly
+            // MAX_MISORDER behind is already a jump.
             let step = h.sequence_number.wrapping_sub(remote.stats.highest_sequence() as u16);
-            if (MAX_DROPOUT..=u16::MAX - MAX_MISORDER).contains(&step) {
+            if (MAX_DROPOUT..=u16::MAX - MAX_MISORDER + 1).contains(&step) {
                 if remote.bad_sequence != Some(h.sequence_number) {
                     remote.bad_sequence = Some(h.sequence_number.wrapping_add(1));
                     return self.drop_packet(DropReason::SequenceJump);
@@ -477,6 +479,8 @@ impl<A: Copy + Eq> Session<A> {
                 let last_sr = remote.last_sr;
                 *remote = RemoteStream::new(h.ssrc, audio.clock_rate);
                 remote.last_sr = last_sr;
+                // A renumbered sender restarts its events' timestamps too.
+                self.dtmf.reset();
             }
         }
         let arrival = remote.stats.on_packet(h.sequence_number, h.timestamp, h.marker, now_ns);
@@ -889,6 +893,17 @@ mod tests {
         assert!(matches!(s.handle_datagram(PEER, &rtp(0, 20001, 0xAAAA, b"x"), 0), Incoming::Media(_)));
         assert!(matches!(s.handle_datagram(PEER, &rtp(0, 20002, 0xAAAA, b"x"), 0), Incoming::Media(_)));
         assert_eq!((s.stats().packets_received, s.stats().packets_lost), (2, 0));
+    }
+
+    #[test]
+    fn sequence_jump_bounds_are_rfc3550_a1s() {
+        // MAX_DROPOUT - 1 ahead is a gap; MAX_MISORDER - 1 behind is late.
+        let mut s = latched();
+        assert!(matches!(s.handle_datagram(PEER, &rtp(0, 2 + 2999, 0xAAAA, b"x"), 0), Incoming::Media(_)));
+        assert!(matches!(s.handle_datagram(PEER, &rtp(0, 3001 - 99, 0xAAAA, b"x"), 0), Incoming::Media(_)));
+        // MAX_MISORDER behind and MAX_DROPOUT ahead are jumps.
+        assert_eq!(s.handle_datagram(PEER, &rtp(0, 3001 - 100, 0xAAAA, b"x"), 0), Incoming::Dropped(DropReason::SequenceJump));
+        assert_eq!(s.handle_datagram(PEER, &rtp(0, 3001 + 3000, 0xAAAA, b"x"), 0), Incoming::Dropped(DropReason::SequenceJump));
     }
 
     #[test]
