@@ -669,7 +669,8 @@ impl JitterBuffer {
                     self.merge(&mut out[produced..produced + n]);
                     FrameKind::Merged
                 } else if n == self.frame_len {
-                    self.stretch_or_copy(out, offset, target_ms)
+                    let cut_allowed = !self.delay.in_delay_step(now);
+                    self.stretch_or_copy(out, offset, target_ms, cut_allowed)
                 } else {
                     self.consume_into(&mut out[produced..produced + n]);
                     FrameKind::Normal
@@ -841,7 +842,10 @@ impl JitterBuffer {
     /// started when the aligned delay is a packet off target, and continued
     /// (one pitch period per frame, where the audio allows) until a whole
     /// packet has been removed or added and playout is aligned again.
-    fn stretch_or_copy(&mut self, out: &mut [i16], offset: f64, target_ms: f64) -> FrameKind {
+    ///
+    /// `cut_allowed` is false while the path delay has stepped up
+    /// ([`DelayManager::in_delay_step`]): no acceleration starts then.
+    fn stretch_or_copy(&mut self, out: &mut [i16], offset: f64, target_ms: f64, cut_allowed: bool) -> FrameKind {
         let frame = out.len() as i64;
         let spt = self.samples_per_tick as i64;
         let packet = self.packet_ticks * spt;
@@ -859,7 +863,12 @@ impl JitterBuffer {
             // An expansion in progress is dropped once the target has come
             // down to the aligned delay; an acceleration always completes.
             if self.stretch_remaining == 0 || (self.stretch_remaining < 0 && error_ms > 0.0) {
-                self.stretch_remaining = if error_ms >= packet_ms + (target_ms * 0.02).max(1.0) {
+                self.stretch_remaining = if !cut_allowed {
+                    // Under a delay step the target (which leaves the step
+                    // out) is too low: keep the delay, expand only if even
+                    // that is called for.
+                    if error_ms < -expand_below { -(packet - to_boundary) } else { 0 }
+                } else if error_ms >= packet_ms + (target_ms * 0.02).max(1.0) {
                     // One packet less delay: cut through to the boundary after next.
                     to_boundary + packet
                 } else if to_boundary > 0 && error_ms >= -expand_below {

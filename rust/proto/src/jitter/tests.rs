@@ -360,3 +360,4 @@ fn comfort_noise_packets_set_the_noise_of_the_pause() {
     assert!((250.0..420.0).contains(&level), "{level}");
     assert_eq!(sim.frames.iter().filter(|(i, _)| i.timestamp.is_some()).count(), 40);
 }
+
