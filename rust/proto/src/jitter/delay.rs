@@ -201,11 +201,18 @@ impl DelayManager {
         (bucket as f64 + 1.0) * BUCKET_MS
     }
 
+    /// Whether enough packets have been seen for the target to mean
+    /// something (before, [`start_target_ms`](Self::start_target_ms) is a
+    /// guess).
+    pub fn learnt(&self) -> bool {
+        self.packets >= WARMUP_PACKETS
+    }
+
     /// The delay to start a talk spurt at, ms: the target, but at least
     /// `initial_delay_ms` while the first packets are being learnt.
     pub fn start_target_ms(&self, now: f64) -> f64 {
         let target = self.target_ms(now);
-        if self.packets < WARMUP_PACKETS {
+        if !self.learnt() {
             target.max(self.config.initial_delay_ms.min(self.config.max_delay_ms))
         } else {
             target

@@ -764,14 +764,18 @@ impl JitterBuffer {
     fn try_start(&mut self, now: f64, target_ms: f64) {
         let Some(first) = self.store.first() else { return };
         let clock = f64::from(self.config.clock_rate);
-        let reference = match self.delay.min_transit() {
-            Some(t) if self.source.is_some_and(|s| s.epoch == first.epoch) => t,
+        // Once the target is learnt, start on the first frame at or after it
+        // (less the tolerance within which stretching leaves the delay
+        // alone): a spurt started under it has to expand, or lose packets,
+        // soon after. Before, the target is a guess: the nearest frame will do.
+        let slack_ms = if self.delay.learnt() { expand_tolerance_ms(target_ms) } else { f64::from(self.config.frame_ms) / 2.0 };
+        let ready = match self.delay.min_transit() {
+            Some(t) if self.source.is_some_and(|s| s.epoch == first.epoch) => now - first.ts as f64 / clock >= t + (target_ms - slack_ms) / 1000.0,
             // A packet of an older epoch (its source has changed since): its
             // own arrival is all there is to go by; play it now.
-            _ => now - first.ts as f64 / clock,
+            _ => true,
         };
-        let half_frame = f64::from(self.config.frame_ms) / 2000.0;
-        if now - first.ts as f64 / clock + half_frame >= reference + target_ms / 1000.0 {
+        if ready {
             if self.decoder_epoch != Some(first.epoch) {
                 self.decoder.reset();
                 self.decoder_epoch = Some(first.epoch);
@@ -859,7 +863,7 @@ impl JitterBuffer {
             let aligned_ms = (offset - partial - min_transit) * 1000.0;
             let error_ms = aligned_ms - target_ms;
             let packet_ms = packet as f64 / self.scales.per_ms as f64;
-            let expand_below = (target_ms * 0.02).max(1.0);
+            let expand_below = expand_tolerance_ms(target_ms);
             // An expansion in progress is dropped once the target has come
             // down to the aligned delay; an acceleration always completes.
             if self.stretch_remaining == 0 || (self.stretch_remaining < 0 && error_ms > 0.0) {
@@ -1011,6 +1015,13 @@ impl JitterBuffer {
             self.noise_rms = if level < self.noise_rms { level } else if level < 4.0 * self.noise_rms + 8.0 { self.noise_rms + (level - self.noise_rms) * 0.01 } else { self.noise_rms };
         }
     }
+}
+
+/// How far below the target (ms) the delay may be before it is expanded:
+/// 2%, at least 1 ms, so that estimation noise does not cost a packet of
+/// delay each time the target crosses a packet boundary.
+fn expand_tolerance_ms(target_ms: f64) -> f64 {
+    (target_ms * 0.02).max(1.0)
 }
 
 /// What comes after the decoded queue.
