@@ -768,7 +768,7 @@ impl JitterBuffer {
         // (less the tolerance within which stretching leaves the delay
         // alone): a spurt started under it has to expand, or lose packets,
         // soon after. Before, the target is a guess: the nearest frame will do.
-        let slack_ms = if self.delay.learnt() { expand_tolerance_ms(target_ms) } else { f64::from(self.config.frame_ms) / 2.0 };
+        let slack_ms = if self.delay.learnt() { stretch_tolerance_ms(target_ms) } else { f64::from(self.config.frame_ms) / 2.0 };
         let ready = match self.delay.min_transit() {
             Some(t) if self.source.is_some_and(|s| s.epoch == first.epoch) => now - first.ts as f64 / clock >= t + (target_ms - slack_ms) / 1000.0,
             // A packet of an older epoch (its source has changed since): its
@@ -863,7 +863,7 @@ impl JitterBuffer {
             let aligned_ms = (offset - partial - min_transit) * 1000.0;
             let error_ms = aligned_ms - target_ms;
             let packet_ms = packet as f64 / self.scales.per_ms as f64;
-            let expand_below = expand_tolerance_ms(target_ms);
+            let expand_below = stretch_tolerance_ms(target_ms);
             // An expansion in progress is dropped once the target has come
             // down to the aligned delay; an acceleration always completes.
             if self.stretch_remaining == 0 || (self.stretch_remaining < 0 && error_ms > 0.0) {
@@ -872,7 +872,7 @@ impl JitterBuffer {
                     // out) is too low: keep the delay, expand only if even
                     // that is called for.
                     if error_ms < -expand_below { -(packet - to_boundary) } else { 0 }
-                } else if error_ms >= packet_ms + (target_ms * 0.02).max(1.0) {
+                } else if error_ms >= packet_ms + stretch_tolerance_ms(target_ms) {
                     // One packet less delay: cut through to the boundary after next.
                     to_boundary + packet
                 } else if to_boundary > 0 && error_ms >= -expand_below {
@@ -1017,10 +1017,11 @@ impl JitterBuffer {
     }
 }
 
-/// How far below the target (ms) the delay may be before it is expanded:
-/// 2%, at least 1 ms, so that estimation noise does not cost a packet of
-/// delay each time the target crosses a packet boundary.
-fn expand_tolerance_ms(target_ms: f64) -> f64 {
+/// How far off the target (ms) the delay may be before it is stretched (a
+/// packet more above it, or this much under it): 2%, at least 1 ms, so that
+/// estimation noise does not cost a packet of stretching each time the
+/// target crosses a packet boundary.
+fn stretch_tolerance_ms(target_ms: f64) -> f64 {
     (target_ms * 0.02).max(1.0)
 }
 
