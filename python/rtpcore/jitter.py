@@ -76,7 +76,7 @@ class Timeline:
     before playout starts); ``current_delay_ms`` and ``target_delay_ms`` the
     buffer's own view of its delay. ``arrival`` and ``packet_delay_ms`` list
     every packet pushed: its arrival time (s) and how much later than the
-    fastest packet of the preceding 2 s it came (ms, the buffer's reference).
+    fastest packet of the preceding 5 s it came (ms, the buffer's reference).
     """
 
     time: npt.NDArray[np.float64]
@@ -170,7 +170,7 @@ def replay(
 
 
 def _packet_delays(ordered: list[tuple[float, bytes]], clock_rate: int) -> npt.NDArray[np.float64]:
-    """Each packet's delay beyond the fastest packet of the 2 s before it
+    """Each packet's delay beyond the fastest packet of the 5 s before it
     (ms), per source; a new SSRC or a timestamp jump starts afresh."""
     delays = np.full(len(ordered), np.nan)
     history: list[tuple[float, float]] = []  # (arrival, transit) of the current source
@@ -186,7 +186,7 @@ def _packet_delays(ordered: list[tuple[float, bytes]], clock_rate: int) -> npt.N
         transit = at - ext / clock_rate
         if ssrc != source or (history and abs(transit - history[-1][1]) > 1.0):
             source, history = ssrc, []
-        history = [h for h in history if h[0] >= at - 2.0] + [(at, transit)]
+        history = [h for h in history if h[0] >= at - 5.0] + [(at, transit)]
         delays[i] = (transit - min(h[1] for h in history)) * 1000.0
     return delays
 
@@ -194,7 +194,7 @@ def _packet_delays(ordered: list[tuple[float, bytes]], clock_rate: int) -> npt.N
 def plot_timeline(timeline: Timeline, path: str | PathLike[str], title: str = "") -> None:
     """Draws packet delays, target and playout delay over time to a PNG.
 
-    Delays are relative to the fastest packet of the preceding 2 s (the
+    Delays are relative to the fastest packet of the preceding 5 s (the
     buffer's own reference): dots are packets, the lines the buffer's target
     and its actual playout delay; red frames were concealed.
     Needs matplotlib.

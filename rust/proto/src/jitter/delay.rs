@@ -1,7 +1,7 @@
 //! The target playout delay, learnt from packet arrivals.
 //!
 //! Every packet's *transit* (`arrival - timestamp / clock`) is compared with
-//! the smallest transit seen in the last two seconds; the difference is the
+//! the smallest transit seen in the last five seconds; the difference is the
 //! packet's relative delay: how much later it came than the fastest recent
 //! packet. A playout point that many milliseconds behind the fastest packet
 //! would have caught it. The relative delays go into a histogram with
@@ -12,14 +12,27 @@
 //! Sparse, tall delay spikes (Wi-Fi stalls, LTE handovers) barely move a
 //! quantile but cause most of the late losses, so a peak detector watches for
 //! relative delays far above the target; when spikes keep coming, the target
-//! is held at a level that covers a typical spike until they stop.
+//! is held at a level that covers a typical spike until they stop. A peak
+//! whose packets keep coming at the packet rate rather than in one burst is a
+//! step in the path delay (a handover, a route change): while it lasts, the
+//! buffer does not cut its delay ([`DelayManager::in_delay_step`]).
 
 use std::collections::VecDeque;
 
-/// How long the minimal-transit reference looks back, in seconds.
-const MIN_TRANSIT_WINDOW_S: f64 = 2.0;
+/// How long the minimal-transit reference looks back, in seconds. Long
+/// enough that the reference rarely moves under Gaussian jitter (with FIFO
+/// delivery a packet at the delay floor is rare: on 2 s it jumped by several
+/// ms whenever the fastest packet left the window, and each jump looked like
+/// a delay change worth a packet of time-stretching), short enough to follow
+/// clock drift (200 ppm moves transit 1 ms in 5 s).
+const MIN_TRANSIT_WINDOW_S: f64 = 5.0;
 /// How long a delay peak stays in memory, in seconds.
 const PEAK_MEMORY_S: f64 = 20.0;
+/// A peak whose packets span at least this long came at the packet rate, not
+/// as one burst: a step in the path delay rather than a stall.
+const DELAY_STEP_MIN_S: f64 = 0.1;
+/// How long after the last packet of such a step it still counts as going on.
+const DELAY_STEP_HOLD_S: f64 = 0.3;
 /// Histogram resolution in milliseconds.
 const BUCKET_MS: f64 = 1.0;
 /// Packets learnt before anything counts as a peak.
@@ -51,9 +64,11 @@ impl Default for DelayConfig {
     }
 }
 
-/// A delay peak: when it was seen and how tall it was, both in ms/seconds.
+/// A delay peak: when its first and last packets came (s) and how tall it
+/// was (ms).
 #[derive(Debug, Clone, Copy)]
 struct Peak {
+    since: f64,
     at: f64,
     height_ms: f64,
 }
@@ -115,7 +130,7 @@ impl DelayManager {
         self.min_transit.clear();
     }
 
-    /// The smallest transit of the last two seconds, in seconds, if any.
+    /// The smallest transit of the last five seconds, in seconds, if any.
     pub fn min_transit(&self) -> Option<f64> {
         self.min_transit.front().map(|&(_, t)| t)
     }
@@ -152,7 +167,7 @@ impl DelayManager {
                     if self.peaks.len() == self.peaks.capacity() {
                         self.peaks.pop_front();
                     }
-                    self.peaks.push_back(Peak { at: arrival, height_ms: relative_ms });
+                    self.peaks.push_back(Peak { since: arrival, at: arrival, height_ms: relative_ms });
                 }
             }
             return relative_ms;
@@ -186,15 +201,32 @@ impl DelayManager {
         (bucket as f64 + 1.0) * BUCKET_MS
     }
 
+    /// Whether enough packets have been seen for the target to mean
+    /// something (before, [`start_target_ms`](Self::start_target_ms) is a
+    /// guess).
+    pub fn learnt(&self) -> bool {
+        self.packets >= WARMUP_PACKETS
+    }
+
     /// The delay to start a talk spurt at, ms: the target, but at least
     /// `initial_delay_ms` while the first packets are being learnt.
     pub fn start_target_ms(&self, now: f64) -> f64 {
         let target = self.target_ms(now);
-        if self.packets < WARMUP_PACKETS {
+        if !self.learnt() {
             target.max(self.config.initial_delay_ms.min(self.config.max_delay_ms))
         } else {
             target
         }
+    }
+
+    /// Whether the path delay has stepped up and stays up at `now` (s): the
+    /// latest peak's packets have been coming for a while, as after an LTE
+    /// handover, rather than all at once, as after a Wi-Fi stall. The target
+    /// ignores such a step (it may be over in two seconds), so playout rides
+    /// it out by stalling once; cutting the delay back while the step lasts
+    /// would only stall again.
+    pub fn in_delay_step(&self, now: f64) -> bool {
+        self.peaks.back().is_some_and(|p| p.at - p.since >= DELAY_STEP_MIN_S && now - p.at < DELAY_STEP_HOLD_S)
     }
 
     /// The target delay in ms, with spikes considered at time `now` (s).
@@ -265,7 +297,12 @@ mod tests {
     use super::*;
 
     fn feed(dm: &mut DelayManager, delays_ms: impl IntoIterator<Item = f64>) -> f64 {
-        let mut t = 0.0;
+        feed_from(dm, 0.0, delays_ms)
+    }
+
+    /// Packets sent every 20 ms from `t` (s) with the given delays; returns
+    /// the send time after the last.
+    fn feed_from(dm: &mut DelayManager, mut t: f64, delays_ms: impl IntoIterator<Item = f64>) -> f64 {
         for d in delays_ms {
             dm.update(t + d / 1000.0, d / 1000.0);
             t += 0.02;
@@ -313,6 +350,29 @@ mod tests {
         let high = dm.target_ms(t);
         feed(&mut dm, std::iter::repeat_n(5.0, 3000));
         assert!(high > 60.0 && dm.target_ms(1e6) < 10.0);
+    }
+
+    #[test]
+    fn a_delay_step_is_told_apart_from_a_stall() {
+        let mut dm = DelayManager::new(DelayConfig::default());
+        let mut t = feed(&mut dm, std::iter::repeat_n(10.0, 500));
+        // A stall: ten packets sent over 200 ms arrive together at its end.
+        let end = t + 0.2 + 0.01;
+        for k in 0..10 {
+            let sent = t + 0.02 * k as f64;
+            let arrival = end + 0.0003 * k as f64;
+            dm.update(arrival, arrival - sent);
+        }
+        t += 0.2;
+        assert!(!dm.in_delay_step(end), "a stall's backlog comes at once");
+        t = feed_from(&mut dm, t, std::iter::repeat_n(10.0, 100));
+        // A handover: the delay steps up 120 ms and stays up, packet by packet.
+        let start = t;
+        t = feed_from(&mut dm, t, std::iter::repeat_n(130.0, 25));
+        assert!(dm.in_delay_step(t), "step going on");
+        assert!(dm.target_ms(t) < 20.0, "the target leaves the step out: {}", dm.target_ms(t));
+        t = feed_from(&mut dm, t, std::iter::repeat_n(10.0, 25));
+        assert!(!dm.in_delay_step(t), "step over {} s after it started", t - start);
     }
 
     #[test]

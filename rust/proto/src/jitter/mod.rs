@@ -669,7 +669,8 @@ impl JitterBuffer {
                     self.merge(&mut out[produced..produced + n]);
                     FrameKind::Merged
                 } else if n == self.frame_len {
-                    self.stretch_or_copy(out, offset, target_ms)
+                    let cut_allowed = !self.delay.in_delay_step(now);
+                    self.stretch_or_copy(out, offset, target_ms, cut_allowed)
                 } else {
                     self.consume_into(&mut out[produced..produced + n]);
                     FrameKind::Normal
@@ -763,14 +764,18 @@ impl JitterBuffer {
     fn try_start(&mut self, now: f64, target_ms: f64) {
         let Some(first) = self.store.first() else { return };
         let clock = f64::from(self.config.clock_rate);
-        let reference = match self.delay.min_transit() {
-            Some(t) if self.source.is_some_and(|s| s.epoch == first.epoch) => t,
+        // Once the target is learnt, start on the first frame at or after it
+        // (less the tolerance within which stretching leaves the delay
+        // alone): a spurt started under it has to expand, or lose packets,
+        // soon after. Before, the target is a guess: the nearest frame will do.
+        let slack_ms = if self.delay.learnt() { stretch_tolerance_ms(target_ms) } else { f64::from(self.config.frame_ms) / 2.0 };
+        let ready = match self.delay.min_transit() {
+            Some(t) if self.source.is_some_and(|s| s.epoch == first.epoch) => now - first.ts as f64 / clock >= t + (target_ms - slack_ms) / 1000.0,
             // A packet of an older epoch (its source has changed since): its
             // own arrival is all there is to go by; play it now.
-            _ => now - first.ts as f64 / clock,
+            _ => true,
         };
-        let half_frame = f64::from(self.config.frame_ms) / 2000.0;
-        if now - first.ts as f64 / clock + half_frame >= reference + target_ms / 1000.0 {
+        if ready {
             if self.decoder_epoch != Some(first.epoch) {
                 self.decoder.reset();
                 self.decoder_epoch = Some(first.epoch);
@@ -841,7 +846,10 @@ impl JitterBuffer {
     /// started when the aligned delay is a packet off target, and continued
     /// (one pitch period per frame, where the audio allows) until a whole
     /// packet has been removed or added and playout is aligned again.
-    fn stretch_or_copy(&mut self, out: &mut [i16], offset: f64, target_ms: f64) -> FrameKind {
+    ///
+    /// `cut_allowed` is false while the path delay has stepped up
+    /// ([`DelayManager::in_delay_step`]): no acceleration starts then.
+    fn stretch_or_copy(&mut self, out: &mut [i16], offset: f64, target_ms: f64, cut_allowed: bool) -> FrameKind {
         let frame = out.len() as i64;
         let spt = self.samples_per_tick as i64;
         let packet = self.packet_ticks * spt;
@@ -855,11 +863,16 @@ impl JitterBuffer {
             let aligned_ms = (offset - partial - min_transit) * 1000.0;
             let error_ms = aligned_ms - target_ms;
             let packet_ms = packet as f64 / self.scales.per_ms as f64;
-            let expand_below = (target_ms * 0.02).max(1.0);
+            let expand_below = stretch_tolerance_ms(target_ms);
             // An expansion in progress is dropped once the target has come
             // down to the aligned delay; an acceleration always completes.
             if self.stretch_remaining == 0 || (self.stretch_remaining < 0 && error_ms > 0.0) {
-                self.stretch_remaining = if error_ms >= packet_ms + (target_ms * 0.02).max(1.0) {
+                self.stretch_remaining = if !cut_allowed {
+                    // Under a delay step the target (which leaves the step
+                    // out) is too low: keep the delay, expand only if even
+                    // that is called for.
+                    if error_ms < -expand_below { -(packet - to_boundary) } else { 0 }
+                } else if error_ms >= packet_ms + stretch_tolerance_ms(target_ms) {
                     // One packet less delay: cut through to the boundary after next.
                     to_boundary + packet
                 } else if to_boundary > 0 && error_ms >= -expand_below {
@@ -1002,6 +1015,14 @@ impl JitterBuffer {
             self.noise_rms = if level < self.noise_rms { level } else if level < 4.0 * self.noise_rms + 8.0 { self.noise_rms + (level - self.noise_rms) * 0.01 } else { self.noise_rms };
         }
     }
+}
+
+/// How far off the target (ms) the delay may be before it is stretched (a
+/// packet more above it, or this much under it): 2%, at least 1 ms, so that
+/// estimation noise does not cost a packet of stretching each time the
+/// target crosses a packet boundary.
+fn stretch_tolerance_ms(target_ms: f64) -> f64 {
+    (target_ms * 0.02).max(1.0)
 }
 
 /// What comes after the decoded queue.

@@ -206,6 +206,31 @@ fn dtx_gaps_play_silence_not_concealment() {
 }
 
 #[test]
+fn a_talk_spurt_starts_at_its_target_not_a_frame_before() {
+    // Every other packet 20 ms slower: the target is about 21 ms. Spurt 2
+    // (marker, after 1 s of silence) arrives where the frame nearest the
+    // target is 15 ms, the next 35 ms: starting on the nearer one would mean
+    // expanding, or losing the slower packets, right away.
+    let jitter = |k: usize| 5.0 + 20.0 * (k % 2) as f64;
+    let mut arrivals = stream(150, 0, 0, |k| Some(jitter(k)));
+    for k in 200..300usize {
+        let ts = 160 * k as u32;
+        arrivals.push((k as f64 * 20.0 + jitter(k), packet(k as u16 - 50, ts, SSRC, k == 200)));
+    }
+    let sim = Sim::run(&arrivals);
+    let st = sim.jb.stats();
+    let start = sim.frames.iter().position(|(i, _)| i.timestamp == Some(160 * 200)).expect("spurt 2 plays");
+    let delay_ms = sim.frames[start].0.playout_offset.expect("playing") * 1000.0 - 5.0;
+    assert!(delay_ms >= st.target_delay_ms - 1.0, "started at {delay_ms} ms for a target of {}", st.target_delay_ms);
+    // All of spurt 2 plays as it came: nothing late, nothing stretched.
+    let spurt: Vec<_> = sim.frames[start..].iter().filter(|(i, _)| i.kind != FrameKind::Silence).collect();
+    assert_eq!(spurt.len(), 100, "{:?}", sim.kinds());
+    for (k, (info, _)) in spurt.iter().enumerate() {
+        assert_eq!((info.kind, info.timestamp), (FrameKind::Normal, Some(160 * (200 + k as u32))), "frame {k}");
+    }
+}
+
+#[test]
 fn a_new_ssrc_starts_a_new_timeline() {
     let mut arrivals = stream(50, 10, 1000, |_| Some(5.0));
     for k in 0..50u16 {
@@ -360,3 +385,4 @@ fn comfort_noise_packets_set_the_noise_of_the_pause() {
     assert!((250.0..420.0).contains(&level), "{level}");
     assert_eq!(sim.frames.iter().filter(|(i, _)| i.timestamp.is_some()).count(), 40);
 }
+
