@@ -2,8 +2,8 @@
 byte for byte, malformed input, and each adapter's translation between a
 WebSocket agent (a local ``websockets`` server) and the ``Call`` API.
 
-The media side here is ``RecordingMedia``, which records what the adapter
-asks of it; tests/test_gateway.py runs the same protocols over real calls
+The media side here is ``gateway_helpers.RecordingMedia``, which records
+what the adapter asks of it; tests/test_gateway.py runs the same protocols over real calls
 with the media engine.
 """
 
@@ -12,23 +12,18 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pytest
+from gateway_helpers import SIDS, Frame, end_call, make_call, wait_until
 from websockets.asyncio.server import ServerConnection, serve
 
 from rtpcore import g711
 from rtpcore.gateway._websocket import FLUSH_TIMEOUT_S, ProtocolError
-from rtpcore.gateway.agent import DTMF, Call, MarkPlayed, TransferResult
+from rtpcore.gateway.agent import DTMF, MarkPlayed, TransferResult
 from rtpcore.gateway.rawpcm import Control, RawPCMStream, raw_pcm_agent
 from rtpcore.gateway.twilio import AgentClear, AgentMark, AgentMedia, TwilioStream, twilio_agent
-
-SIDS = {"stream_sid": "MZ" + "1" * 32, "call_sid": "CA" + "2" * 32,
-        "account_sid": "AC" + "3" * 32}
-
 
 # --- Twilio messages ----------------------------------------------------------------
 
@@ -114,73 +109,6 @@ def test_raw_pcm_rejects_malformed(message: str | bytes) -> None:
 
 
 # --- adapters over a real WebSocket ----------------------------------------------------
-
-@dataclass
-class Frame:
-    pcm: np.ndarray[Any, Any]
-
-
-@dataclass
-class RecordingMedia:
-    """The media side of a call, recording what the adapter asks for."""
-
-    frames: asyncio.Queue[Frame | None] = field(default_factory=asyncio.Queue)
-    written: list[np.ndarray[Any, Any]] = field(default_factory=list)
-    actions: list[tuple[str, Any]] = field(default_factory=list)
-    queued_ms: int = 0
-
-    def __aiter__(self) -> AsyncIterator[Frame]:
-        return self._iterate()
-
-    async def _iterate(self) -> AsyncIterator[Frame]:
-        while (frame := await self.frames.get()) is not None:
-            yield frame
-
-    def write_nowait(self, pcm: Any) -> None:
-        self.written.append(np.asarray(pcm))
-        self.actions.append(("write", len(pcm)))
-
-    def mark(self, name: str) -> None:
-        self.actions.append(("mark", name))
-
-    def clear(self) -> None:
-        self.actions.append(("clear", None))
-
-    def send_dtmf(self, digits: str, duration_ms: int = 100) -> None:
-        self.actions.append(("dtmf", digits))
-
-
-class Control_:
-    def __init__(self) -> None:
-        self.hung_up = asyncio.Event()
-        self.transfers: list[str] = []
-
-    async def hangup(self) -> None:
-        self.hung_up.set()
-
-    async def transfer(self, target: str) -> None:
-        self.transfers.append(target)
-
-
-def make_call(rate: int) -> tuple[Call, RecordingMedia, Control_]:
-    media, control = RecordingMedia(), Control_()
-    call = Call(direction="inbound", from_number="+15550100", to_number="+15550199",
-                sample_rate=rate, media=media, control=control, **SIDS)
-    return call, media, control
-
-
-async def end_call(call: Call, media: RecordingMedia) -> None:
-    await media.frames.put(None)
-    call.close()
-
-
-async def wait_until(predicate: Any, timeout: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
-
 
 async def test_twilio_adapter_both_ways() -> None:
     received: list[dict[str, Any]] = []
