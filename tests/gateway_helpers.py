@@ -79,3 +79,86 @@ async def wait_until(predicate: Any, timeout: float = 5.0) -> None:
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.01)
+
+
+# --- a SIP caller with real media, for end-to-end tests ---------------------------
+
+class Caller:
+    """rtpcore's own user agent and media engine calling a gateway: what a
+    phone or trunk does. ``await Caller.start()``, then ``await dial(...)``."""
+
+    def __init__(self, endpoint: Any, engine: Any, events: asyncio.Queue[object]) -> None:
+        self.endpoint = endpoint
+        self.engine = engine
+        self.events = events
+        self.call: Any = None
+        self.stream: Any = None
+        self.heard: list[np.ndarray[Any, Any]] = []
+        self.media_events: list[Any] = []
+        self.ended: Any = None
+        self.other_events: list[object] = []  # SIP events seen while waiting for the end
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @classmethod
+    async def start(cls, *, codecs: tuple[str, ...] = ("PCMU",), srtp: str = "off",
+                    ports: tuple[int, int] = (42000, 42999), user: str = "caller") -> Caller:
+        from rtpcore.aio.sip import SIPEndpoint
+        from rtpcore.media import Engine
+        from rtpcore.sdp import AudioPolicy
+        from rtpcore.sip.ua import UserAgent
+
+        ua = UserAgent("127.0.0.1", 0, "UDP", user=user,
+                       policy=AudioPolicy(codecs=codecs, srtp=srtp))
+        events: asyncio.Queue[object] = asyncio.Queue()
+        endpoint = await SIPEndpoint.start(ua, on_event=events.put_nowait)
+        return cls(endpoint, Engine(bind_host="127.0.0.1", port_range=ports, workers=1), events)
+
+    async def dial(self, address: tuple[str, int], *, sample_rate: int = 8000,
+                   user: str = "agent", from_user: str = "+15550100",
+                   timeout: float = 10.0) -> None:
+        """Call ``address``; returns once answered, with media running."""
+        from rtpcore.media import MediaConfig
+        from rtpcore.sip.ua import CallAnswered, CallEnded
+
+        self.stream = self.engine.allocate()
+        host, port = address
+        self.call = self.endpoint.invite(f"sip:{user}@{host}:{port}", (host, port), "127.0.0.1",
+                                         self.stream.local_port, from_user=from_user)
+        while True:
+            event = await asyncio.wait_for(self.events.get(), timeout)
+            if isinstance(event, CallEnded):
+                self.ended = event
+                raise RuntimeError(f"call failed: {event.status_code} {event.reason}")
+            if isinstance(event, CallAnswered):
+                break
+        self.stream.start(MediaConfig.from_negotiated(self.call.media, sample_rate=sample_rate))
+        self._tasks.append(asyncio.create_task(self._listen()))
+
+    async def _listen(self) -> None:
+        stream = self.stream
+        while (frame := await stream.read()) is not None:
+            self.heard.append(frame.pcm.copy())
+            self.media_events.extend(stream.poll_events())
+
+    def heard_pcm(self) -> np.ndarray[Any, Any]:
+        return np.concatenate(self.heard) if self.heard else np.zeros(0, dtype=np.int16)
+
+    async def wait_ended(self, timeout: float = 10.0) -> Any:
+        """The CallEnded event (the gateway hung up, or our BYE was answered)."""
+        from rtpcore.sip.ua import CallEnded
+
+        while self.ended is None:
+            event = await asyncio.wait_for(self.events.get(), timeout)
+            if isinstance(event, CallEnded):
+                self.ended = event
+            else:
+                self.other_events.append(event)
+        return self.ended
+
+    async def close(self) -> None:
+        if self.stream is not None:
+            self.stream.close()
+        for task in self._tasks:
+            task.cancel()
+        await self.endpoint.close()
+        self.engine.close()
