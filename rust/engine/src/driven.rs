@@ -87,4 +87,13 @@ pub trait DrivenLeg: Send + Sized + 'static {
     fn stats(&self) -> Self::Stats;
     /// Milliseconds of outbound audio the pipeline holds.
     fn queued_ms(&self) -> u32;
+    /// The application's sample rate: the rate of a call's recording.
+    fn app_sample_rate(&self) -> u32;
+    /// Appends `frame`'s audio as PCM at the application rate (the
+    /// recording's left channel).
+    fn frame_pcm(&self, frame: &Self::Frame, out: &mut Vec<i16>);
+    /// Appends what the last tick sent of the application's audio as PCM at
+    /// the application rate, silence when it had none (the recording's
+    /// right channel).
+    fn last_sent_pcm(&self, out: &mut Vec<i16>);
 }

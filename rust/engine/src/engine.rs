@@ -5,6 +5,7 @@
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
@@ -14,7 +15,8 @@ use std::time::Duration;
 
 use crate::driven::DrivenLeg;
 use crate::ports::PortAllocator;
-use crate::stream::{lock, Notifier, Phase, PortLease, Sockets, StreamShared};
+use crate::record::{self, Recorder, WavFile};
+use crate::stream::{lock, Notifier, Phase, PortLease, Sockets, StreamShared, StreamState};
 use crate::sys::{bind_udp, monotonic_ns, EventFd};
 use crate::worker::{Command, EngineCounters, Worker, WorkerSettings};
 
@@ -143,6 +145,8 @@ pub struct Engine<L: DrivenLeg> {
     counters: Arc<EngineCounters>,
     next_id: AtomicU64,
     closed: AtomicBool,
+    // Started by the first recording; dropped (joined) after the workers.
+    recorder: Mutex<Option<Recorder>>,
 }
 
 impl<L: DrivenLeg> Engine<L> {
@@ -177,6 +181,7 @@ impl<L: DrivenLeg> Engine<L> {
             counters,
             next_id: AtomicU64::new(1),
             closed: AtomicBool::new(false),
+            recorder: Mutex::new(None),
         })
     }
 
@@ -228,7 +233,16 @@ impl<L: DrivenLeg> Engine<L> {
     /// Starts media on an allocated stream with a new pipeline built from
     /// `config`, or, if it already runs, reconfigures its pipeline (the
     /// re-INVITE case). Configuration errors come back synchronously.
-    pub fn start(&self, stream: &Arc<StreamShared<L>>, config: L::Config) -> Result<(), EngineError<L::Error>> {
+    ///
+    /// `record` (first start only) records the call into a stereo WAV at
+    /// the application's rate; the file is created here, so a bad path is
+    /// an error of this call.
+    pub fn start(
+        &self,
+        stream: &Arc<StreamShared<L>>,
+        config: L::Config,
+        record: Option<&Path>,
+    ) -> Result<(), EngineError<L::Error>> {
         if self.closed.load(Ordering::Acquire) {
             return Err(EngineError::EngineClosed);
         }
@@ -244,6 +258,10 @@ impl<L: DrivenLeg> Engine<L> {
         // Built here, on the caller's thread, so that a bad key or codec
         // raises at start() instead of surfacing later from a worker.
         let leg = L::new(config, monotonic_ns()).map_err(EngineError::Leg)?;
+        let recording = match record {
+            Some(path) => Some(self.open_recording(&mut state, stream.id, path, leg.app_sample_rate())?),
+            None => None,
+        };
         let mut workers = lock(&self.workers);
         // Least-loaded worker: calls spread evenly over the cores.
         let Some((index, handle)) = workers.iter_mut().enumerate().min_by_key(|(_, w)| w.load) else {
@@ -251,7 +269,7 @@ impl<L: DrivenLeg> Engine<L> {
         };
         let Some(sockets) = state.take_sockets(index) else { return Err(EngineError::StreamClosed) };
         drop(state);
-        let command = Command::Start { stream: Arc::clone(stream), sockets, leg };
+        let command = Command::Start { stream: Arc::clone(stream), sockets, leg, recording };
         if let Err(mpsc::SendError(command)) = handle.commands.send(command) {
             // The worker is gone (engine closing): nothing runs the call.
             drop(command);
@@ -261,6 +279,26 @@ impl<L: DrivenLeg> Engine<L> {
         handle.load += 1;
         handle.wake.signal();
         Ok(())
+    }
+
+    fn open_recording(
+        &self,
+        state: &mut StreamState<L>,
+        id: u64,
+        path: &Path,
+        sample_rate: u32,
+    ) -> Result<Sender<record::Message>, EngineError<L::Error>> {
+        let file = WavFile::create(path, sample_rate)
+            .map_err(|e| EngineError::InvalidConfig(format!("record_path: cannot create {}: {e}", path.display())))?;
+        let mut recorder = lock(&self.recorder);
+        if recorder.is_none() {
+            *recorder = Some(Recorder::spawn()?);
+        }
+        let sender = recorder.as_ref().map(Recorder::sender).ok_or(EngineError::EngineClosed)?;
+        let (done, finished) = mpsc::sync_channel(1);
+        sender.send(record::Message::Open { id, file, done }).map_err(|_| EngineError::EngineClosed)?;
+        state.recording_done = Some(finished);
+        Ok(sender)
     }
 
     fn reconfigure(
@@ -305,9 +343,21 @@ impl<L: DrivenLeg> Engine<L> {
         if let Some(load) = lock(&self.workers).get_mut(worker).map(|w| &mut w.load) {
             *load = load.saturating_sub(1);
         }
-        if wait && answer.recv_timeout(REPLY_TIMEOUT).is_err() {
-            // The worker is gone or wedged; the stream is over for the app.
-            self.finish_locally(stream);
+        if wait {
+            if answer.recv_timeout(REPLY_TIMEOUT).is_err() {
+                // The worker is gone or wedged; the stream is over for the app.
+                self.finish_locally(stream);
+            }
+            self.wait_recording(stream);
+        }
+    }
+
+    // A closed stream's recording is complete once this returns (or the
+    // recorder failed to answer in time).
+    fn wait_recording(&self, stream: &Arc<StreamShared<L>>) {
+        let done = stream.state().recording_done.take();
+        if let Some(done) = done {
+            let _ = done.recv_timeout(REPLY_TIMEOUT);
         }
     }
 
@@ -369,6 +419,8 @@ impl<L: DrivenLeg> Engine<L> {
                 let _ = thread.join();
             }
         }
+        // The workers closed their recordings; this completes the files.
+        drop(lock(&self.recorder).take());
     }
 }
 

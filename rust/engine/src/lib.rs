@@ -5,7 +5,8 @@
 //!
 //! Layers, bottom up: [`sys`] (the only unsafe code: batched UDP I/O,
 //! epoll, eventfd, timerfd), [`ports`] and [`wheel`] (pure bookkeeping),
-//! [`driven`] (what the driver needs from a call's pipeline), [`stream`]
+//! [`driven`] (what the driver needs from a call's pipeline), [`record`]
+//! (stereo WAV recording off the hot threads), [`stream`]
 //! (the state a call shares with the application), the worker threads and
 //! [`engine`] (the handle the application holds).
 #![warn(missing_docs)]
@@ -13,6 +14,7 @@
 pub mod driven;
 pub mod engine;
 pub mod ports;
+pub mod record;
 pub mod stream;
 pub mod sys;
 pub mod wheel;

@@ -131,6 +131,8 @@ pub(crate) struct StreamState<L: DrivenLeg> {
     pub(crate) leg_queued_ms: u32,
     pub(crate) stats: Option<L::Stats>,
     pub(crate) counters: StreamCounters,
+    // Signalled once the recording thread has completed this stream's WAV.
+    pub(crate) recording_done: Option<std::sync::mpsc::Receiver<()>>,
     // What the application is waiting for (ready bits); cleared when the
     // stream is put on the ready list, so each wait costs one notification.
     armed: u8,
@@ -227,6 +229,7 @@ impl<L: DrivenLeg> StreamShared<L> {
                 leg_queued_ms: 0,
                 stats: None,
                 counters: StreamCounters::default(),
+                recording_done: None,
                 armed: 0,
                 blocking_readers: 0,
             }),
@@ -400,13 +403,21 @@ impl<L: DrivenLeg> StreamShared<L> {
         (state.stats.clone(), state.counters)
     }
 
-    /// Worker side: queues what the pipeline produced this tick, publishes
-    /// its outbound level and notifies whoever waits. Returns true when the
-    /// engine's fd must be signalled at the end of the round.
-    pub(crate) fn deliver(self: &Arc<Self>, leg: &mut L, max_queued_ms: u32, publish_stats: bool) -> bool {
+    /// Worker side: queues the frames and events the pipeline produced
+    /// this tick (taking them out of the buffers), publishes its outbound
+    /// level and statistics, and notifies whoever waits. Returns true when
+    /// the engine's fd must be signalled at the end of the round.
+    pub(crate) fn deliver(
+        self: &Arc<Self>,
+        frames: &mut Vec<L::Frame>,
+        events: &mut Vec<L::Event>,
+        leg_queued_ms: u32,
+        max_queued_ms: u32,
+        stats: Option<L::Stats>,
+    ) -> bool {
         let mut state = self.state();
         let mut new = 0u8;
-        while let Some(frame) = leg.pop_frame() {
+        for frame in frames.drain(..) {
             if state.frames.len() >= self.frame_capacity {
                 state.frames.pop_front();
                 state.counters.frames_overrun += 1;
@@ -414,7 +425,7 @@ impl<L: DrivenLeg> StreamShared<L> {
             state.frames.push_back(frame);
             new |= ready::FRAMES;
         }
-        while let Some(event) = leg.poll_event() {
+        for event in events.drain(..) {
             if state.events.len() >= self.event_capacity {
                 state.events.pop_front();
                 state.counters.events_overrun += 1;
@@ -422,12 +433,12 @@ impl<L: DrivenLeg> StreamShared<L> {
             state.events.push_back(event);
             new |= ready::EVENTS;
         }
-        state.leg_queued_ms = leg.queued_ms();
+        state.leg_queued_ms = leg_queued_ms;
         if state.queued_ms() < max_queued_ms {
             new |= ready::WRITABLE;
         }
-        if publish_stats {
-            state.stats = Some(leg.stats());
+        if stats.is_some() {
+            state.stats = stats;
         }
         if new & ready::FRAMES != 0 && state.blocking_readers > 0 {
             self.changed.notify_all();

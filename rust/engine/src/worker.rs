@@ -7,18 +7,19 @@ use std::collections::HashMap;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, TryRecvError};
 use std::sync::Arc;
 
 use crate::driven::{DrivenLeg, Transmit};
+use crate::record::{self, interleave};
 use crate::stream::{InboxItem, Notifier, Sockets, StreamShared};
 use crate::sys::{monotonic_ns, realtime_ns, Epoll, EventFd, RecvBatch, SendBatch, TimerFd};
 use crate::wheel::{PtimeClock, TimerWheel};
 
 /// A request to a worker.
 pub(crate) enum Command<L: DrivenLeg> {
-    /// Run a new call.
-    Start { stream: Arc<StreamShared<L>>, sockets: Sockets, leg: L },
+    /// Run a new call, recording it through `recording` if given.
+    Start { stream: Arc<StreamShared<L>>, sockets: Sockets, leg: L, recording: Option<Sender<record::Message>> },
     /// Apply a new configuration to a running call; the reply carries the
     /// pipeline's refusal, if any.
     Reconfigure { id: u64, config: L::Config, reply: SyncSender<Result<(), String>> },
@@ -103,6 +104,7 @@ struct Call<L: DrivenLeg> {
     ptime_ticket: u64,
     rtcp_ticket: u64,
     ticks: u64,
+    recording: Option<Sender<record::Message>>,
 }
 
 pub(crate) struct Worker<L: DrivenLeg> {
@@ -119,6 +121,11 @@ pub(crate) struct Worker<L: DrivenLeg> {
     send: SendBatch,
     tokens: Vec<u64>,
     expired: Vec<(i64, TimerKey)>,
+    // Scratch for one tick's output, reused by every call.
+    frames: Vec<L::Frame>,
+    events: Vec<L::Event>,
+    left: Vec<i16>,
+    right: Vec<i16>,
     notifier: Arc<Notifier<L>>,
     counters: Arc<EngineCounters>,
     settings: WorkerSettings,
@@ -151,6 +158,10 @@ impl<L: DrivenLeg> Worker<L> {
             send: SendBatch::new(),
             tokens: Vec::new(),
             expired: Vec::new(),
+            frames: Vec::new(),
+            events: Vec::new(),
+            left: Vec::new(),
+            right: Vec::new(),
             notifier,
             counters,
             settings,
@@ -264,8 +275,30 @@ impl<L: DrivenLeg> Worker<L> {
         }
         self.wheel.insert(advance.next_deadline_ns, key);
         call.ticks += 1;
-        let publish = call.ticks % STATS_EVERY_TICKS == 0;
-        self.signal_app |= call.stream.deliver(&mut call.leg, self.settings.max_queued_ms, publish);
+        while let Some(frame) = call.leg.pop_frame() {
+            if call.recording.is_some() {
+                call.leg.frame_pcm(&frame, &mut self.left);
+            }
+            self.frames.push(frame);
+        }
+        self.events.extend(std::iter::from_fn(|| call.leg.poll_event()));
+        if let Some(recording) = &call.recording {
+            call.leg.last_sent_pcm(&mut self.right);
+            let mut interleaved = Vec::new();
+            interleave(&self.left, &self.right, &mut interleaved);
+            self.left.clear();
+            self.right.clear();
+            // The recorder only goes away after every worker has stopped.
+            let _ = recording.send(record::Message::Samples { id: call.stream.id, interleaved });
+        }
+        let stats = (call.ticks % STATS_EVERY_TICKS == 0).then(|| call.leg.stats());
+        self.signal_app |= call.stream.deliver(
+            &mut self.frames,
+            &mut self.events,
+            call.leg.queued_ms(),
+            self.settings.max_queued_ms,
+            stats,
+        );
     }
 
     // Moves the application's queued audio and commands into the pipeline,
@@ -319,7 +352,7 @@ impl<L: DrivenLeg> Worker<L> {
     fn apply_commands(&mut self) -> bool {
         loop {
             match self.commands.try_recv() {
-                Ok(Command::Start { stream, sockets, leg }) => self.start(stream, sockets, leg),
+                Ok(Command::Start { stream, sockets, leg, recording }) => self.start(stream, sockets, leg, recording),
                 Ok(Command::Reconfigure { id, config, reply }) => {
                     let result = self.reconfigure(id, config);
                     // The requester may have given up waiting; nothing to do then.
@@ -344,7 +377,7 @@ impl<L: DrivenLeg> Worker<L> {
         self.next_ticket
     }
 
-    fn start(&mut self, stream: Arc<StreamShared<L>>, sockets: Sockets, leg: L) {
+    fn start(&mut self, stream: Arc<StreamShared<L>>, sockets: Sockets, leg: L, recording: Option<Sender<record::Message>>) {
         let slot = self.free_slots.pop().unwrap_or_else(|| {
             self.calls.push(None);
             self.calls.len() - 1
@@ -358,6 +391,9 @@ impl<L: DrivenLeg> Worker<L> {
             let _ = self.epoll.delete(sockets.rtp.as_raw_fd());
             self.free_slots.push(slot);
             drop(sockets);
+            if let Some(recording) = recording {
+                let _ = recording.send(record::Message::Close { id: stream.id });
+            }
             self.signal_app |= stream.finish(Some(leg.stats()));
             return;
         }
@@ -368,7 +404,7 @@ impl<L: DrivenLeg> Worker<L> {
         self.wheel.insert(leg.next_rtcp_deadline_ns(), TimerKey { slot, ticket: rtcp_ticket, kind: TimerKind::Rtcp });
         self.slot_of.insert(stream.id, slot);
         stream.state().stats = Some(leg.stats());
-        self.calls[slot] = Some(Call { stream, leg, sockets, clock, ptime_ticket, rtcp_ticket, ticks: 0 });
+        self.calls[slot] = Some(Call { stream, leg, sockets, clock, ptime_ticket, rtcp_ticket, ticks: 0, recording });
         self.counters.active_calls.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -404,7 +440,10 @@ impl<L: DrivenLeg> Worker<L> {
         leg.close(now, &mut |t: Transmit<'_>| send.push(pick(sockets, t.rtcp_socket), t.to, t.data));
         // The BYE must leave before its socket closes.
         self.flush();
-        let Call { stream, leg, sockets, .. } = call;
+        let Call { stream, leg, sockets, recording, .. } = call;
+        if let Some(recording) = recording {
+            let _ = recording.send(record::Message::Close { id: stream.id });
+        }
         let stats = leg.stats();
         drop(leg);
         drop(sockets);
@@ -420,8 +459,11 @@ impl<L: DrivenLeg> Worker<L> {
         // closed, and nobody is left waiting for an answer.
         while let Ok(command) = self.commands.try_recv() {
             match command {
-                Command::Start { stream, sockets, leg } => {
+                Command::Start { stream, sockets, leg, recording } => {
                     drop(sockets);
+                    if let Some(recording) = recording {
+                        let _ = recording.send(record::Message::Close { id: stream.id });
+                    }
                     self.signal_app |= stream.finish(Some(leg.stats()));
                 }
                 Command::Reconfigure { reply, .. } => drop(reply.send(Err("the engine is closed".into()))),

@@ -151,7 +151,7 @@ fn engine_close_ends_running_streams() {
         assert!(matches!(stream.pop_frame(false), Pop::Closed));
     }
     assert!(engine.allocate().is_err());
-    assert!(engine.start(&idle, EchoConfig { remote: a.local_rtp, ptime_ms: 20 }).is_err());
+    assert!(engine.start(&idle, EchoConfig { remote: a.local_rtp, ptime_ms: 20 }, None).is_err());
     engine.close_stream(&idle, true);
     assert_eq!(engine.stats().ports_in_use, 0);
 }
@@ -160,12 +160,12 @@ fn engine_close_ends_running_streams() {
 fn bad_configs_are_refused_synchronously() {
     let engine = engine(60_000);
     let a = engine.allocate().unwrap();
-    let err = engine.start(&a, EchoConfig { remote: a.local_rtp, ptime_ms: 0 }).unwrap_err();
+    let err = engine.start(&a, EchoConfig { remote: a.local_rtp, ptime_ms: 0 }, None).unwrap_err();
     assert_eq!(err.to_string(), "ptime must be positive");
     // Still allocated: a good config starts it.
-    engine.start(&a, EchoConfig { remote: a.local_rtp, ptime_ms: 20 }).unwrap();
+    engine.start(&a, EchoConfig { remote: a.local_rtp, ptime_ms: 20 }, None).unwrap();
     // Starting again reconfigures the running call.
-    engine.start(&a, EchoConfig { remote: a.local_rtp, ptime_ms: 10 }).unwrap();
+    engine.start(&a, EchoConfig { remote: a.local_rtp, ptime_ms: 10 }, None).unwrap();
     assert!(Engine::<EchoLeg>::new(EngineConfig { port_range: (5, 4), ..EngineConfig::default() }).is_err());
 }
 
@@ -185,4 +185,35 @@ fn garbage_and_oversized_datagrams_do_not_stop_a_stream() {
         wait_frame(&b);
     }
     drop(a);
+}
+
+#[test]
+fn recording_writes_both_directions_and_completes_on_close() {
+    let engine = engine(60_000);
+    let path = std::env::temp_dir().join(format!("rtpcore-driver-{}.wav", std::process::id()));
+    let a = engine.allocate().unwrap();
+    let b = engine.allocate().unwrap();
+    engine.start(&a, EchoConfig { remote: b.local_rtp, ptime_ms: 10 }, Some(&path)).unwrap();
+    engine.start(&b, EchoConfig { remote: a.local_rtp, ptime_ms: 10 }, None).unwrap();
+    for i in 1..=5u8 {
+        a.write(AppAudio::Payload(vec![i; 3]), 60_000, false).unwrap();
+        b.write(AppAudio::Payload(vec![10 * i; 2]), 60_000, false).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(150));
+    engine.close_stream(&a, true);
+    let mut reader = hound::WavReader::open(&path).unwrap();
+    assert_eq!((reader.spec().channels, reader.spec().sample_rate), (2, 8000));
+    let samples: Vec<i16> = reader.samples::<i16>().map(Result::unwrap).collect();
+    let left: Vec<i16> = samples.iter().step_by(2).copied().filter(|&s| s > 1).collect();
+    let right: Vec<i16> = samples.iter().skip(1).step_by(2).copied().filter(|&s| s != 0).collect();
+    // Left: what A received (B's chunks); right: what A sent (negated by
+    // the echo leg so the channels cannot be confused).
+    assert_eq!(left, [10, 10, 20, 20, 30, 30, 40, 40, 50, 50]);
+    assert_eq!(right, [-1, -1, -1, -2, -2, -2, -3, -3, -3, -4, -4, -4, -5, -5, -5]);
+    std::fs::remove_file(&path).unwrap();
+    let err = engine.start(&b, EchoConfig { remote: a.local_rtp, ptime_ms: 10 }, None);
+    assert!(err.is_ok(), "reconfiguring b still works");
+    let c = engine.allocate().unwrap();
+    let bad = engine.start(&c, EchoConfig { remote: a.local_rtp, ptime_ms: 10 }, Some(std::path::Path::new("/nonexistent/x.wav")));
+    assert!(bad.unwrap_err().to_string().starts_with("record_path: cannot create"));
 }

@@ -22,6 +22,7 @@ pub struct EchoLeg {
     frames: VecDeque<(Vec<u8>, i64)>,
     events: VecDeque<String>,
     rtcp_due: i64,
+    last_sent: Vec<u8>,
 }
 
 impl DrivenLeg for EchoLeg {
@@ -42,6 +43,7 @@ impl DrivenLeg for EchoLeg {
             frames: VecDeque::new(),
             events: VecDeque::new(),
             rtcp_due: now_ns + 50_000_000,
+            last_sent: Vec::new(),
         })
     }
     fn reconfigure(&mut self, config: EchoConfig, _now_ns: i64) -> Result<(), String> {
@@ -62,6 +64,7 @@ impl DrivenLeg for EchoLeg {
     fn on_tick(&mut self, _now_ns: i64, transmit: &mut impl FnMut(Transmit<'_>)) {
         let data = self.outbound.pop_front().unwrap_or_else(|| vec![0]);
         transmit(Transmit { to: self.remote, rtcp_socket: false, data: &data });
+        self.last_sent = data;
     }
     fn next_rtcp_deadline_ns(&self) -> i64 {
         self.rtcp_due
@@ -103,6 +106,15 @@ impl DrivenLeg for EchoLeg {
     fn queued_ms(&self) -> u32 {
         (self.outbound.len() as i64 * self.ptime_ns / 1_000_000) as u32
     }
+    fn app_sample_rate(&self) -> u32 {
+        8000
+    }
+    fn frame_pcm(&self, frame: &(Vec<u8>, i64), out: &mut Vec<i16>) {
+        out.extend(frame.0.iter().map(|&b| i16::from(b)));
+    }
+    fn last_sent_pcm(&self, out: &mut Vec<i16>) {
+        out.extend(self.last_sent.iter().map(|&b| -i16::from(b)));
+    }
 }
 
 pub fn engine(max_queued_ms: u32) -> Engine<EchoLeg> {
@@ -121,8 +133,8 @@ pub type Stream = Arc<StreamShared<EchoLeg>>;
 pub fn pair(engine: &Engine<EchoLeg>, ptime_ms: i64) -> (Stream, Stream) {
     let a = engine.allocate().unwrap();
     let b = engine.allocate().unwrap();
-    engine.start(&a, EchoConfig { remote: b.local_rtp, ptime_ms }).unwrap();
-    engine.start(&b, EchoConfig { remote: a.local_rtp, ptime_ms }).unwrap();
+    engine.start(&a, EchoConfig { remote: b.local_rtp, ptime_ms }, None).unwrap();
+    engine.start(&b, EchoConfig { remote: a.local_rtp, ptime_ms }, None).unwrap();
     (a, b)
 }
 
