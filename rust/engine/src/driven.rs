@@ -8,16 +8,9 @@
 use std::fmt;
 use std::net::SocketAddr;
 
-/// One datagram a leg asks the driver to send.
-#[derive(Debug, Clone, Copy)]
-pub struct Transmit<'a> {
-    /// Destination.
-    pub to: SocketAddr,
-    /// Send from the call's RTCP socket (RTP + 1) instead of the RTP one.
-    pub rtcp_socket: bool,
-    /// The datagram.
-    pub data: &'a [u8],
-}
+/// One datagram a leg asks the driver to send (the leg's own type: the
+/// driver sends exactly what the pipeline hands it).
+pub use crate::leg::Transmit;
 
 /// Audio the application hands to a call.
 #[derive(Debug, Clone, PartialEq, Eq)]
