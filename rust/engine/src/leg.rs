@@ -463,6 +463,15 @@ impl CallLeg {
                 OutboundAudio::Pcm(q) => q.take_frame(&mut self.send_app, &mut |e| events.push(e)),
                 OutboundAudio::Payload(q) => q.take_frame(&mut self.payload, &mut |e| events.push(e)),
             };
+        let silence_code = if self.codec == Codec::Pcma { ALAW_SILENCE } else { ULAW_SILENCE };
+        if !has_audio {
+            // What the application "sent" this interval is silence, for the
+            // recording tap (`last_sent_pcm`) as on the wire.
+            self.send_app.fill(0);
+            if self.passthrough {
+                self.payload.fill(silence_code);
+            }
+        }
         let frame = if has_audio {
             self.frames_sent += 1;
             if !self.passthrough {
@@ -476,10 +485,7 @@ impl CallLeg {
                 IdleMode::Silence => {
                     // Through the same path as speech, so the resampler and
                     // the G.722 encoder stay continuous.
-                    if self.passthrough {
-                        self.payload.fill(if self.codec == Codec::Pcma { ALAW_SILENCE } else { ULAW_SILENCE });
-                    } else {
-                        self.send_app.fill(0);
+                    if !self.passthrough {
                         self.encode_app_frame();
                     }
                     Frame::Speech(&self.payload)
@@ -637,6 +643,27 @@ impl CallLeg {
             return Err(LegError::Closed);
         }
         self.session.send_dtmf(digits, duration_ms).map_err(LegError::Dtmf)
+    }
+
+    /// The application audio of the last tick at the application rate
+    /// (silence when it had none), for recording what was sent. Empty in
+    /// passthrough mode: see [`last_sent_payload`](Self::last_sent_payload).
+    pub fn last_sent_pcm(&self) -> &[i16] {
+        if self.passthrough {
+            &[]
+        } else {
+            &self.send_app
+        }
+    }
+
+    /// The G.711 payload of the last tick in passthrough mode (the codes of
+    /// silence when the application had none); empty otherwise.
+    pub fn last_sent_payload(&self) -> &[u8] {
+        if self.passthrough {
+            &self.payload
+        } else {
+            &[]
+        }
     }
 
     /// The oldest received frame for the application.

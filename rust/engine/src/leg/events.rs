@@ -20,6 +20,9 @@ pub enum DropReason {
     UnknownPayloadType,
     /// A copy of a packet already received.
     Duplicate,
+    /// A sequence number far off the stream's, not followed by the next
+    /// (a stray or forged packet, RFC 3550 A.1).
+    SequenceJump,
     /// Arrived after the leg was closed.
     Closed,
     /// SRTP/SRTCP authentication failed (wrong key, altered, unknown MKI).
@@ -36,12 +39,13 @@ pub enum DropReason {
 
 impl DropReason {
     /// Every reason, in declaration order.
-    pub const ALL: [DropReason; 11] = [
+    pub const ALL: [DropReason; 12] = [
         DropReason::Malformed,
         DropReason::Foreign,
         DropReason::Latching,
         DropReason::UnknownPayloadType,
         DropReason::Duplicate,
+        DropReason::SequenceJump,
         DropReason::Closed,
         DropReason::Authentication,
         DropReason::Replay,
@@ -58,6 +62,7 @@ impl DropReason {
             DropReason::Latching => "latching",
             DropReason::UnknownPayloadType => "unknown_payload_type",
             DropReason::Duplicate => "duplicate",
+            DropReason::SequenceJump => "sequence_jump",
             DropReason::Closed => "closed",
             DropReason::Authentication => "authentication",
             DropReason::Replay => "replay",
@@ -80,6 +85,7 @@ impl From<session::DropReason> for DropReason {
             session::DropReason::Latching => DropReason::Latching,
             session::DropReason::UnknownPayloadType => DropReason::UnknownPayloadType,
             session::DropReason::Duplicate => DropReason::Duplicate,
+            session::DropReason::SequenceJump => DropReason::SequenceJump,
             session::DropReason::Closed => DropReason::Closed,
         }
     }
