@@ -6,12 +6,13 @@
 //! Layers, bottom up: [`leg`] (one call's sans-IO pipeline, [`CallLeg`]),
 //! [`sys`] (the only unsafe code: batched UDP I/O, epoll, eventfd,
 //! timerfd), [`ports`] and [`wheel`] (pure bookkeeping), [`driven`] (what
-//! the driver needs from a call's pipeline) (the `CallLeg`
+//! the driver needs from a call's pipeline) and [`call`] (the `CallLeg`
 //! behind it), [`record`] (stereo WAV recording off the hot threads),
 //! [`stream`] (the state a call shares with the application), the worker
 //! threads and [`engine`] (the handle the application holds).
 #![warn(missing_docs)]
 
+pub mod call;
 pub mod driven;
 pub mod engine;
 pub mod leg;

@@ -86,7 +86,7 @@ impl PortAllocator {
     /// Returns `port` to the pool. Ports that were not allocated here are
     /// ignored (releasing twice is harmless).
     pub fn release(&mut self, port: u16) {
-        if port < self.first || (port - self.first) % 2 != 0 {
+        if port < self.first || !(port - self.first).is_multiple_of(2) {
             return;
         }
         let index = usize::from((port - self.first) / 2);

@@ -32,8 +32,10 @@ fn clock_ns(clock: libc::clockid_t) -> i64 {
     timespec_ns(&ts)
 }
 
+// time_t and c_long are 32 bits on some targets; from() widens them there.
+#[allow(clippy::useless_conversion)]
 fn timespec_ns(ts: &libc::timespec) -> i64 {
-    (ts.tv_sec as i64).saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec as i64)
+    i64::from(ts.tv_sec).saturating_mul(1_000_000_000).saturating_add(i64::from(ts.tv_nsec))
 }
 
 fn ns_timespec(ns: i64) -> libc::timespec {
