@@ -19,6 +19,9 @@ __all__ = [
     "SIPLimitError",
     "ConfigError",
     "CallFailed",
+    "MediaError",
+    "StreamClosedError",
+    "QueueFullError",
 ]
 
 
@@ -189,3 +192,15 @@ class CallFailed(RtpcoreError):
 
     def __reduce__(self) -> tuple[type[CallFailed], tuple[int, str]]:
         return (type(self), (self.status_code, self.reason))
+class MediaError(RtpcoreError):
+    """The media engine refused a request: no free port left in its range,
+    the engine closed, a worker that did not answer."""
+
+
+class StreamClosedError(MediaError):
+    """Writing to, or waiting on, a media stream that has closed."""
+
+
+class QueueFullError(MediaError):
+    """A media stream's outbound queue holds its maximum already
+    (``write_nowait``); ``await stream.write(...)`` waits instead."""
