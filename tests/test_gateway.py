@@ -141,9 +141,9 @@ async def test_in_process_agent_end_to_end(tmp_path: Path) -> None:
     assert rms(heard[:16000]) > 1000  # the greeting tone came through
     assert report.codec == "G722" and report.srtp
     assert report.direction == "inbound" and report.hangup_cause == "local hangup"
-    assert report.packets_received > 50 and report.packets_sent > 50
+    assert report.packets_received > 30 and report.packets_sent > 30
     assert report.setup_time_ms is not None and 0 <= report.setup_time_ms < 1000
-    assert report.loss_percent == 0.0 and report.duration_s > 1
+    assert report.loss_percent == 0.0 and report.duration_s > 0.5
     assert report.mos is None or 1.0 <= report.mos <= 4.5
     assert report.to_dict()["call_sid"].startswith("CA") and len(report.call_sid) == 34
     assert report.recording is not None
