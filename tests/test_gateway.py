@@ -10,6 +10,7 @@ import base64
 import contextlib
 import json
 import socket
+import textwrap
 import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -627,3 +628,57 @@ async def test_bursty_agent_is_bounded_and_clear_still_works() -> None:
     frames = heard[:len(heard) // 160 * 160].reshape(-1, 160)
     loud_s = sum(rms(f) > 500 for f in frames) * 0.02
     assert 0.3 < loud_s < 1.5  # about the 0.5 s before the clear, not the 2 s queued
+
+
+async def test_cli_runs_the_gateway_and_drains_on_sigterm(tmp_path: Path) -> None:
+    """`rtpcore gateway --config FILE`: JSON logs, calls answered by the default
+    agent, SIGTERM drains the running call, then exits 0."""
+    import signal
+    import sys
+
+    path = tmp_path / "gateway.toml"
+    path.write_text(textwrap.dedent("""
+        drain_timeout = 1
+        [sip]
+        udp_port = 0
+        [media]
+        port_min = 47000
+        port_max = 47099
+        [logging]
+        format = "json"
+    """))
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "rtpcore.cli", "gateway", "--config", str(path),
+        stderr=asyncio.subprocess.PIPE)
+    assert process.stderr is not None
+    lines: list[str] = []
+    try:
+        while "listening for SIP over UDP" not in (line := (await asyncio.wait_for(
+                process.stderr.readline(), 20)).decode()):
+            lines.append(line)
+        port = int(line.rsplit(":", 1)[1])
+        caller = await Caller.start()
+        try:
+            await caller.dial(("127.0.0.1", port))
+            await asyncio.sleep(0.5)
+            process.send_signal(signal.SIGTERM)
+            ended = await caller.wait_ended(timeout=10)
+        finally:
+            await caller.close()
+        _, rest = await asyncio.wait_for(process.communicate(), 10)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode == 0
+    assert ended.reason == "remote hangup"
+    assert rms(caller.heard_pcm()) > 500  # the greeting
+    logs = [json.loads(line) for line in lines + (rest or b"").decode().splitlines()
+            if line.startswith("{")]
+    by_event = {entry.get("event"): entry for entry in logs}
+    assert by_event["gateway_started"]["level"] == "info"
+    connected = by_event["call_connected"]
+    assert connected["call_sid"].startswith("CA") and connected["from"] == "+15550100"
+    report = by_event["call_ended"]
+    assert report["hangup_cause"] == "gateway shutdown" and report["codec"] == "PCMU"
+    assert report["call_sid"] == connected["call_sid"]
