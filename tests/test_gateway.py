@@ -7,18 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 import socket
 import textwrap
 import wave
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from gateway_helpers import Caller, wait_until
+from gateway_helpers import Caller, rms, running, wait_until
 from websockets.asyncio.server import ServerConnection, serve
 
 from rtpcore import g711
@@ -45,10 +43,6 @@ def tone(ms: int, rate: int, freq: float = 440.0, dbfs: float = -12.0) -> np.nda
     n = rate * ms // 1000
     return np.round(32767 * 10 ** (dbfs / 20) * np.sin(2 * np.pi * freq * np.arange(n) / rate)
                     ).astype(np.int16)
-
-
-def rms(pcm: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(pcm.astype(np.float64) ** 2))) if len(pcm) else 0.0
 
 
 def config(tmp_path: Path | None = None, **overrides: Any) -> GatewayConfig:
@@ -79,15 +73,6 @@ class Reports:
 
     def call_failed(self, call: GatewayCall, status_code: int, reason: str) -> None:
         self.failed.append((status_code, reason))
-
-
-@contextlib.asynccontextmanager
-async def running(gw: Gateway) -> AsyncIterator[Gateway]:
-    await gw.start()
-    try:
-        yield gw
-    finally:
-        await gw.stop(drain_timeout=0.5)
 
 
 async def test_in_process_agent_end_to_end(tmp_path: Path) -> None:
@@ -314,7 +299,7 @@ async def test_twilio_socket_close_hangs_up_and_other_calls_keep_flowing() -> No
             await ws.wait_closed()
 
     agent = TwilioAgent(script)
-    async with serve(agent.handler, "127.0.0.1", 0, max_queue=1) as server:
+    async with serve(agent.handler, "127.0.0.1", 0, max_queue=1, close_timeout=0.5) as server:
         url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}"
         gw = Gateway(config(), agent=url)
         async with running(gw):

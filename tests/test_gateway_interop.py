@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import shutil
-import textwrap
 import wave
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from gateway_helpers import wait_until
+from gateway_helpers import rms, running, wait_until
 
 from rtpcore.gateway import Call, Gateway
 from rtpcore.gateway.config import GatewayConfig, MediaSettings, SIPSettings
@@ -96,19 +93,6 @@ def gateway_config(port_base: int) -> GatewayConfig:
         sip=SIPSettings(host="127.0.0.1", udp_port=0),
         media=MediaSettings(host="127.0.0.1", port_min=port_base, port_max=port_base + 99,
                             sample_rate=8000))
-
-
-@contextlib.asynccontextmanager
-async def running(gw: Gateway) -> AsyncIterator[Gateway]:
-    await gw.start()
-    try:
-        yield gw
-    finally:
-        await gw.stop(drain_timeout=0.5)
-
-
-def rms(pcm: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(pcm.astype(np.float64) ** 2))) if len(pcm) else 0.0
 
 
 class RecordingAgent:
