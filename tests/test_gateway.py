@@ -485,6 +485,18 @@ async def test_dial_out_and_failures() -> None:
             await answering
             assert info.value.status_code == 486
             assert reports.failed == [(486, "Busy Here")]
+
+            # Ringing, never answered: CallFailed(408) after the timeout, and a CANCEL.
+            while not events.empty():
+                events.get_nowait()  # what the busy call left
+            with pytest.raises(CallFailed) as info:
+                await gw.dial(target, timeout=1.0)
+            assert info.value.status_code == 408
+            assert isinstance(await asyncio.wait_for(events.get(), 5), IncomingCall)
+            while not isinstance(event := await asyncio.wait_for(events.get(), 5), CallEnded):
+                pass
+            assert event.status_code == 487  # the callee saw the CANCEL
+            assert not gw.calls
     finally:
         await callee.close()
         engine.close()

@@ -174,7 +174,8 @@ class Gateway:
         straight to the URI's host) and bridge it to ``agent`` once answered.
 
         Raises ``CallFailed(status_code, reason)`` when the call is not
-        answered (486 busy, 480/408 no answer, 487 after ``timeout`` ...).
+        answered: the callee's final status (486 busy, 480, 603 ...), or 408
+        when nothing answered within ``timeout`` seconds (then CANCEL is sent).
         """
         if not self._accepting or self.engine is None:
             raise RuntimeError("gateway: not started, or stopping")
@@ -210,7 +211,7 @@ class Gateway:
             await asyncio.wait_for(asyncio.shield(answered), timeout)
         except TimeoutError:
             await call.hangup(cause="no answer")
-            raise CallFailed(487, "no answer") from None
+            raise CallFailed(408, "no answer") from None
         finally:
             self._dialing.pop(key, None)
         return call
