@@ -100,6 +100,8 @@ async def test_in_process_agent_end_to_end(tmp_path: Path) -> None:
                 if len(got["dtmf"]) == 2:
                     break
         listener.cancel()
+        call.send_dtmf("1#", duration_ms=100)  # RFC 4733 to the caller
+        await asyncio.sleep(0.6)
         await call.hangup()
 
     reports = Reports()
@@ -122,6 +124,8 @@ async def test_in_process_agent_end_to_end(tmp_path: Path) -> None:
     assert ended.reason == "remote hangup"
     assert got["call"] == ("+15550100", "agent", 16000, "inbound")
     assert got["dtmf"] == [("5", "rfc4733"), ("9", "info")]
+    from rtpcore.media import DTMFReceived
+    assert [e.digit for e in caller.media_events if isinstance(e, DTMFReceived)] == ["1", "#"]
     assert any(getattr(e, "name", None) == "greeting" and not e.cleared for e in got["events"])
     heard = caller.heard_pcm()
     assert rms(heard[:16000]) > 1000  # the greeting tone came through
