@@ -501,18 +501,13 @@ class Engine:
         return loop
 
     def _on_ready(self) -> None:
+        # _core hands back the MediaStream objects themselves (bound at
+        # allocation), so a wake-up costs no lookup per stream or frame.
         wakes, frames = self._core.take_ready()
-        streams = self._streams
-        for stream_id, bits in wakes:
-            stream = streams.get(stream_id)
-            if stream is not None:
-                stream._wake(bits)
+        for stream, bits in wakes:
+            stream._wake(bits)
         if frames:
-            batch = self._batch
-            for stream_id, frame in frames:
-                stream = streams.get(stream_id)
-                if stream is not None:
-                    batch.append((stream, frame))
+            self._batch.extend(frames)
             self._wake_batch()
 
     def _wake_batch(self) -> None:
@@ -529,6 +524,7 @@ class MediaStream:
 
     def __init__(self, engine: Engine, core: _core.MediaStreamHandle) -> None:
         self._core = core
+        core.bind(self)
         self._engine = engine
         self._waiters: dict[int, list[asyncio.Future[None]]] = {}
         self._closed_reported = False
