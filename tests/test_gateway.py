@@ -490,12 +490,13 @@ async def test_dial_out_and_failures() -> None:
             assert info.value.status_code == 486
             assert reports.failed == [(486, "Busy Here")]
 
-            # Ringing, never answered: CallFailed(408) after the timeout, and a CANCEL.
+            # Ringing, never answered: CallFailed(487) after the timeout, and a CANCEL.
             while not events.empty():
                 events.get_nowait()  # what the busy call left
             with pytest.raises(CallFailed) as info:
                 await gw.dial(target, timeout=1.0)
-            assert info.value.status_code == 408
+            assert info.value.status_code == 487
+            assert reports.failed[-1] == (487, "no answer")
             assert isinstance(await asyncio.wait_for(events.get(), 5), IncomingCall)
             while not isinstance(event := await asyncio.wait_for(events.get(), 5), CallEnded):
                 pass

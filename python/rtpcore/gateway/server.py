@@ -177,8 +177,8 @@ class Gateway:
         straight to the URI's host) and bridge it to ``agent`` once answered.
 
         Raises ``CallFailed(status_code, reason)`` when the call is not
-        answered: the callee's final status (486 busy, 480, 603 ...), or 408
-        when nothing answered within ``timeout`` seconds (then CANCEL is sent).
+        answered: the callee's final status (486 busy, 480, 603 ...), or 487
+        when nothing answered within ``timeout`` seconds (we sent CANCEL).
         """
         if not self._accepting or self.engine is None:
             raise RuntimeError("gateway: not started, or stopping")
@@ -213,8 +213,10 @@ class Gateway:
         try:
             await asyncio.wait_for(asyncio.shield(answered), timeout)
         except TimeoutError:
+            # Listeners hear about it now: the CANCEL's 487 comes after the call is gone.
+            self._notify("call_failed", call, 487, "no answer")
             await call.hangup(cause="no answer")
-            raise CallFailed(408, "no answer") from None
+            raise CallFailed(487, "no answer") from None
         finally:
             self._dialing.pop(key, None)
         return call
@@ -331,7 +333,7 @@ class Gateway:
     def _on_call_event(self, call: GatewayCall, event: object) -> None:
         if isinstance(event, CallEnded):
             dialing = self._dialing.get(id(call.sip_call))
-            if call.state != "connected" and call.direction == "outbound":
+            if call.state == "dialing" and call.direction == "outbound":
                 self._notify("call_failed", call, event.status_code, event.reason)
                 if dialing is not None and not dialing.done():
                     dialing.set_exception(CallFailed(event.status_code, event.reason))
