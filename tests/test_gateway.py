@@ -684,3 +684,54 @@ async def test_cli_runs_the_gateway_and_drains_on_sigterm(tmp_path: Path) -> Non
     report = by_event["call_ended"]
     assert report["hangup_cause"] == "gateway shutdown" and report["codec"] == "PCMU"
     assert report["call_sid"] == connected["call_sid"]
+
+
+async def test_reinvite_moves_the_media() -> None:
+    """The caller's re-INVITEs (hold, resume, a new media port) reach the
+    gateway's stream: it sends to the new port, and audio flows both ways."""
+    from rtpcore.media import MediaConfig
+    from rtpcore.sip.ua import CallUpdated
+
+    heard: list[float] = []
+
+    async def agent(call: Call) -> None:
+        call.play(tone(10000, 16000))
+        async for frame in call.audio:
+            heard.append(rms(frame.pcm))
+
+    async def updated(caller: Caller) -> None:
+        while not isinstance(await asyncio.wait_for(caller.events.get(), 5), CallUpdated):
+            pass
+
+    gw = Gateway(config(), agent=agent)
+    async with running(gw):
+        caller = await Caller.start()
+        try:
+            await caller.dial(gw.address())
+            for command in ("hold", "resume"):
+                getattr(caller.endpoint, command)(caller.call)
+                await updated(caller)
+            assert caller.call.on_hold is False
+            old = caller.stream
+            caller.stream = caller.engine.allocate()
+            caller.endpoint.command("update_media", caller.call, "127.0.0.1",
+                                    caller.stream.local_port)
+            await updated(caller)
+            caller.stream.start(MediaConfig.from_negotiated(caller.call.media, sample_rate=8000))
+            old.close()
+            (gw_call,) = gw.calls.values()
+            assert gw_call.stream is not None and gw_call.stream.config is not None
+            assert gw_call.stream.config.remote == ("127.0.0.1", caller.stream.local_port)
+            heard.clear()
+            await caller.stream.write(tone(500, 8000))
+            await wait_until(lambda: sum(level > 1000 for level in heard) > 15)
+            levels = []
+            while len(levels) < 25:  # the agent's tone, at the new port
+                frame = await asyncio.wait_for(caller.stream.read(), 2)
+                assert frame is not None
+                levels.append(rms(frame.pcm))
+            assert sum(level > 1000 for level in levels) > 10
+            caller.endpoint.hangup(caller.call)
+            await caller.wait_ended()
+        finally:
+            await caller.close()
