@@ -223,10 +223,8 @@ class Call:
         before it has been sent (or cleared)."""
         if not isinstance(name, str):
             raise TypeError(f"name: a str, got {type(name).__name__}")
-        if self.ended.is_set():
-            self._events.put(MarkPlayed(name, cleared=True))
-            return
-        self._media.mark(name)
+        if not self.ended.is_set():
+            self._media.mark(name)
 
     def send_dtmf(self, digits: str, duration_ms: int = 100) -> None:
         """Send digits to the caller as RFC 4733 events."""

@@ -142,11 +142,13 @@ class GatewayCall:
         self.stream = stream
         self._spawn(self._pump_media_events(stream))
 
-    def take_pending_stream(self, missing_ok: bool = False) -> MediaStream:
-        stream, self.pending_stream = self.pending_stream, None
-        if stream is None and not missing_ok:
+    def start_pending_media(self) -> None:
+        """Outbound: start the stream reserved when dialing (on early media
+        or the answer, whichever has the SDP first)."""
+        if self.pending_stream is None:
             raise RuntimeError("call: no media stream reserved")
-        return stream  # type: ignore[return-value]
+        self.start_media(self.pending_stream)  # if it raises, finish() closes the stream
+        self.pending_stream = None
 
     def connected(self) -> None:
         """The call is answered (2xx sent or received): run the agent."""
@@ -258,6 +260,9 @@ class GatewayCall:
         self._final_report = self._build_report()
         if self.stream is not None:
             await self.stream.aclose()
+        if self.pending_stream is not None:  # an outbound call that never got media
+            self.pending_stream.close()
+            self.pending_stream = None
         if self.agent_call is not None:
             self.agent_call.close()
         if self._agent_task is not None and self._agent_task is not asyncio.current_task():

@@ -133,6 +133,9 @@ class TrunkSettings:
     cps: float = 0.0
     caller_id: str | None = None
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "transport", self.transport.upper())  # names, any case
+
     def check(self, key: str) -> None:
         if not re.fullmatch(r"[A-Za-z0-9_-]+", self.name):
             raise ConfigError(f"{key}.name", f"letters, digits, - and _ only, got {self.name!r}")
@@ -179,6 +182,9 @@ class MediaSettings:
     sample_rate: int = 16000
     ptime: int = 20
     workers: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "codecs", tuple(c.upper() for c in self.codecs))
 
     def check(self, key: str) -> None:
         _check_host(self.host, f"{key}.host")
@@ -476,7 +482,7 @@ def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
         raise ConfigError(key, f"a number, got {value!r}", source)
     if hint is str:
         if isinstance(value, str):
-            return value.upper() if key.endswith(("transport", "codecs")) else value
+            return value
         raise ConfigError(key, f"a string, got {value!r}", source)
     raise AssertionError(f"config field {key} has an unhandled type {hint!r}")
 

@@ -115,7 +115,7 @@ class Gateway:
                     continue
                 ua = self._user_agent(transport, port, allow)
                 self._endpoints[transport] = await SIPEndpoint.start(
-                    ua, on_event=self._event_handler(), ssl_context=self._tls_context()
+                    ua, on_event=self._on_sip_event, ssl_context=self._tls_context()
                     if transport == "TLS" else None)
             for trunk in self.config.trunks:
                 if trunk.username is None:
@@ -123,7 +123,7 @@ class Gateway:
                 ua = self._user_agent(trunk.transport, 0, allow)
                 ua.credentials = DigestClient([Credentials(trunk.username, trunk.password or "",
                                                            trunk.realm)])
-                endpoint = await SIPEndpoint.start(ua, on_event=self._event_handler())
+                endpoint = await SIPEndpoint.start(ua, on_event=self._on_sip_event)
                 self._trunk_endpoints[trunk.name] = endpoint
                 if trunk.registrar is not None:
                     destination = trunk.destination
@@ -236,11 +236,6 @@ class Gateway:
         context.load_cert_chain(sip.tls_cert, sip.tls_key)
         return context
 
-    def _event_handler(self) -> Any:
-        # SIPEndpoint hands events over synchronously; the endpoint a call
-        # belongs to is the one whose agent emitted it, found via the event.
-        return lambda event: self._on_sip_event(event)
-
     def _resolve_agent(self, agent: Agent | str | None) -> tuple[Agent, int]:
         """The agent coroutine for a call, and the PCM rate it wants."""
         chosen = self._agent if agent is None else agent
@@ -320,15 +315,10 @@ class Gateway:
             log.info("no usable media in offer", extra={
                 "event": "call_rejected", "call_sid": call.call_sid, "reason": str(exc)})
             return
-        try:
-            call.start_media(stream)
-        except ValueError as exc:  # negotiated, but not something the engine runs
+        if self._started_media(call, lambda: call.start_media(stream)):
+            call.connected()
+        else:
             stream.close()
-            log.warning("media not started", extra={"event": "media_failed",
-                                                    "call_sid": call.call_sid, "reason": str(exc)})
-            self._spawn(call.hangup(cause=f"media failed: {exc}"))
-            return
-        call.connected()
 
     def _on_call_event(self, call: GatewayCall, event: object) -> None:
         if isinstance(event, CallEnded):
@@ -351,14 +341,25 @@ class Gateway:
             call.endpoint.command("notify_transfer", call.sip_call, 603)
         elif isinstance(event, CallProgress) and call.direction == "outbound":
             if call.early_media and call.sip_call.media is not None and call.stream is None:
-                call.start_media(call.take_pending_stream())
+                self._started_media(call, call.start_pending_media)
         elif isinstance(event, CallAnswered):
-            if call.stream is None:
-                call.start_media(call.take_pending_stream())
+            if call.stream is None and not self._started_media(call, call.start_pending_media):
+                return
             call.connected()
             dialing = self._dialing.get(id(call.sip_call))
             if dialing is not None and not dialing.done():
                 dialing.set_result(None)
+
+    def _started_media(self, call: GatewayCall, start: Any) -> bool:
+        """Run ``start``; if the engine refuses what was negotiated, hang up."""
+        try:
+            start()
+        except ValueError as exc:  # negotiated, but not something the engine runs
+            log.warning("media not started", extra={"event": "media_failed",
+                                                    "call_sid": call.call_sid, "reason": str(exc)})
+            self._spawn(call.hangup(cause=f"media failed: {exc}"))
+            return False
+        return True
 
     def _register(self, call: GatewayCall) -> None:
         self._by_sip_call[id(call.sip_call)] = call
@@ -368,9 +369,6 @@ class Gateway:
     def _call_finished(self, call: GatewayCall, report: CallReport) -> None:
         self._by_sip_call.pop(id(call.sip_call), None)
         self.calls.pop(call.call_sid, None)
-        stream = call.take_pending_stream(missing_ok=True)
-        if stream is not None:
-            stream.close()
         if not self.calls:
             self._idle.set()
         if call.setup_time_ms is not None:  # it was connected; failures were told apart
