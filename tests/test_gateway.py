@@ -735,3 +735,8 @@ async def test_reinvite_moves_the_media() -> None:
             await caller.wait_ended()
         finally:
             await caller.close()
+
+
+def test_bad_agent_is_refused_up_front() -> None:
+    with pytest.raises(ValueError, match="agent"):
+        Gateway(config(), agent="http://agent.example/")

@@ -299,6 +299,10 @@ class GatewayConfig:
             trunk.check(key)
             if trunk.name in seen:
                 raise ConfigError(f"{key}.name", "two trunks have this name")
+            if trunk.transport == "TLS" and trunk.username is not None \
+                    and self.sip.tls_cert is None:
+                # The trunk's own endpoint listens for its calls over TLS too.
+                raise ConfigError(f"{key}.transport", "TLS needs sip.tls_cert and sip.tls_key")
             seen.add(trunk.name)
         if not _SID_RE.match(self.account_sid):
             raise ConfigError("account_sid", f"'AC' and 32 lower-case hex digits, got "

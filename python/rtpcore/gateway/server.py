@@ -31,6 +31,10 @@ from rtpcore.errors import CallFailed
 from rtpcore.gateway.agent import Agent
 from rtpcore.gateway.bridge import CallReport, GatewayCall
 from rtpcore.gateway.config import GatewayConfig
+from rtpcore.gateway.default_agent import default_agent
+from rtpcore.gateway.rawpcm import raw_pcm_agent
+from rtpcore.gateway.twilio import SAMPLE_RATE as TWILIO_RATE
+from rtpcore.gateway.twilio import twilio_agent
 from rtpcore.media import Engine
 from rtpcore.sdp import AudioPolicy, OfferAnswerError
 from rtpcore.sip import parse_uri
@@ -67,6 +71,7 @@ class Gateway:
         self.calls: dict[str, GatewayCall] = {}
         self.engine: Engine | None = None
         self._agent = agent if agent is not None else self.config.agent.url
+        self._resolve_agent(None)  # a bad agent fails here, not on the first call
         self._listeners: list[Any] = []
         self._endpoints: dict[str, SIPEndpoint] = {}
         self._trunk_endpoints: dict[str, SIPEndpoint] = {}
@@ -123,7 +128,9 @@ class Gateway:
                 ua = self._user_agent(trunk.transport, 0, allow)
                 ua.credentials = DigestClient([Credentials(trunk.username, trunk.password or "",
                                                            trunk.realm)])
-                endpoint = await SIPEndpoint.start(ua, on_event=self._on_sip_event)
+                endpoint = await SIPEndpoint.start(
+                    ua, on_event=self._on_sip_event, ssl_context=self._tls_context()
+                    if trunk.transport == "TLS" else None)
                 self._trunk_endpoints[trunk.name] = endpoint
                 if trunk.registrar is not None:
                     destination = trunk.destination
@@ -192,7 +199,7 @@ class Gateway:
             endpoint = self._endpoints.get(transport) or next(iter(self._endpoints.values()))
             destination = _uri_destination(uri, endpoint.ua.transport)
         from_user = parse_uri(from_uri, "from_uri").user if from_uri else None
-        run, rate = self._resolve_agent(agent)
+        run, rate = self._resolve_agent(agent)  # a bad agent fails before anything is sent
         stream = self.engine.allocate()
         try:
             sip_call = endpoint.invite(target_uri, destination, self.media_host,
@@ -206,8 +213,8 @@ class Gateway:
                            to_number=uri.user or str(uri), agent=run, sample_rate=rate)
         call.pending_stream = stream
         call.early_media = early_media
-        key = id(sip_call)
         self._register(call)
+        key = id(sip_call)
         answered = asyncio.get_running_loop().create_future()
         self._dialing[key] = answered
         try:
@@ -243,14 +250,14 @@ class Gateway:
         if callable(chosen):
             return chosen, self.config.media.sample_rate
         if chosen == "default":
-            from rtpcore.gateway.default_agent import default_agent
             return default_agent, self.config.media.sample_rate
+        if not chosen.startswith(("ws://", "wss://")):
+            raise ValueError(f"agent: 'default', a ws:// or wss:// URL, or an async "
+                             f"function, got {chosen!r}")
         if settings.protocol == "raw-pcm":
-            from rtpcore.gateway.rawpcm import raw_pcm_agent
             return (raw_pcm_agent(chosen, connect_timeout=settings.connect_timeout),
                     settings.sample_rate)
-        from rtpcore.gateway.twilio import SAMPLE_RATE, twilio_agent
-        return twilio_agent(chosen, connect_timeout=settings.connect_timeout), SAMPLE_RATE
+        return twilio_agent(chosen, connect_timeout=settings.connect_timeout), TWILIO_RATE
 
     def _endpoint_of(self, sip_call: Any) -> SIPEndpoint | None:
         for endpoint in (*self._endpoints.values(), *self._trunk_endpoints.values()):
