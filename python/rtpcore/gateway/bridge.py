@@ -63,6 +63,7 @@ class CallReport:
     packets_sent: int
     packets_received: int
     frames_unread: int = 0  # caller audio frames the agent did not read in time
+    dropped: dict[str, int] = field(default_factory=dict)  # datagrams dropped, by reason
     agent_errors: dict[str, int] = field(default_factory=dict)
     recording: str | None = None
 
@@ -81,6 +82,9 @@ class CallReport:
             f"  jitter {self.jitter_ms:.1f} ms, loss {self.loss_percent:.1f} %, concealed "
             f"{self.concealed_ms:.0f} ms, MOS {mos}",
         ]
+        if self.dropped:
+            lines.append("  datagrams dropped: " + ", ".join(
+                f"{k} x{v}" for k, v in sorted(self.dropped.items())))
         if self.frames_unread:
             lines.append(f"  {self.frames_unread} frames of caller audio not read by the agent")
         if self.agent_errors:
@@ -126,6 +130,7 @@ class GatewayCall:
         self._tasks: set[asyncio.Task[None]] = set()
         self._agent_task: asyncio.Task[None] | None = None
         self._transfer_target: str | None = None
+        self._drop_reasons: set[str] = set()
 
     # --- set-up --------------------------------------------------------------------
 
@@ -197,7 +202,10 @@ class GatewayCall:
             elif isinstance(event, MediaMark):
                 if call is not None:
                     call.deliver(MarkPlayed(event.name, event.cleared))
-            elif isinstance(event, PacketsDropped):
+            elif isinstance(event, PacketsDropped) and event.reason not in self._drop_reasons:
+                # Once per reason: the engine reports drops every tick while
+                # they last; the totals are in the report.
+                self._drop_reasons.add(event.reason)
                 log.info("packets dropped", extra={
                     "event": "packets_dropped", "call_sid": self.call_sid,
                     "reason": event.reason, "count": event.count})
@@ -307,6 +315,7 @@ class GatewayCall:
             packets_sent=stats.packets_sent if stats is not None else 0,
             packets_received=stats.packets_received if stats is not None else 0,
             frames_unread=stats.frames_overrun if stats is not None else 0,
+            dropped=dict(stats.dropped) if stats is not None else {},
             agent_errors=dict(self.agent_call.agent_errors) if self.agent_call else {},
             recording=self.recording)
 
