@@ -213,7 +213,7 @@ def test_cli_reports_bad_files(tmp_path: Path, capsys: pytest.CaptureFixture[str
 
 
 def test_demo_command_writes_and_analyzes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--out", str(tmp_path)]) == 0
+    assert main(["demo", "capture", "--out", str(tmp_path)]) == 0
     assert (tmp_path / "demo.pcap").exists()
     assert "PCMU" in capsys.readouterr().out
 

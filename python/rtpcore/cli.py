@@ -5,13 +5,18 @@
   file (see :mod:`rtpcore.analyze`); ``--play`` also decodes one G.711 or
   G.722 stream through the jitter buffer, with the capture's arrival times,
   to a WAV file and draws its delay plot beside it.
-- ``rtpcore demo [--out DIR]``: writes a demo capture (see
+- ``rtpcore gateway [--config FILE]``: runs the SIP-to-agent gateway (see
+  :mod:`rtpcore.gateway`) until interrupted, then drains the calls.
+- ``rtpcore demo``: starts the gateway with its default agent and calls it
+  over loopback with rtpcore's own user agent (see :mod:`rtpcore.gateway.demo`).
+- ``rtpcore demo capture [--out DIR]``: writes a demo capture (see
   :mod:`rtpcore.demo`) and analyzes it.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
@@ -152,6 +157,51 @@ def _cmd_demo(args: Any) -> int:
     return 0 if _analyze_and_print(capture, args.json, []) is not None else 1
 
 
+def _cmd_gateway(args: Any) -> int:
+    from rtpcore.errors import ConfigError
+    from rtpcore.gateway import load_config, logs
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as e:
+        print(f"rtpcore gateway: bad configuration: {e}", file=sys.stderr)
+        return 2
+    logs.configure(config.logging)
+    return asyncio.run(_serve(config))
+
+
+async def _serve(config: Any) -> int:
+    import signal
+
+    from rtpcore.gateway import Gateway
+
+    gateway = Gateway(config)
+    try:
+        await gateway.start()
+    except OSError as e:  # a port in use, a certificate that does not load ...
+        print(f"rtpcore gateway: cannot start: {e}", file=sys.stderr)
+        return 1
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    for transport in ("UDP", "TCP", "TLS"):
+        if transport in gateway.transports:
+            host, port = gateway.address(transport)
+            print(f"listening for SIP over {transport} on {host}:{port}", file=sys.stderr)
+    await stopping.wait()
+    print(f"stopping: draining {len(gateway.calls)} call(s) for up to "
+          f"{config.drain_timeout:g} s", file=sys.stderr)
+    await gateway.stop()
+    return 0
+
+
+def _cmd_demo_call(args: Any) -> int:
+    from rtpcore.gateway.demo import run_demo
+
+    return asyncio.run(run_demo(out=Path(args.out), speech=args.speech))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rtpcore", description="rtpcore: RTP/RTCP tools.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -170,10 +220,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--stream", type=int, metavar="N",
                    help="with --play: the stream's line number in the report (default: the first G.711/G.722 one)")
     p.set_defaults(run=_cmd_analyze)
-    d = commands.add_parser("demo", help="write a demo capture under out/ and analyze it")
-    d.add_argument("--out", default="out", help="directory for the capture (default: out)")
-    d.add_argument("--json", action="store_true", help="print the report as JSON")
-    d.set_defaults(run=_cmd_demo)
+    g = commands.add_parser("gateway", help="run the SIP-to-agent gateway")
+    g.add_argument("--config", metavar="FILE", help="TOML configuration (RTPCORE_* variables "
+                   "override it; defaults without one)")
+    g.set_defaults(run=_cmd_gateway)
+    d = commands.add_parser("demo", help="call the gateway's default agent over loopback "
+                            "(SRTP, G.722) and print the call report")
+    d.add_argument("--out", default="out", help="directory for the recordings (default: out)")
+    d.add_argument("--speech", metavar="WAV", help="what the caller says (default: a sample "
+                   "from shared/audio, else a bundled prompt)")
+    d.set_defaults(run=_cmd_demo_call)
+    demo_commands = d.add_subparsers(dest="demo_command")
+    c = demo_commands.add_parser("capture", help="write a demo capture under out/ and analyze it")
+    c.add_argument("--out", default="out", help="directory for the capture (default: out)")
+    c.add_argument("--json", action="store_true", help="print the report as JSON")
+    c.set_defaults(run=_cmd_demo)
     args = parser.parse_args(argv)
     try:
         return int(args.run(args))

@@ -17,6 +17,11 @@ __all__ = [
     "SIPError",
     "SIPParseError",
     "SIPLimitError",
+    "ConfigError",
+    "CallFailed",
+    "MediaError",
+    "StreamClosedError",
+    "QueueFullError",
 ]
 
 
@@ -155,3 +160,47 @@ class AudioopError(RtpcoreError):
     """A bad argument to :mod:`rtpcore.audioop` (sample width not 1 to 4, or
     a fragment that is not a whole number of samples); exported there as
     ``rtpcore.audioop.error`` with the messages of the stdlib ``audioop``."""
+
+
+class ConfigError(RtpcoreError, ValueError):
+    """A gateway configuration value that cannot work, found at start-up.
+
+    ``key`` names the setting as the TOML file spells it (``"sip.udp_port"``,
+    ``"trunks.carrier.registrar"``) and ``source`` says where the value came
+    from (the file's path, or the environment variable that overrode it).
+    """
+
+    def __init__(self, key: str, message: str, source: str | None = None) -> None:
+        where = f" (from {source})" if source else ""
+        super().__init__(f"{key}: {message}{where}")
+        self.key = key
+        self.message = message
+        self.source = source
+
+    def __reduce__(self) -> tuple[type[ConfigError], tuple[str, str, str | None]]:
+        return (type(self), (self.key, self.message, self.source))
+
+
+class CallFailed(RtpcoreError):
+    """A call that did not get answered: ``status_code`` and ``reason`` are
+    the SIP final response (486 busy, 408/480 no answer, 503 ...)."""
+
+    def __init__(self, status_code: int, reason: str) -> None:
+        super().__init__(f"{status_code} {reason}")
+        self.status_code = status_code
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[type[CallFailed], tuple[int, str]]:
+        return (type(self), (self.status_code, self.reason))
+class MediaError(RtpcoreError):
+    """The media engine refused a request: no free port left in its range,
+    the engine closed, a worker that did not answer."""
+
+
+class StreamClosedError(MediaError):
+    """Writing to, or waiting on, a media stream that has closed."""
+
+
+class QueueFullError(MediaError):
+    """A media stream's outbound queue holds its maximum already
+    (``write_nowait``); ``await stream.write(...)`` waits instead."""
