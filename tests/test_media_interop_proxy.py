@@ -1,0 +1,124 @@
+"""The impairment proxy the media interop tests put between two engines:
+it relays both ways, and its loss, jitter, reordering and duplication
+happen at the rates asked, the same way for the same seed."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+
+import pytest
+from impairment_proxy import Impairment, ImpairmentProxy
+
+COUNT = 400
+
+
+class Sink(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.received: list[tuple[float, bytes]] = []
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.received.append((time.monotonic(), data))
+
+
+async def relay(count: int = COUNT, spacing_s: float = 0.0, seed: int = 0,
+                settle_s: float = 0.3, **impairment: float) -> tuple[list[tuple[float, bytes]],
+                                                                      list[float], ImpairmentProxy]:
+    """Send ``count`` numbered datagrams A -> B through a proxy; what B got,
+    when each was sent, and the proxy."""
+    loop = asyncio.get_running_loop()
+    a, _ = await loop.create_datagram_endpoint(Sink, local_addr=("127.0.0.1", 0))
+    b_sink = Sink()
+    b, _ = await loop.create_datagram_endpoint(lambda: b_sink, local_addr=("127.0.0.1", 0))
+    proxy = await ImpairmentProxy.start(a.get_extra_info("sockname"), b.get_extra_info("sockname"),
+                                        a_to_b=Impairment(**impairment), seed=seed)
+    sent = []
+    try:
+        for i in range(count):
+            sent.append(time.monotonic())
+            a.sendto(i.to_bytes(4, "big"), ("127.0.0.1", proxy.port_for_a))
+            await asyncio.sleep(spacing_s)
+        await asyncio.sleep(settle_s)
+    finally:
+        proxy.close()
+        a.close()
+        b.close()
+    return b_sink.received, sent, proxy
+
+
+def numbers(received: list[tuple[float, bytes]]) -> list[int]:
+    return [int.from_bytes(data, "big") for _, data in received]
+
+
+def within_binomial(observed: int, n: int, p: float) -> bool:
+    return abs(observed - n * p) <= 5 * math.sqrt(n * p * (1 - p)) + 1
+
+
+async def test_relays_both_ways_untouched() -> None:
+    loop = asyncio.get_running_loop()
+    a_sink, b_sink = Sink(), Sink()
+    a, _ = await loop.create_datagram_endpoint(lambda: a_sink, local_addr=("127.0.0.1", 0))
+    b, _ = await loop.create_datagram_endpoint(lambda: b_sink, local_addr=("127.0.0.1", 0))
+    proxy = await ImpairmentProxy.start(a.get_extra_info("sockname"), b.get_extra_info("sockname"))
+    try:
+        for i in range(50):
+            a.sendto(b"a%d" % i, ("127.0.0.1", proxy.port_for_a))
+            b.sendto(b"b%d" % i, ("127.0.0.1", proxy.port_for_b))
+        await asyncio.sleep(0.2)
+    finally:
+        proxy.close()
+        a.close()
+        b.close()
+    assert [d for _, d in b_sink.received] == [b"a%d" % i for i in range(50)]
+    assert [d for _, d in a_sink.received] == [b"b%d" % i for i in range(50)]
+    assert proxy.stats["a_to_b"].delivered == proxy.stats["b_to_a"].delivered == 50
+
+
+async def test_loss_rate_and_seeded_replay() -> None:
+    first, _, proxy = await relay(loss=0.2, seed=7)
+    again, _, _ = await relay(loss=0.2, seed=7)
+    other, _, _ = await relay(loss=0.2, seed=8)
+    assert proxy.stats["a_to_b"].dropped == COUNT - len(first)
+    assert within_binomial(COUNT - len(first), COUNT, 0.2)
+    assert numbers(first) == numbers(again)  # same seed, same drops
+    assert numbers(first) != numbers(other)
+    assert numbers(first) == sorted(numbers(first))  # loss alone keeps the order
+
+
+async def test_reordering_lets_later_datagrams_overtake() -> None:
+    received, _, proxy = await relay(spacing_s=0.002, reorder=0.1, reorder_ms=20)
+    order = numbers(received)
+    assert sorted(order) == list(range(COUNT))  # nothing lost or duplicated
+    stats = proxy.stats["a_to_b"]
+    assert within_binomial(stats.held_back, COUNT, 0.1)
+    overtaken = sum(1 for x, y in zip(order, order[1:], strict=False) if y < x)
+    assert overtaken > 0 and stats.out_of_order >= overtaken
+
+
+async def test_duplicates_arrive_twice() -> None:
+    received, _, proxy = await relay(duplicate=0.1)
+    order = numbers(received)
+    duplicated = proxy.stats["a_to_b"].duplicated
+    assert within_binomial(duplicated, COUNT, 0.1)
+    assert len(order) == COUNT + duplicated and set(order) == set(range(COUNT))
+
+
+async def test_delay_and_jitter_spread_arrivals() -> None:
+    received, sent, _ = await relay(count=100, spacing_s=0.005, delay_ms=30, jitter_ms=40)
+    delays = sorted(t - sent[int.from_bytes(d, "big")] for t, d in received)
+    assert len(delays) == 100
+    assert delays[0] >= 0.029  # the constant part is always there
+    assert delays[-1] - delays[0] > 0.025  # and the jitter spreads the rest
+    assert delays[-1] < 0.070 + 0.05  # within delay + jitter, give or take the scheduler
+
+
+@pytest.mark.parametrize("field", ["loss", "reorder", "duplicate"])
+def test_probabilities_are_checked(field: str) -> None:
+    with pytest.raises(ValueError, match=field):
+        Impairment(**{field: 1.5})
+
+
+def test_delays_are_checked() -> None:
+    with pytest.raises(ValueError, match="jitter_ms"):
+        Impairment(jitter_ms=-1)
