@@ -1,15 +1,27 @@
-"""The impairment proxy the media interop tests put between two engines:
-it relays both ways, and its loss, jitter, reordering and duplication
-happen at the rates asked, the same way for the same seed."""
+"""The tools the media interop tests measure with, held to account so their
+verdicts mean something: the impairment proxy relays both ways, and its
+loss, jitter, reordering and duplication happen at the rates asked, the same
+way for the same seed; the audio score finds speech wherever it sits in a
+recording and gives the codec's reference PESQ; tshark's stream analysis, as
+parsed, reports loss and jitter when a stream has them."""
 
 from __future__ import annotations
 
 import asyncio
 import math
 import time
+from pathlib import Path
 
+import numpy as np
 import pytest
 from impairment_proxy import Impairment, ImpairmentProxy
+from media_peers import SPEECH, align, correlation, rtp_streams, score, speech
+from shared_data import shared_json
+from sip_peers import require
+
+from rtpcore import g711
+from rtpcore.pcap import PcapWriter
+from rtpcore.rtp import RTPPacket
 
 COUNT = 400
 
@@ -122,3 +134,56 @@ def test_probabilities_are_checked(field: str) -> None:
 def test_delays_are_checked() -> None:
     with pytest.raises(ValueError, match="jitter_ms"):
         Impairment(jitter_ms=-1)
+
+
+# --- scoring ---------------------------------------------------------------------------
+
+
+def test_align_finds_speech_after_a_delay() -> None:
+    sent = speech(SPEECH, 8000)
+    rng = np.random.default_rng(3)
+    recording = np.concatenate([rng.integers(-20, 20, 1234), sent, np.zeros(500)]).astype(np.int16)
+    assert np.array_equal(align(sent, recording), sent)
+    assert correlation(sent, align(sent, recording)) == pytest.approx(1.0)
+    assert correlation(sent, np.roll(sent, 400)) < 0.5  # a misaligned copy scores low
+
+
+def test_score_of_g711_speech_matches_the_reference_pesq() -> None:
+    sent = speech(SPEECH, 8000)
+    decoded = g711.ulaw_decode(g711.ulaw_encode(sent))
+    delayed = np.concatenate([np.zeros(801, dtype=np.int16), decoded])
+    reference = shared_json("audio", "pesq_reference.json")["items"][SPEECH]["pesq"]
+    corr, quality = score(sent, delayed, 8000)
+    assert corr > 0.99
+    assert quality == pytest.approx(reference["nb_g711_ulaw"], abs=0.05)
+
+
+# --- tshark's RTP stream analysis ---------------------------------------------------------
+
+
+def write_stream(path: Path, *, skip: int | None = None, wobble_s: float = 0.0) -> None:
+    """100 PCMU packets from port 4000, 20 ms apart; ``skip`` leaves one out,
+    ``wobble_s`` delays every other packet."""
+    with path.open("wb") as f:
+        writer = PcapWriter(f)
+        for k in range(100):
+            if k != skip:
+                packet = RTPPacket(payload_type=0, sequence_number=k, timestamp=k * 160,
+                                   ssrc=0x1234, payload=bytes(160))
+                writer.write_udp(1000 + k * 0.02 + wobble_s * (k % 2), ("127.0.0.1", 4000),
+                                 ("127.0.0.1", 5000), packet.serialize())
+
+
+@pytest.mark.interop
+def test_tshark_analysis_reports_loss_and_jitter(tmp_path: Path) -> None:
+    require("tshark")
+    write_stream(tmp_path / "good.pcap")
+    write_stream(tmp_path / "gap.pcap", skip=50)
+    write_stream(tmp_path / "jittery.pcap", wobble_s=0.004)
+    (good,) = rtp_streams(tmp_path / "good.pcap", 4000)
+    assert (good.ssrc, good.payload, good.packets, good.lost) == (0x1234, "g711U", 100, 0)
+    assert not good.problems and good.max_jitter_ms < 0.01
+    (gap,) = rtp_streams(tmp_path / "gap.pcap", 4000)
+    assert gap.lost == 1 and gap.problems and gap.max_delta_ms == pytest.approx(40.0)
+    (jittery,) = rtp_streams(tmp_path / "jittery.pcap", 4000)
+    assert jittery.lost == 0 and jittery.max_jitter_ms > 0.2
