@@ -9,6 +9,8 @@ jitter buffer on. The process under test (the "SUT") runs one of:
                 frame (``async for frame in stream``) and writes one frame
                 back for each (``await stream.write(pcm)``), keeping 60 ms
                 queued as a TTS would
+  engine-batch  the same application in one task for every call, through
+                ``engine.read_frames()`` / ``engine.write_frames()``
   engine-alone  the same engine and calls, Python touching no frame
   asyncio       bench/asyncio_pipeline.py (asyncio datagram endpoint,
                 pylibsrtp, aiortc's RtpPacket and JitterBuffer, audioop, a
@@ -25,9 +27,10 @@ time of every SUT packet. What counts, over the measuring window:
                   packets of every probe call, from kernel timestamps; the
                   99th percentile must stay under 2 ms
   late frames     frames the SUT's application read more than one ptime
-                  after their slot, plus packets the probes never got or got
-                  without the application's audio (the SUT had nothing queued
-                  and filled in): must be zero
+                  after their slot, frames the SUT dropped unread or sent as
+                  filler for want of application audio (its own counters),
+                  plus packets the probes never got or got without the
+                  application's audio: must be zero
   CPU per call    the SUT's user+system time / window / calls (getrusage)
   memory per call (the SUT's resident set after the calls opened - before) / calls
 
@@ -49,6 +52,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import hashlib
 import json
 import math
@@ -59,7 +63,7 @@ import struct
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,7 +71,7 @@ from typing import Any
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-IMPLEMENTATIONS = ("engine", "engine-alone", "asyncio")
+IMPLEMENTATIONS = ("engine", "engine-batch", "engine-alone", "asyncio")
 PTIME_S = 0.020
 SAMPLES = 160
 LEAD_FRAMES = 3  # frames the application keeps queued ahead of the clock (60 ms)
@@ -141,79 +145,117 @@ class AppFigures:
     late: int = 0
     tone_frames: int = 0
     worst_late_ms: float = 0.0
+    refused_writes: int = 0
 
 
-@dataclass
 class Application:
-    """Reads every frame of a call and writes one frame back for each.
+    """Reads every frame of every call and writes one frame back for each,
+    keeping LEAD_FRAMES queued ahead of the clock.
 
-    Lateness: the k-th frame's slot is ``first + k * ptime``; ``base`` is the
-    smallest ``arrival - k * ptime`` seen, so a frame read later than
-    ``base + k * ptime + LATE_S`` is late. Only frames read while
+    Lateness: a call's k-th frame has the slot ``base + k * ptime``, where
+    ``base`` is the smallest ``read time - k * ptime`` seen so far; a frame
+    read more than LATE_S after its slot is late. Only frames read while
     ``measuring`` is set count.
     """
 
-    figures: AppFigures
-    measuring: bool = False
+    def __init__(self) -> None:
+        self.figures = AppFigures()
+        self.measuring = False
+
+    def _observe(self, slot: list[float], now: float, pcm: Any) -> None:
+        """``slot`` is the call's [frames read, base]."""
+        offset = now - slot[0] * PTIME_S
+        slot[0] += 1
+        if offset < slot[1]:
+            slot[1] = offset
+        if self.measuring:
+            figures = self.figures
+            figures.frames += 1
+            figures.tone_frames += bytes(pcm) == TONE_PCM
+            lateness = offset - slot[1]
+            if lateness > LATE_S:
+                figures.late += 1
+                figures.worst_late_ms = max(figures.worst_late_ms, lateness * 1000)
 
     async def run(self, stream: Any) -> None:
+        """One call, the per-stream API: ``async for`` and ``await write``."""
         loop = asyncio.get_running_loop()
         for _ in range(LEAD_FRAMES):
             await stream.write(TONE_PCM)
-        k = 0
-        base = math.inf
-        figures = self.figures
+        slot = [0.0, math.inf]
         async for frame in stream:
-            offset = loop.time() - k * PTIME_S
-            k += 1
-            if offset < base:
-                base = offset
-            if self.measuring:
-                figures.frames += 1
-                figures.tone_frames += bytes(frame.pcm) == TONE_PCM
-                lateness = offset - base
-                if lateness > LATE_S:
-                    figures.late += 1
-                    figures.worst_late_ms = max(figures.worst_late_ms, lateness * 1000)
+            self._observe(slot, loop.time(), frame.pcm)
             await stream.write(TONE_PCM)
+
+    async def run_batch(self, engine: Any, streams: list[Any]) -> None:
+        """Every call in one task: ``engine.read_frames()`` and ``write_frames``."""
+        loop = asyncio.get_running_loop()
+        slots = {stream: [0.0, math.inf] for stream in streams}
+        for _ in range(LEAD_FRAMES):
+            engine.write_frames([(stream, TONE_PCM) for stream in streams])
+        while batch := await engine.read_frames():
+            now = loop.time()
+            for stream, frame in batch:
+                self._observe(slots[stream], now, frame.pcm)
+            refused = engine.write_frames([(stream, TONE_PCM) for stream, _ in batch])
+            self.figures.refused_writes += len(refused)
 
 
 # --- the calls of each implementation ------------------------------------------------
 
 
 class EngineCalls:
-    """Calls on one rtpcore.media Engine."""
+    """Calls on one rtpcore.media Engine; with ``batch`` the application
+    serves them all from one task."""
 
-    def __init__(self, port_range: tuple[int, int]) -> None:
+    # per-stream counters summed over the measuring window
+    WINDOW_COUNTERS = ("frames_to_app", "frames_overrun", "idle_frames", "packets_received",
+                       "packets_lost", "concealed_ms")
+
+    def __init__(self, port_range: tuple[int, int], batch: bool = False) -> None:
         from rtpcore.media import Engine
 
         self.engine = Engine(bind_host="127.0.0.1", port_range=port_range)
+        self.batch = batch
         self.streams: list[Any] = []
         self.configs: list[tuple[Any, Any]] = []
 
     async def open(self, ids: list[int], sender: str, receiver: str) -> list[int]:
         """Allocate a stream per call; returns their RTP ports."""
-        self.streams = [self.engine.allocate() for _ in ids]
+        self.streams = [self.engine.allocate(batch=self.batch) for _ in ids]
         self.configs = [(crypto(i, sender), crypto(i, receiver)) for i in ids]
         return [int(s.local_port) for s in self.streams]
 
-    def start(self, remotes: list[int]) -> list[Any]:
-        """Start media towards ``remotes``; returns what the application drives."""
+    def start(self, remotes: list[int]) -> None:
+        """Start media towards ``remotes``."""
         from rtpcore.media import MediaConfig
 
         for stream, (send, recv), port in zip(self.streams, self.configs, remotes, strict=True):
             stream.start(MediaConfig(
                 codec="PCMU", payload_type=0, remote=("127.0.0.1", port), ptime=20,
                 telephone_event=None, srtp_send=send, srtp_recv=recv, sample_rate=8000))
-        return self.streams
+
+    def applications(self, app: Application) -> list[Coroutine[Any, Any, None]]:
+        if self.batch:
+            return [app.run_batch(self.engine, self.streams)]
+        return [app.run(stream) for stream in self.streams]
+
+    def snapshot(self) -> dict[str, float]:
+        """The window counters summed over calls, now."""
+        total = dict.fromkeys(self.WINDOW_COUNTERS, 0.0)
+        for stream in self.streams:
+            stats = stream.stats()
+            for name in self.WINDOW_COUNTERS:
+                total[name] += getattr(stats, name)
+        return total
+
+    def underruns(self, window: dict[str, float]) -> int:
+        """Frames that went out as filler (no application audio queued) or
+        were dropped unread, over the window."""
+        return int(window["idle_frames"] + window["frames_overrun"])
 
     def counters(self) -> dict[str, Any]:
-        stats = self.engine.stats()
-        if not isinstance(stats, dict):
-            stats = {name: getattr(stats, name) for name in dir(stats)
-                     if not name.startswith("_")
-                     and isinstance(getattr(stats, name), (int, float, str))}
-        return {"engine": stats}
+        return {"engine": dataclasses.asdict(self.engine.stats())}
 
     async def close(self) -> None:
         self.engine.close()
@@ -238,17 +280,25 @@ class PipelineCalls:
                                                app=self.app) for i in ids]
         return [await call.open() for call in self.calls]
 
-    def start(self, remotes: list[int]) -> list[Any]:
+    def start(self, remotes: list[int]) -> None:
         for call, port in zip(self.calls, remotes, strict=True):
             call.start(("127.0.0.1", port))
-        return self.calls
 
-    def counters(self) -> dict[str, Any]:
-        total: dict[str, int] = {}
+    def applications(self, app: Application) -> list[Coroutine[Any, Any, None]]:
+        return [app.run(call) for call in self.calls]
+
+    def snapshot(self) -> dict[str, float]:
+        total: dict[str, float] = {}
         for call in self.calls:
             for name, value in vars(call.stats).items():
                 total[name] = total.get(name, 0) + value
-        return {"pipeline": total}
+        return total
+
+    def underruns(self, window: dict[str, float]) -> int:
+        return int(window["underruns"])
+
+    def counters(self) -> dict[str, Any]:
+        return {}
 
     async def close(self) -> None:
         for call in self.calls:
@@ -256,8 +306,8 @@ class PipelineCalls:
 
 
 def make_calls(impl: str, port_range: tuple[int, int]) -> EngineCalls | PipelineCalls:
-    if impl in ("engine", "engine-alone"):
-        return EngineCalls(port_range)
+    if impl in ("engine", "engine-batch", "engine-alone"):
+        return EngineCalls(port_range, batch=impl == "engine-batch")
     if impl in ("asyncio", "asyncio-alone"):
         return PipelineCalls(app=impl == "asyncio")
     raise ValueError(f"impl: one of {IMPLEMENTATIONS}, got {impl!r}")
@@ -280,25 +330,31 @@ async def serve_sut(impl: str, calls: int, warmup: float, seconds: float) -> Non
     rss_before = rss_bytes()
     peer_ports = (await read_json_line())["ports"]
     ports = await media.open(list(range(calls)), "sut", "peer")
-    streams = media.start(peer_ports)
+    media.start(peer_ports)
     say({"ports": ports})
-    app = Application(AppFigures())
-    tasks = ([asyncio.create_task(app.run(stream)) for stream in streams]
-             if impl != "engine-alone" else [])
+    app = Application()
+    with_app = impl != "engine-alone"
+    tasks = [asyncio.create_task(run) for run in media.applications(app)] if with_app else []
     await asyncio.sleep(warmup)
+    counters_before = media.snapshot()
     app.measuring = True
-    cpu_before, started = cpu_seconds(), time.time_ns()
+    cpu_before, started, load_before = cpu_seconds(), time.time_ns(), os.getloadavg()[0]
     await asyncio.sleep(seconds)
-    ended, cpu_used = time.time_ns(), cpu_seconds() - cpu_before
+    ended, cpu_used, load_after = time.time_ns(), cpu_seconds() - cpu_before, os.getloadavg()[0]
     app.measuring = False
+    counters_after = media.snapshot()
     rss_after = rss_bytes()
+    window = {name: counters_after[name] - counters_before[name] for name in counters_after}
     result = {
         "window": [started, ended],
         "cpu_s": cpu_used,
+        "load_average": [load_before, load_after],
         "rss_before_mb": rss_before / 2**20,
         "rss_after_mb": rss_after / 2**20,
         "rss_per_call_kb": (rss_after - rss_before) / calls / 1024,
         "app": vars(app.figures),
+        "underruns": media.underruns(window) if with_app else 0,
+        "window_counters": window,
         **media.counters(),
     }
     for task in tasks:
@@ -496,7 +552,8 @@ def run_step(impl: str, calls: int, options: StepOptions) -> dict[str, Any]:
         sut.stop()
         peer.stop()
     with_app = impl != "engine-alone"
-    late = result["app"]["late"] + probes["missing"] + (probes["without_tone"] if with_app else 0)
+    late = (result["app"]["late"] + result["underruns"] + probes["missing"]
+            + (probes["without_tone"] if with_app else 0))
     seconds = (result["window"][1] - result["window"][0]) / 1e9
     figures = {
         "impl": impl, "calls": calls, "seconds": seconds,
