@@ -101,12 +101,17 @@ def rtp_streams(pcap: Path, port: int) -> list[RTPStream]:
             for m in map(_STREAM.match, out.splitlines()) if m]
 
 
+def rtp_only(port: int) -> str:
+    """A capture filter for RTP (not RTCP, RFC 5761) sent from ``port``."""
+    return f"udp src port {port} and not (udp[9] >= 192 and udp[9] <= 223)"
+
+
 @asynccontextmanager
 async def capture(path: Path, udp_filter: str) -> AsyncIterator[Path]:
     """Capture loopback traffic matching ``udp_filter`` (pcap filter syntax)
     into ``path`` with dumpcap while the body runs."""
     process = await asyncio.create_subprocess_exec(
-        require("dumpcap"), "-q", "-i", "lo", "-f", udp_filter, "-F", "pcap", "-w", str(path),
+        require("dumpcap"), "-q", "-i", "lo", "-f", udp_filter, "-P", "-w", str(path),
         "-a", "duration:120", stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
     try:
         await asyncio.sleep(1.0)  # dumpcap needs a moment before it sees packets
@@ -131,19 +136,25 @@ async def capture(path: Path, udp_filter: str) -> AsyncIterator[Path]:
 def write_baresip_config(directory: Path, *, sip_port: int, rtp_port: int, codec: str,
                          srtp: bool, source: Path) -> None:
     """A baresip that plays ``source`` into the call and records what it
-    hears to ``directory/heard.wav``, offering only ``codec``, with SDES
-    SRTP mandatory when ``srtp``."""
+    decodes (the sndfile filter writes ``dump-*-dec.wav`` in ``directory``),
+    offering only ``codec``, with SDES SRTP mandatory when ``srtp``."""
     encryption = ";mediaenc=srtp-mand" if srtp else ""
     (directory / "config").write_text(
         f"poll_method epoll\nsip_listen 127.0.0.1:{sip_port}\n"
         "module_path /usr/lib/baresip/modules\n"
-        "module g711.so\nmodule g722.so\nmodule srtp.so\nmodule aufile.so\n"
+        "module g711.so\nmodule g722.so\nmodule srtp.so\nmodule aufile.so\nmodule sndfile.so\n"
         "module_app account.so\nmodule_app menu.so\n"
-        f"audio_player aufile,{directory / 'heard.wav'}\naudio_source aufile,{source}\n"
+        f"snd_path {directory}\naudio_source aufile,{source}\n"
         f"audio_alert aufile,{source}\nrtp_ports {rtp_port}-{rtp_port + 10}\n"
         "net_interface 127.0.0.1\njitter_buffer_delay 1-20\n")
     (directory / "accounts").write_text(
         f"<sip:baresip@127.0.0.1>;regint=0;audio_codecs={codec}{encryption}\n")
+
+
+def baresip_decoded(directory: Path) -> tuple[Samples, int]:
+    """What the baresip of ``write_baresip_config(directory, ...)`` decoded."""
+    (dump,) = directory.glob("dump-*-dec.wav")
+    return read_wav(dump)
 
 
 def write_wav(path: Path, samples: Samples, rate: int) -> None:

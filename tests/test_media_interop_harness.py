@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from impairment_proxy import Impairment, ImpairmentProxy
-from media_peers import SPEECH, align, correlation, rtp_streams, score, speech
+from media_peers import SPEECH, align, capture, correlation, rtp_only, rtp_streams, score, speech
 from shared_data import shared_json
 from sip_peers import require
 
@@ -187,3 +187,30 @@ def test_tshark_analysis_reports_loss_and_jitter(tmp_path: Path) -> None:
     assert gap.lost == 1 and gap.problems and gap.max_delta_ms == pytest.approx(40.0)
     (jittery,) = rtp_streams(tmp_path / "jittery.pcap", 4000)
     assert jittery.lost == 0 and jittery.max_jitter_ms > 0.2
+
+
+@pytest.mark.interop
+async def test_capture_keeps_the_rtp_of_one_port(tmp_path: Path) -> None:
+    require("dumpcap")
+    loop = asyncio.get_running_loop()
+    ours, _ = await loop.create_datagram_endpoint(Sink, local_addr=("127.0.0.1", 0))
+    other, _ = await loop.create_datagram_endpoint(Sink, local_addr=("127.0.0.1", 0))
+    sink, _ = await loop.create_datagram_endpoint(Sink, local_addr=("127.0.0.1", 0))
+    port = ours.get_extra_info("sockname")[1]
+    destination = sink.get_extra_info("sockname")
+    rtcp_receiver_report = bytes.fromhex("80c90001") + (0x1234).to_bytes(4, "big")
+    try:
+        async with capture(tmp_path / "c.pcap", rtp_only(port)) as pcap:
+            for k in range(30):
+                packet = RTPPacket(payload_type=0, sequence_number=k, timestamp=k * 160,
+                                   ssrc=0x1234, payload=bytes(160)).serialize()
+                ours.sendto(packet, destination)
+                other.sendto(packet, destination)  # another port: not ours
+                if k % 10 == 0:
+                    ours.sendto(rtcp_receiver_report, destination)  # muxed RTCP: not RTP
+                await asyncio.sleep(0.02)
+    finally:
+        for transport in (ours, other, sink):
+            transport.close()
+    (stream,) = rtp_streams(pcap, port)
+    assert (stream.packets, stream.lost, stream.problems) == (30, 0, False)
