@@ -6,9 +6,9 @@ Each call is G.711 μ-law, 20 ms, SRTP AES_CM_128_HMAC_SHA1_80 both ways,
 jitter buffer on. The process under test (the "SUT") runs one of:
 
   engine        rtpcore.media: an application task per call reads every
-                frame (``async for frame in stream``) and writes one frame
-                back for each (``await stream.write(pcm)``), keeping 60 ms
-                queued as a TTS would
+                frame (``async for frame in stream``) and writes audio
+                (``await stream.write(pcm)``) as it reads, keeping 60 ms
+                queued ahead of the clock as a TTS-fed agent would
   engine-batch  the same application in one task for every call, through
                 ``engine.read_frames()`` / ``engine.write_frames()``
   engine-alone  the same engine and calls, Python touching no frame
@@ -53,6 +53,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -106,6 +107,13 @@ def crypto(call: int, sender: str) -> Any:
     return CryptoAttribute(1, SUITE, digest[:16], digest[16:30])
 
 
+def realtime() -> None:
+    """Run this process (and the threads it starts from now on) under
+    SCHED_FIFO, so other load on the machine does not preempt it: on a
+    shared machine the scheduler's delays otherwise swamp a 2 ms budget."""
+    os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
+
+
 def raise_fd_limit() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
@@ -148,9 +156,22 @@ class AppFigures:
     refused_writes: int = 0
 
 
+class CallState:
+    """The application's bookkeeping for one call."""
+
+    __slots__ = ("base", "read", "start", "written")
+
+    def __init__(self, now: float) -> None:
+        self.read = 0  # frames read
+        self.base = math.inf  # smallest (read time - k * ptime) so far
+        self.start = now
+        self.written = 0  # frames written
+
+
 class Application:
-    """Reads every frame of every call and writes one frame back for each,
-    keeping LEAD_FRAMES queued ahead of the clock.
+    """Reads every frame of every call and, like an agent fed by a TTS,
+    keeps LEAD_FRAMES of audio queued ahead of the wall clock, writing
+    when it reads (usually one frame per frame read).
 
     Lateness: a call's k-th frame has the slot ``base + k * ptime``, where
     ``base`` is the smallest ``read time - k * ptime`` seen so far; a frame
@@ -162,46 +183,63 @@ class Application:
         self.figures = AppFigures()
         self.measuring = False
 
-    def _observe(self, slot: list[float], now: float, pcm: Any) -> None:
-        """``slot`` is the call's [frames read, base]."""
-        offset = now - slot[0] * PTIME_S
-        slot[0] += 1
-        if offset < slot[1]:
-            slot[1] = offset
+    def _observe(self, call: CallState, now: float, pcm: Any) -> int:
+        """Account for one frame read at ``now``; returns how many frames
+        to write to keep the lead."""
+        offset = now - call.read * PTIME_S
+        call.read += 1
+        if offset < call.base:
+            call.base = offset
         if self.measuring:
             figures = self.figures
             figures.frames += 1
             figures.tone_frames += bytes(pcm) == TONE_PCM
-            lateness = offset - slot[1]
+            lateness = offset - call.base
             if lateness > LATE_S:
                 figures.late += 1
                 figures.worst_late_ms = max(figures.worst_late_ms, lateness * 1000)
+        due = LEAD_FRAMES + int((now - call.start) / PTIME_S)
+        missing = max(0, due - call.written)
+        call.written += missing
+        return missing
 
     async def run(self, stream: Any) -> None:
         """One call, the per-stream API: ``async for`` and ``await write``."""
         loop = asyncio.get_running_loop()
+        call = CallState(loop.time())
         for _ in range(LEAD_FRAMES):
             await stream.write(TONE_PCM)
-        slot = [0.0, math.inf]
+        call.written = LEAD_FRAMES
         async for frame in stream:
-            self._observe(slot, loop.time(), frame.pcm)
-            await stream.write(TONE_PCM)
+            for _ in range(self._observe(call, loop.time(), frame.pcm)):
+                await stream.write(TONE_PCM)
 
     async def run_batch(self, engine: Any, streams: list[Any]) -> None:
         """Every call in one task: ``engine.read_frames()`` and ``write_frames``."""
         loop = asyncio.get_running_loop()
-        slots = {stream: [0.0, math.inf] for stream in streams}
+        calls = {stream: CallState(loop.time()) for stream in streams}
         for _ in range(LEAD_FRAMES):
             engine.write_frames([(stream, TONE_PCM) for stream in streams])
+        for call in calls.values():
+            call.written = LEAD_FRAMES
         while batch := await engine.read_frames():
             now = loop.time()
-            for stream, frame in batch:
-                self._observe(slots[stream], now, frame.pcm)
-            refused = engine.write_frames([(stream, TONE_PCM) for stream, _ in batch])
-            self.figures.refused_writes += len(refused)
+            writes = [(stream, TONE_PCM) for stream, frame in batch
+                      for _ in range(self._observe(calls[stream], now, frame.pcm))]
+            self.figures.refused_writes += len(engine.write_frames(writes))
 
 
 # --- the calls of each implementation ------------------------------------------------
+
+
+async def spread_over_ptime(starts: list[Callable[[], None]], groups: int = 20) -> None:
+    """Run ``starts`` in ``groups`` spread over one ptime, so the calls'
+    clocks tick at different phases, as independent calls' do, rather than
+    all in the same instant."""
+    for group in range(groups):
+        for start in starts[group::groups]:
+            start()
+        await asyncio.sleep(PTIME_S / groups)
 
 
 class EngineCalls:
@@ -226,14 +264,15 @@ class EngineCalls:
         self.configs = [(crypto(i, sender), crypto(i, receiver)) for i in ids]
         return [int(s.local_port) for s in self.streams]
 
-    def start(self, remotes: list[int]) -> None:
+    async def start(self, remotes: list[int]) -> None:
         """Start media towards ``remotes``."""
         from rtpcore.media import MediaConfig
 
-        for stream, (send, recv), port in zip(self.streams, self.configs, remotes, strict=True):
-            stream.start(MediaConfig(
+        await spread_over_ptime([
+            functools.partial(stream.start, MediaConfig(
                 codec="PCMU", payload_type=0, remote=("127.0.0.1", port), ptime=20,
                 telephone_event=None, srtp_send=send, srtp_recv=recv, sample_rate=8000))
+            for stream, (send, recv), port in zip(self.streams, self.configs, remotes, strict=True)])
 
     def applications(self, app: Application) -> list[Coroutine[Any, Any, None]]:
         if self.batch:
@@ -280,9 +319,9 @@ class PipelineCalls:
                                                app=self.app) for i in ids]
         return [await call.open() for call in self.calls]
 
-    def start(self, remotes: list[int]) -> None:
-        for call, port in zip(self.calls, remotes, strict=True):
-            call.start(("127.0.0.1", port))
+    async def start(self, remotes: list[int]) -> None:
+        await spread_over_ptime([functools.partial(call.start, ("127.0.0.1", port))
+                                 for call, port in zip(self.calls, remotes, strict=True)])
 
     def applications(self, app: Application) -> list[Coroutine[Any, Any, None]]:
         return [app.run(call) for call in self.calls]
@@ -330,7 +369,7 @@ async def serve_sut(impl: str, calls: int, warmup: float, seconds: float) -> Non
     rss_before = rss_bytes()
     peer_ports = (await read_json_line())["ports"]
     ports = await media.open(list(range(calls)), "sut", "peer")
-    media.start(peer_ports)
+    await media.start(peer_ports)
     say({"ports": ports})
     app = Application()
     with_app = impl != "engine-alone"
@@ -476,7 +515,7 @@ async def serve_peer(calls: int, probes: int, peer_impl: str) -> None:
     ports.update((i, probe.port) for i, probe in zip(probe_ids, sampled, strict=True))
     say({"ports": [ports[i] for i in range(calls)]})
     sut_ports = (await read_json_line())["ports"]
-    bulk.start([sut_ports[i] for i in bulk_ids])
+    await bulk.start([sut_ports[i] for i in bulk_ids])
     for i, probe in zip(probe_ids, sampled, strict=True):
         probe.start(sut_ports[i])
     cpu_before, started = cpu_seconds(), time.monotonic()
@@ -531,6 +570,7 @@ class StepOptions:
     warmup: float = 2.0
     seconds: float = 5.0
     probes: int = 32
+    realtime: bool = False
     peer_impl: str = field(default_factory=lambda: "engine" if engine_available() else "asyncio")
 
 
@@ -538,10 +578,11 @@ def run_step(impl: str, calls: int, options: StepOptions) -> dict[str, Any]:
     """N calls of ``impl`` against a fresh peer; the SUT's and the probes'
     figures, and whether the step held."""
     opening = 30 + calls / 100  # seconds to open the calls, generous
+    priority = ["--realtime"] if options.realtime else []
     peer = _Child("--role", "peer", "--calls", str(calls), "--probes", str(options.probes),
-                  "--peer-impl", options.peer_impl)
+                  "--peer-impl", options.peer_impl, *priority)
     sut = _Child("--role", "sut", "--impl", impl, "--calls", str(calls),
-                 "--warmup", str(options.warmup), "--seconds", str(options.seconds))
+                 "--warmup", str(options.warmup), "--seconds", str(options.seconds), *priority)
     try:
         sut.send(peer.receive(opening))
         peer.send(sut.receive(opening))
@@ -635,10 +676,15 @@ def main() -> None:
     parser.add_argument("--probes", type=int, default=32, help="far-end calls that time packets")
     parser.add_argument("--peer-impl", choices=["engine", "asyncio"],
                         help="the far end's bulk calls (default: engine when importable)")
+    parser.add_argument("--realtime", action="store_true",
+                        help="run the process under test and the far end under SCHED_FIFO "
+                             "(root), so unrelated load on the machine does not preempt them")
     parser.add_argument("--json", metavar="FILE", help="write every step's figures here")
     parser.add_argument("--role", choices=["sut", "peer"], help=argparse.SUPPRESS)
     args = parser.parse_args()
 
+    if args.role and args.realtime:
+        realtime()
     if args.role == "sut":
         asyncio.run(serve_sut(args.impl, args.calls, args.warmup, args.seconds))
         return
@@ -646,7 +692,7 @@ def main() -> None:
         asyncio.run(serve_peer(args.calls, args.probes, args.peer_impl))
         return
 
-    options = StepOptions(args.warmup, args.seconds, args.probes)
+    options = StepOptions(args.warmup, args.seconds, args.probes, args.realtime)
     if args.peer_impl:
         options.peer_impl = args.peer_impl
     impls = args.impl.split(",")
@@ -654,7 +700,8 @@ def main() -> None:
         if impl not in IMPLEMENTATIONS:
             parser.error(f"--impl: unknown implementation {impl!r}")
     print(f"far end: {options.peer_impl} streams + {options.probes} timing probes; "
-          f"{args.warmup:g} s warm-up, {args.seconds:g} s measured per step", flush=True)
+          f"{args.warmup:g} s warm-up, {args.seconds:g} s measured per step"
+          f"{'; both processes SCHED_FIFO' if args.realtime else ''}", flush=True)
     steps: list[dict[str, Any]] = []
     best: dict[str, int] = {}
     for impl in impls:
