@@ -17,6 +17,9 @@ __all__ = [
     "SIPError",
     "SIPParseError",
     "SIPLimitError",
+    "MediaError",
+    "StreamClosedError",
+    "QueueFullError",
 ]
 
 
@@ -155,3 +158,17 @@ class AudioopError(RtpcoreError):
     """A bad argument to :mod:`rtpcore.audioop` (sample width not 1 to 4, or
     a fragment that is not a whole number of samples); exported there as
     ``rtpcore.audioop.error`` with the messages of the stdlib ``audioop``."""
+
+
+class MediaError(RtpcoreError):
+    """The media engine refused a request: no free port left in its range,
+    the engine closed, a worker that did not answer."""
+
+
+class StreamClosedError(MediaError):
+    """Writing to, or waiting on, a media stream that has closed."""
+
+
+class QueueFullError(MediaError):
+    """A media stream's outbound queue holds its maximum already
+    (``write_nowait``); ``await stream.write(...)`` waits instead."""
