@@ -32,6 +32,7 @@ OPTIONS = StepOptions(warmup=1.0, seconds=2.0, probes=16)
 @pytest.mark.benchmark(group="engine-load")
 def test_engine_load_quick(benchmark: Any, impl: str) -> None:
     figures = benchmark.pedantic(run_step, args=(impl, CALLS, OPTIONS), rounds=1, iterations=1)
+    assert "error" not in figures, figures
     probes, app = figures["probes"], figures["sut"]["app"]
     benchmark.extra_info.update(
         {name: value for name, value in figures.items() if name not in ("sut", "probes")})

@@ -125,9 +125,10 @@ def rss_bytes() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def cpu_seconds() -> float:
+def cpu_seconds() -> tuple[float, float]:
+    """This process's (user, system) CPU time so far, every thread."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    return usage.ru_utime, usage.ru_stime
 
 
 async def read_json_line() -> Any:
@@ -250,11 +251,13 @@ class EngineCalls:
     WINDOW_COUNTERS = ("frames_to_app", "frames_overrun", "idle_frames", "packets_received",
                        "packets_lost", "concealed_ms")
 
-    def __init__(self, port_range: tuple[int, int], batch: bool = False) -> None:
+    def __init__(self, port_range: tuple[int, int], batch: bool = False,
+                 passthrough: bool = False) -> None:
         from rtpcore.media import Engine
 
         self.engine = Engine(bind_host="127.0.0.1", port_range=port_range)
         self.batch = batch
+        self.passthrough = passthrough
         self.streams: list[Any] = []
         self.configs: list[tuple[Any, Any]] = []
 
@@ -271,7 +274,8 @@ class EngineCalls:
         await spread_over_ptime([
             functools.partial(stream.start, MediaConfig(
                 codec="PCMU", payload_type=0, remote=("127.0.0.1", port), ptime=20,
-                telephone_event=None, srtp_send=send, srtp_recv=recv, sample_rate=8000))
+                telephone_event=None, srtp_send=send, srtp_recv=recv, sample_rate=8000,
+                passthrough=self.passthrough))
             for stream, (send, recv), port in zip(self.streams, self.configs, remotes, strict=True)])
 
     def applications(self, app: Application) -> list[Coroutine[Any, Any, None]]:
@@ -347,6 +351,8 @@ class PipelineCalls:
 def make_calls(impl: str, port_range: tuple[int, int]) -> EngineCalls | PipelineCalls:
     if impl in ("engine", "engine-batch", "engine-alone"):
         return EngineCalls(port_range, batch=impl == "engine-batch")
+    if impl == "engine-far-end":  # nobody reads or writes: no decode, no encode
+        return EngineCalls(port_range, passthrough=True)
     if impl in ("asyncio", "asyncio-alone"):
         return PipelineCalls(app=impl == "asyncio")
     raise ValueError(f"impl: one of {IMPLEMENTATIONS}, got {impl!r}")
@@ -379,14 +385,17 @@ async def serve_sut(impl: str, calls: int, warmup: float, seconds: float) -> Non
     app.measuring = True
     cpu_before, started, load_before = cpu_seconds(), time.time_ns(), os.getloadavg()[0]
     await asyncio.sleep(seconds)
-    ended, cpu_used, load_after = time.time_ns(), cpu_seconds() - cpu_before, os.getloadavg()[0]
+    ended, cpu_after, load_after = time.time_ns(), cpu_seconds(), os.getloadavg()[0]
+    user, system = (after - before for after, before in zip(cpu_after, cpu_before, strict=True))
     app.measuring = False
     counters_after = media.snapshot()
     rss_after = rss_bytes()
     window = {name: counters_after[name] - counters_before[name] for name in counters_after}
     result = {
         "window": [started, ended],
-        "cpu_s": cpu_used,
+        "cpu_s": user + system,
+        "cpu_user_s": user,
+        "cpu_system_s": system,
         "load_average": [load_before, load_after],
         "rss_before_mb": rss_before / 2**20,
         "rss_after_mb": rss_after / 2**20,
@@ -509,7 +518,7 @@ async def serve_peer(calls: int, probes: int, peer_impl: str) -> None:
     raise_fd_limit()
     probe_ids = probe_indices(calls, probes)
     bulk_ids = sorted(set(range(calls)) - set(probe_ids))
-    bulk = make_calls(f"{peer_impl}-alone", PEER_PORTS)
+    bulk = make_calls("engine-far-end" if peer_impl == "engine" else "asyncio-alone", PEER_PORTS)
     ports = dict(zip(bulk_ids, await bulk.open(bulk_ids, "peer", "sut"), strict=True))
     sampled = [Probe(i) for i in probe_ids]
     ports.update((i, probe.port) for i, probe in zip(probe_ids, sampled, strict=True))
@@ -518,10 +527,10 @@ async def serve_peer(calls: int, probes: int, peer_impl: str) -> None:
     await bulk.start([sut_ports[i] for i in bulk_ids])
     for i, probe in zip(probe_ids, sampled, strict=True):
         probe.start(sut_ports[i])
-    cpu_before, started = cpu_seconds(), time.monotonic()
+    cpu_before, started = sum(cpu_seconds()), time.monotonic()
     window = (await read_json_line())["window"]
     report = summarize_probes(sampled, window)
-    report["peer_cpu_percent"] = 100 * (cpu_seconds() - cpu_before) / (time.monotonic() - started)
+    report["peer_cpu_percent"] = 100 * (sum(cpu_seconds()) - cpu_before) / (time.monotonic() - started)
     report["peer_impl"] = peer_impl
     report["probe_send_failed"] = sum(p.send_failed for p in sampled)
     for probe in sampled:
@@ -589,6 +598,9 @@ def run_step(impl: str, calls: int, options: StepOptions) -> dict[str, Any]:
         result = sut.receive(options.warmup + options.seconds + opening)
         peer.send({"window": result["window"]})
         probes = peer.receive(opening)
+    except (TimeoutError, RuntimeError) as error:
+        # far past its limit a step can starve its own processes of any answer
+        return {"impl": impl, "calls": calls, "held": False, "error": str(error)}
     finally:
         sut.stop()
         peer.stop()
@@ -601,6 +613,7 @@ def run_step(impl: str, calls: int, options: StepOptions) -> dict[str, Any]:
         "interval_error_p99_ms": probes["interval_error_p99_ms"],
         "late_frames": late,
         "cpu_percent": 100 * result["cpu_s"] / seconds,
+        "cpu_system_percent": 100 * result["cpu_system_s"] / seconds,
         "cpu_per_call_percent": 100 * result["cpu_s"] / seconds / calls,
         "rss_per_call_kb": result["rss_per_call_kb"],
         "app_frames": result["app"]["frames"],
@@ -654,11 +667,14 @@ def ramp(impl: str, start: int, limit: int, options: StepOptions,
 
 
 def line(figures: dict[str, Any]) -> str:
+    if "error" in figures:
+        return f"{figures['impl']:>13} N={figures['calls']:<6} FAILED {figures['error']}"
     return (f"{figures['impl']:>13} N={figures['calls']:<6} "
             f"{'held  ' if figures['held'] else 'FAILED'} "
             f"p99 interval error {figures['interval_error_p99_ms']:6.2f} ms, "
             f"late frames {figures['late_frames']:<6} "
-            f"CPU {figures['cpu_percent']:5.1f}% ({figures['cpu_per_call_percent']:.3f}% per call), "
+            f"CPU {figures['cpu_percent']:5.1f}% (system {figures['cpu_system_percent']:4.1f}%; "
+            f"{figures['cpu_per_call_percent']:.3f}% per call), "
             f"RSS {figures['rss_per_call_kb']:6.1f} KB per call")
 
 
