@@ -733,7 +733,9 @@ def main() -> None:
         print("\nlargest N held (p99 interval error < 2 ms, zero late frames):")
         for impl, n in best.items():
             at = [s for s in steps if s["impl"] == impl and s["calls"] == n]
-            print(f"  {impl:>13}: {n}" + (f"   ({line(at[0]).split(' ', 2)[2]})" if at else ""))
+            print(f"  {impl:>13}: {n:<5}" + (
+                f" CPU {at[0]['cpu_per_call_percent']:.3f}% of a core per call, "
+                f"RSS {at[0]['rss_per_call_kb']:.1f} KB per call" if at else ""))
         if best.get("asyncio") and best.get("engine"):
             print(f"  engine / asyncio: {best['engine'] / best['asyncio']:.1f}x")
     if args.json:
