@@ -101,9 +101,12 @@ def rtp_streams(pcap: Path, port: int) -> list[RTPStream]:
             for m in map(_STREAM.match, out.splitlines()) if m]
 
 
-def rtp_only(port: int) -> str:
-    """A capture filter for RTP (not RTCP, RFC 5761) sent from ``port``."""
-    return f"udp src port {port} and not (udp[9] >= 192 and udp[9] <= 223)"
+def rtp_only(port: int, to_ports: tuple[int, int] | None = None) -> str:
+    """A capture filter for RTP (not RTCP, RFC 5761) sent from ``port``, and
+    to the inclusive port range ``to_ports`` if given (loopback is shared
+    with whatever else runs on the machine)."""
+    towards = f" and udp dst portrange {to_ports[0]}-{to_ports[1]}" if to_ports else ""
+    return f"udp src port {port}{towards} and not (udp[9] >= 192 and udp[9] <= 223)"
 
 
 @asynccontextmanager
@@ -133,11 +136,15 @@ async def capture(path: Path, udp_filter: str) -> AsyncIterator[Path]:
 # --- baresip ----------------------------------------------------------------------------
 
 
+BARESIP_RTP_PORTS = 10  # the ports from rtp_port on that baresip may use
+
+
 def write_baresip_config(directory: Path, *, sip_port: int, rtp_port: int, codec: str,
                          srtp: bool, source: Path) -> None:
     """A baresip that plays ``source`` into the call and records what it
     decodes (the sndfile filter writes ``dump-*-dec.wav`` in ``directory``),
-    offering only ``codec``, with SDES SRTP mandatory when ``srtp``."""
+    offering only ``codec``, with SDES SRTP mandatory when ``srtp``, its RTP
+    on ports ``rtp_port`` to ``rtp_port + BARESIP_RTP_PORTS``."""
     encryption = ";mediaenc=srtp-mand" if srtp else ""
     (directory / "config").write_text(
         f"poll_method epoll\nsip_listen 127.0.0.1:{sip_port}\n"
@@ -145,7 +152,7 @@ def write_baresip_config(directory: Path, *, sip_port: int, rtp_port: int, codec
         "module g711.so\nmodule g722.so\nmodule srtp.so\nmodule aufile.so\nmodule sndfile.so\n"
         "module_app account.so\nmodule_app menu.so\n"
         f"snd_path {directory}\naudio_source aufile,{source}\n"
-        f"audio_alert aufile,{source}\nrtp_ports {rtp_port}-{rtp_port + 10}\n"
+        f"audio_alert aufile,{source}\nrtp_ports {rtp_port}-{rtp_port + BARESIP_RTP_PORTS}\n"
         "net_interface 127.0.0.1\njitter_buffer_delay 1-20\n")
     (directory / "accounts").write_text(
         f"<sip:baresip@127.0.0.1>;regint=0;audio_codecs={codec}{encryption}\n")

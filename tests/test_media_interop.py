@@ -29,6 +29,7 @@ import numpy as np
 import pytest
 from impairment_proxy import Impairment, ImpairmentProxy
 from media_peers import (
+    BARESIP_RTP_PORTS,
     SPEECH,
     SPEECH_BACK,
     RTPStream,
@@ -130,7 +131,8 @@ async def test_baresip_call(tmp_path: Path, codec: str, srtp: bool) -> None:
     rate = RATE[codec]
     ours, theirs = speech(SPEECH, rate), speech(SPEECH_BACK, rate)
     write_wav(tmp_path / "source.wav", theirs, rate)
-    write_baresip_config(tmp_path, sip_port=free_port(), rtp_port=free_port(), codec=codec,
+    baresip_rtp = free_port()
+    write_baresip_config(tmp_path, sip_port=free_port(), rtp_port=baresip_rtp, codec=codec,
                          srtp=srtp, source=tmp_path / "source.wav")
     engine = Engine(bind_host="127.0.0.1")
     callee = EngineCallee(engine, rate, send=ours)
@@ -138,7 +140,9 @@ async def test_baresip_call(tmp_path: Path, codec: str, srtp: bool) -> None:
     seconds = len(ours) / rate + 1.5
     process = None
     try:
-        async with capture(tmp_path / "ours.pcap", rtp_only(callee.stream.local_port)) as pcap:
+        to_baresip = rtp_only(callee.stream.local_port,
+                              (baresip_rtp, baresip_rtp + BARESIP_RTP_PORTS))
+        async with capture(tmp_path / "ours.pcap", to_baresip) as pcap:
             process = await asyncio.create_subprocess_exec(
                 baresip, "-f", str(tmp_path), "-t", str(int(seconds) + 1),
                 "-e", f"/dial sip:service@127.0.0.1:{sip_port}",
@@ -168,8 +172,9 @@ async def test_baresip_call(tmp_path: Path, codec: str, srtp: bool) -> None:
     assert ours_on_wire.packets > 50 * (len(ours) / rate)
     assert ours_on_wire.lost == 0 and not ours_on_wire.problems, ours_on_wire
     # near-zero next to the 20 ms packet spacing (RFC 3550 jitter, as tshark
-    # computes it from capture times), with room for a late tick on a busy machine
-    assert ours_on_wire.mean_jitter_ms < 1.0 and ours_on_wire.max_jitter_ms < 3.0, ours_on_wire
+    # computes it from capture times; a sender pacing in bursts of two sits
+    # near 10 ms), with room for a tick made late by a busy machine
+    assert ours_on_wire.mean_jitter_ms < 1.0 and ours_on_wire.max_jitter_ms < 5.0, ours_on_wire
 
 
 # --- SIPp -------------------------------------------------------------------------------------
