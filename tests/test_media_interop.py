@@ -172,8 +172,8 @@ async def test_baresip_call(tmp_path: Path, codec: str, srtp: bool) -> None:
     assert ours_on_wire.packets > 50 * (len(ours) / rate)
     assert ours_on_wire.lost == 0 and not ours_on_wire.problems, ours_on_wire
     # near-zero next to the 20 ms packet spacing (RFC 3550 jitter, as tshark
-    # computes it from capture times; a sender pacing in bursts of two sits
-    # near 10 ms), with room for a tick made late by a busy machine
+    # computes it from capture times; a sender pacing in pairs every 40 ms
+    # converges on 20 ms), with room for a tick made late by a busy machine
     assert ours_on_wire.mean_jitter_ms < 1.0 and ours_on_wire.max_jitter_ms < 5.0, ours_on_wire
 
 
