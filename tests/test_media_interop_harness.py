@@ -117,12 +117,13 @@ async def test_duplicates_arrive_twice() -> None:
 
 
 async def test_delay_and_jitter_spread_arrivals() -> None:
-    received, sent, _ = await relay(count=100, spacing_s=0.005, delay_ms=30, jitter_ms=40)
+    received, sent, proxy = await relay(count=100, spacing_s=0.005, delay_ms=30, jitter_ms=40)
     delays = sorted(t - sent[int.from_bytes(d, "big")] for t, d in received)
     assert len(delays) == 100
     assert delays[0] >= 0.029  # the constant part is always there
-    assert delays[-1] - delays[0] > 0.025  # and the jitter spreads the rest
-    assert delays[-1] < 0.070 + 0.05  # within delay + jitter, give or take the scheduler
+    # 40 ms of jitter on datagrams 5 ms apart lets later ones overtake
+    # earlier ones (a stalled machine delays, but never reorders, timers)
+    assert proxy.stats["a_to_b"].out_of_order > 10
 
 
 @pytest.mark.parametrize("field", ["loss", "reorder", "duplicate"])
