@@ -34,7 +34,9 @@ from rtpcore.media import (
     MediaStream,
     PacketsDropped,
     PayloadFrame,
+    RemoteBye,
     RemoteLatched,
+    RTCPReport,
     StreamClosed,
 )
 from rtpcore.sdp import AudioPolicy, create_answer, create_offer, negotiate
@@ -224,6 +226,20 @@ async def test_events_tell_latching_drops_and_close(engine: Engine) -> None:
     with pytest.raises(StreamClosedError):
         await a.next_event()
     assert a.poll_events() == []
+
+
+async def test_rtcp_on_its_own_port_reports_and_says_bye(engine: Engine) -> None:
+    a, b = engine.allocate(), engine.allocate()
+    # No rtcp-mux: RTCP goes between the RTCP sockets (RTP port + 1).
+    for me, peer in ((a, b), (b, a)):
+        host = peer.local_address[0]
+        me.start(MediaConfig(remote=peer.local_address, remote_rtcp=(host, peer.local_rtcp_port)))
+    # The first report is due after 2.5 s at most (RFC 3550 A.7, halved).
+    report = await wait_event(b, RTCPReport, timeout=8)
+    assert report.fraction_lost == 0.0 and report.cumulative_lost == 0
+    a.close()
+    bye = await wait_event(b, RemoteBye)
+    assert bye.reason is not None
 
 
 async def test_garbage_at_the_port_is_counted_and_the_stream_keeps_playing(engine: Engine) -> None:

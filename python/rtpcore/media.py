@@ -469,9 +469,11 @@ class Engine:
     def close(self) -> None:
         """Closes every stream (RTCP BYE, ports released) and stops the
         worker threads. Idempotent."""
+        # The workers end every running call at once; what is left closes
+        # here (streams allocated but never started) and wakes its waiters.
+        self._core.close()
         for stream in list(self._streams.values()):
             stream.close()
-        self._core.close()
         if self._loop is not None and not self._loop.is_closed():
             self._loop.remove_reader(self._core.fileno())
         self._loop = None
