@@ -452,3 +452,43 @@ fn the_recording_tap_shows_what_was_sent() {
     assert_eq!(leg.last_sent_pcm(), &[0; 320][..]);
     assert!(leg.last_sent_payload().is_empty());
 }
+
+#[test]
+fn without_latching_media_goes_to_the_signalled_address() {
+    let mut config = LegConfig::new(Codec::Pcmu, "x", 0);
+    config.latch = false;
+    let mut call = Call::new(&config, false, CLEAN, 15);
+    let natted = addr("198.51.100.7:31000");
+    call.addrs[0] = natted;
+    call.run(300, |_, _, _| {});
+    // B still hears A (the session accepts the source) but answers where
+    // signalling said.
+    assert!(call.legs[1].stats().session.packets_received > 5);
+    assert_eq!(call.legs[1].rtp_destination(), addr(A));
+}
+
+#[test]
+fn a_restarted_peer_is_an_ssrc_change_and_audio_goes_on() {
+    let mut config = LegConfig::new(Codec::G722, "x", 0);
+    config.app_sample_rate = 16000;
+    let mut call = Call::new(&config, true, CLEAN, 16);
+    call.legs[0].write_audio(&speechlike(16000, 1.0)).unwrap();
+    call.run(1200, |_, _, _| {});
+    let old = call.legs[0].ssrc();
+    // A's process restarts: a new leg (new SSRC, sequence, timestamp, keys
+    // unchanged) at the same address.
+    let mut restarted = config.clone();
+    restarted.cname = "leg0@test".into();
+    restarted.rng_seed = 1234;
+    restarted.srtp_send = Some(keying(1));
+    restarted.srtp_recv = Some(keying(2));
+    call.legs[0] = CallLeg::new(restarted, addr(B), None, call.now_ns).unwrap();
+    let second = speechlike(16000, 1.5)[8000..].to_vec();
+    call.legs[0].write_audio(&second).unwrap();
+    let heard_before = call.received_pcm[1].len();
+    call.run(1300, |_, _, _| {});
+    let new = call.legs[0].ssrc();
+    assert!(call.events[1].contains(&LegEvent::SsrcChanged { old, new }), "{:?}", call.events[1]);
+    let corr = segment_correlation(&second, &call.received_pcm[1][heard_before..], 4000, 3200);
+    assert!(corr > 0.95, "{corr}");
+}

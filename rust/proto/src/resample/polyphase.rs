@@ -67,6 +67,33 @@ fn gcd(a: u32, b: u32) -> u32 {
     }
 }
 
+/// The dot product of two equally long slices, in eight independent lanes:
+/// a plain sum is one dependency chain the compiler may not reorder (float
+/// addition is not associative), eight lanes vectorise and pipeline.
+#[inline]
+fn dot(x: &[f32], h: &[f32]) -> f32 {
+    const LANES: usize = 8;
+    let mut acc = [0.0f32; LANES];
+    let (x_body, h_body) = (x.chunks_exact(LANES), h.chunks_exact(LANES));
+    let tail: f32 = x_body.remainder().iter().zip(h_body.remainder()).map(|(a, b)| a * b).sum();
+    for (xs, hs) in x_body.zip(h_body) {
+        for lane in 0..LANES {
+            acc[lane] += xs[lane] * hs[lane];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// Rounds to nearest (ties to even) and saturates, without the libm call
+/// `f32::round` is on baseline x86-64: adding 1.5 * 2^23 leaves the
+/// rounded integer in the low mantissa bits (as `super::f32_to_i16` does
+/// for normalised samples). The input is finite: finite samples and taps.
+#[inline]
+fn round_to_i16(y: f32) -> i16 {
+    const ROUNDING: f32 = 12_582_912.0;
+    (y.clamp(-32768.0, 32767.0) + ROUNDING).to_bits() as u16 as i16
+}
+
 /// The zeroth-order modified Bessel function of the first kind, by its
 /// power series (converges fast for the arguments a Kaiser window needs).
 fn bessel_i0(x: f64) -> f64 {
@@ -195,9 +222,8 @@ impl PolyphaseResampler {
             // `history + newest` in the window).
             let samples = &self.window[newest..newest + self.taps];
             let coeffs = &self.coeffs[phase * self.taps..(phase + 1) * self.taps];
-            let y: f32 = samples.iter().zip(coeffs).map(|(x, h)| x * h).sum();
-            // `as` saturates; NaN cannot occur (finite inputs and taps).
-            out.push(y.round().clamp(-32768.0, 32767.0) as i16);
+            let y = dot(samples, coeffs);
+            out.push(round_to_i16(y));
             self.next_out += self.down;
         }
         self.next_out -= n * self.up;
