@@ -5,6 +5,7 @@ outbound stream analysed by tshark, and a baresip configured in a temp dir."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 import signal
 import wave
@@ -20,8 +21,17 @@ from shared_data import shared_path
 from sip_peers import require
 
 Samples = npt.NDArray[np.int16]
+_ENGINE_PORT_BLOCKS = itertools.count()
 SPEECH = "s01_en-us_m"
 SPEECH_BACK = "s02_en-gb_f3"  # what the peer sends us, so the directions cannot be confused
+
+
+def engine_ports() -> tuple[int, int]:
+    """A port range of its own for a test engine: 100 ports from 38000-39999
+    (other areas' tests use other ranges), a different block each time, so
+    no stream starts on a port where an earlier test's peer may still send."""
+    low = 38000 + next(_ENGINE_PORT_BLOCKS) % 20 * 100
+    return (low, low + 99)
 
 
 def speech(item: str, rate: int) -> Samples:

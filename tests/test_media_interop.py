@@ -35,6 +35,7 @@ from media_peers import (
     RTPStream,
     baresip_decoded,
     capture,
+    engine_ports,
     rtp_only,
     rtp_streams,
     score,
@@ -66,15 +67,19 @@ STARVED_FLOOR = 1.2
 STARVED_TICK_MS = 10.0
 
 
+def starved(engines: list[Any], streams: list[Any]) -> bool:
+    """Whether an engine (EngineStats) ran a tick more than STARVED_TICK_MS
+    late or a stream (MediaStats) skipped one."""
+    return (any(e.max_lateness_ms > STARVED_TICK_MS for e in engines)
+            or any(s.ticks_skipped for s in streams))
+
+
 def pesq_floor(floor: float, engines: list[Any], streams: list[Any]) -> float:
-    """``floor`` if the engines (EngineStats) kept their ticks within
-    STARVED_TICK_MS and the streams (MediaStats) skipped none, else
-    STARVED_FLOOR. Correlation is reported, not asserted: the
-    time-stretching of an adaptive jitter buffer defeats one global
-    alignment, which PESQ's per-utterance alignment handles."""
-    starved = (any(e.max_lateness_ms > STARVED_TICK_MS for e in engines)
-               or any(s.ticks_skipped for s in streams))
-    return STARVED_FLOOR if starved else floor
+    """``floor``, or STARVED_FLOOR if the machine starved the engines.
+    Correlation is reported, not asserted: the time-stretching of an
+    adaptive jitter buffer defeats one global alignment, which PESQ's
+    per-utterance alignment handles."""
+    return STARVED_FLOOR if starved(engines, streams) else floor
 SIPP_DIR = Path(__file__).parent / "sipp"
 
 
@@ -151,7 +156,7 @@ async def test_baresip_call(tmp_path: Path, codec: str, srtp: bool) -> None:
     baresip_rtp = free_port()
     write_baresip_config(tmp_path, sip_port=free_port(), rtp_port=baresip_rtp, codec=codec,
                          srtp=srtp, source=tmp_path / "source.wav")
-    engine = Engine(bind_host="127.0.0.1")
+    engine = Engine(bind_host="127.0.0.1", port_range=engine_ports())
     callee = EngineCallee(engine, rate, send=ours)
     sip_port = await callee.listen(AudioPolicy(codecs=(codec,), srtp="required" if srtp else "off"))
     seconds = len(ours) / rate + 1.5
@@ -186,14 +191,17 @@ async def test_baresip_call(tmp_path: Path, codec: str, srtp: bool) -> None:
     # what we decoded from baresip
     corr, quality = score(theirs, heard, rate)
     assert quality > floor, (corr, quality, callee.stats)
-    # our outbound stream as tshark sees it on the wire
+    # our outbound stream as tshark sees it on the wire: sequence numbers
+    # continuous however the machine ran
     ours_on_wire = outbound_stream(pcap, callee.stream.local_port)
-    assert ours_on_wire.packets > 50 * (len(ours) / rate)
     assert ours_on_wire.lost == 0 and not ours_on_wire.problems, ours_on_wire
-    # near-zero next to the 20 ms packet spacing (RFC 3550 jitter, as tshark
-    # computes it from capture times; a sender pacing in pairs every 40 ms
-    # converges on 20 ms), with room for a tick made late by a busy machine
-    assert ours_on_wire.mean_jitter_ms < 1.0 and ours_on_wire.max_jitter_ms < 5.0, ours_on_wire
+    if not starved([engine_stats], [callee.stats]):
+        # a packet every 20 ms with near-zero jitter (RFC 3550 jitter, as
+        # tshark computes it from capture times; a sender pacing in pairs
+        # every 40 ms converges on 20 ms), with room for a tick a few ms late
+        assert ours_on_wire.packets > 50 * (len(ours) / rate), ours_on_wire
+        assert ours_on_wire.mean_jitter_ms < 1.0 and ours_on_wire.max_jitter_ms < 5.0, \
+            (ours_on_wire, engine_stats)
 
 
 # --- SIPp -------------------------------------------------------------------------------------
@@ -220,7 +228,7 @@ async def test_sipp_plays_rtp_pcap_into_engine(tmp_path: Path) -> None:
     scenario = tmp_path / "uac_pcap_audio.xml"
     scenario.write_text((SIPP_DIR / "uac_pcap_audio.xml").read_text()
                         .replace("PCAP_FILE", str(tmp_path / "speech.pcap")))
-    engine = Engine(bind_host="127.0.0.1")
+    engine = Engine(bind_host="127.0.0.1", port_range=engine_ports())
     callee = EngineCallee(engine, 8000)
     sip_port = await callee.listen(AudioPolicy(codecs=("PCMU",)))
     try:
@@ -264,7 +272,7 @@ async def test_two_engines_through_impairment(condition: str, codec: str) -> Non
     payload_type = {"PCMU": 0, "G722": 9}[codec]
     sent = {"a": speech(SPEECH, rate), "b": speech(SPEECH_BACK, rate)}
     heard: dict[str, list[np.ndarray]] = {"a": [], "b": []}
-    engines = {"a": Engine(bind_host="127.0.0.1"), "b": Engine(bind_host="127.0.0.1")}
+    engines = {side: Engine(bind_host="127.0.0.1", port_range=engine_ports()) for side in "ab"}
     streams = {side: engine.allocate() for side, engine in engines.items()}
     keys = {side: CryptoAttribute.generate(1, SUITE) for side in engines}
     proxy = await ImpairmentProxy.start(
