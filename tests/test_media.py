@@ -418,6 +418,23 @@ async def test_reinvite_moves_the_remote_without_a_new_session(engine: Engine) -
     assert correlation(sent, pcm_of(await collect(b, 1.0))) > 0.98
 
 
+async def test_hold_stops_rtp_but_not_rtcp_and_resume_brings_it_back(engine: Engine) -> None:
+    a, b = pair(engine)
+    await collect(b, 0.2)
+    received = b.stats().packets_received
+    a.update(MediaConfig(remote=b.local_address, direction="recvonly"))  # we put the peer on hold
+    await asyncio.sleep(0.2)  # a snapshot is up to ten ticks old
+    held_at = b.stats().packets_received
+    await asyncio.sleep(0.4)
+    assert b.stats().packets_received - held_at <= 2, "no RTP while on hold"
+    assert received > 0
+    a.update(MediaConfig(remote=b.local_address))
+    b.read_nowait()  # what queued up while nobody read
+    sent = speechlike(8000, 0.6, seed=10)
+    await a.write(sent)
+    assert correlation(sent, pcm_of(await collect(b, 1.0))) > 0.98
+
+
 async def test_engine_close_ends_every_stream(engine: Engine) -> None:
     a, b = pair(engine)
     engine.close()
@@ -445,6 +462,7 @@ async def test_engine_close_ends_every_stream(engine: Engine) -> None:
         ({"telephone_event": 0}, ValueError, "telephone_event"),
         ({"comfort_noise": 101}, ValueError, "comfort_noise"),
         ({"sample_rate": 44100}, ValueError, "sample_rate"),
+        ({"direction": "sendreceive"}, ValueError, "direction"),
         ({"passthrough": 1}, TypeError, "passthrough"),
         ({"codec": "G722", "passthrough": True}, ValueError, "passthrough"),
         ({"srtp_send": CryptoAttribute.generate(1, "AES_CM_128_HMAC_SHA1_80")}, ValueError, "srtp_send/srtp_recv"),

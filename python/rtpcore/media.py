@@ -79,6 +79,8 @@ __all__ = [
 CODECS: dict[str, tuple[int, int]] = {"PCMU": (0, 8000), "PCMA": (8, 8000), "G722": (9, 16000)}
 #: Rates the application may exchange PCM at.
 SAMPLE_RATES = (8000, 16000, 24000, 48000)
+#: Media directions (RFC 3264), ours as negotiated.
+DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 
 # Ready bits of _core (what a wake-up says became available).
 _FRAMES, _EVENTS, _WRITABLE = 1, 2, 4
@@ -127,6 +129,8 @@ class MediaConfig:
     payload bytes instead. ``record_path`` records both directions to a
     stereo WAV (left received, right sent). ``latch`` sends to where the
     peer's media actually comes from (symmetric RTP, for NAT).
+    ``direction`` is ours as negotiated: with ``recvonly`` or ``inactive``
+    (on hold) no RTP is sent, while time, RTCP and receiving go on.
     """
 
     codec: str = "PCMU"
@@ -142,6 +146,7 @@ class MediaConfig:
     passthrough: bool = False
     record_path: str | os.PathLike[str] | None = None
     latch: bool = True
+    direction: str = "sendrecv"
 
     def __post_init__(self) -> None:
         if not isinstance(self.codec, str):
@@ -179,6 +184,8 @@ class MediaConfig:
             if crypto is not None and (crypto.mki is not None or crypto.session_params):
                 # The engine's SRTP contexts take the plain suite, key and salt.
                 raise ValueError("srtp_send/srtp_recv: MKI and session parameters (KDR, WSH ...) are not supported")
+        if self.direction not in DIRECTIONS:
+            raise ValueError(f"direction: must be one of {', '.join(DIRECTIONS)}, got {self.direction!r}")
         if self.passthrough and codec == "G722":
             raise ValueError("passthrough: only G.711 (PCMU, PCMA) payloads can be passed through")
         if self.record_path is not None:
@@ -196,7 +203,7 @@ class MediaConfig:
     ) -> MediaConfig:
         """The configuration for what offer/answer settled
         (:class:`rtpcore.sdp.NegotiatedAudio`): codec, payload types, ptime,
-        remote addresses (rtcp-mux or not) and SDES keys. ``sample_rate``
+        remote addresses (rtcp-mux or not), direction and SDES keys. ``sample_rate``
         defaults to the codec's own rate (8000 for G.711, 16000 for G.722).
         """
         codec = media.codec.encoding.upper()
@@ -217,6 +224,7 @@ class MediaConfig:
             passthrough=passthrough,
             record_path=record_path,
             latch=latch,
+            direction=media.direction,
         )
 
 
@@ -591,6 +599,7 @@ class MediaStream:
             passthrough=config.passthrough,
             latch=config.latch,
             record_path=None if config.record_path is None else os.fspath(config.record_path),
+            send=config.direction in ("sendrecv", "sendonly"),
         )
         self.config = config
 

@@ -416,7 +416,7 @@ impl MediaStreamHandle {
     /// Starts (or reconfigures) the call; arguments are checked by
     /// `MediaConfig` and again here, where a mistake would otherwise panic.
     #[pyo3(signature = (*, codec, payload_type, remote, remote_rtcp, ptime, telephone_event, comfort_noise,
-                        srtp_send, srtp_recv, sample_rate, passthrough, latch, record_path))]
+                        srtp_send, srtp_recv, sample_rate, passthrough, latch, record_path, send=true))]
     #[allow(clippy::too_many_arguments)]
     fn start(
         &self,
@@ -434,6 +434,7 @@ impl MediaStreamHandle {
         passthrough: bool,
         latch: bool,
         record_path: Option<PathBuf>,
+        send: bool,
     ) -> PyResult<()> {
         let codec = Codec::from_name(codec).ok_or_else(|| PyValueError::new_err(format!("codec: unknown codec {codec:?}")))?;
         if payload_type > 127 {
@@ -455,6 +456,7 @@ impl MediaStreamHandle {
             leg,
             remote_rtp: socket_addr("remote", remote)?,
             remote_rtcp: remote_rtcp.map(|r| socket_addr("remote_rtcp", r)).transpose()?,
+            send,
         };
         let rate = if passthrough { 8000 } else { sample_rate };
         // The inbox counts PCM samples, or payload bytes (8 per ms for
