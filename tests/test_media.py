@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rtpcore.errors import MediaError, QueueFullError, StreamClosedError
 from rtpcore.g711 import ulaw_decode, ulaw_encode
 from rtpcore.media import (
@@ -37,6 +39,7 @@ from rtpcore.media import (
     RemoteBye,
     RemoteLatched,
     RTCPReport,
+    SAMPLE_RATES,
     StreamClosed,
 )
 from rtpcore.sdp import AudioPolicy, create_answer, create_offer, negotiate
@@ -49,6 +52,13 @@ PORTS = (36000, 37999)
 @pytest.fixture
 def engine() -> Iterator[Engine]:
     with Engine(port_range=PORTS, workers=2) as engine:
+        yield engine
+
+
+@pytest.fixture(scope="module")
+def shared_engine() -> Iterator[Engine]:
+    # Hypothesis runs many examples per test: one engine for all of them.
+    with Engine(port_range=PORTS, workers=1) as engine:
         yield engine
 
 
@@ -473,6 +483,40 @@ def test_bad_configs_raise_precise_errors(kwargs: dict[str, Any], error: type, f
     kwargs.setdefault("remote", ("127.0.0.1", 4000))
     with pytest.raises(error, match=f"^{field}"):
         MediaConfig(**kwargs)
+
+
+_maybe_int = st.one_of(st.none(), st.integers(-5, 300), st.booleans(), st.text(max_size=3))
+_address = st.one_of(
+    st.tuples(st.sampled_from(["127.0.0.1", "::1", "10.0.0.300", "host", ""]), st.integers(-1, 70000)),
+    st.text(max_size=5),
+    st.none(),
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    codec=st.one_of(st.sampled_from(["PCMU", "pcma", "G722", "OPUS", ""]), st.integers(0, 9)),
+    remote=_address,
+    remote_rtcp=_address,
+    payload_type=_maybe_int,
+    ptime=st.one_of(st.integers(0, 100), st.floats(0, 100)),
+    telephone_event=_maybe_int,
+    comfort_noise=_maybe_int,
+    sample_rate=st.one_of(st.sampled_from(SAMPLE_RATES), st.integers(0, 100000)),
+    passthrough=st.one_of(st.booleans(), st.integers(0, 1)),
+    direction=st.sampled_from(["sendrecv", "sendonly", "recvonly", "inactive", "send"]),
+)
+def test_any_config_is_refused_precisely_or_runs(shared_engine: Engine, **fields: Any) -> None:
+    """Whatever the fields, MediaConfig raises ValueError/TypeError, or the
+    engine accepts and runs it: nothing in between (no other exception, no
+    crash)."""
+    try:
+        config = MediaConfig(**fields)
+    except (ValueError, TypeError):
+        return
+    with shared_engine.allocate() as stream:
+        stream.start(config)
+        assert not stream.closed
 
 
 def test_bad_engine_arguments_and_commands() -> None:
