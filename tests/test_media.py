@@ -210,8 +210,10 @@ async def test_marks_follow_the_audio_and_clear_drops_it(engine: Engine) -> None
     assert stats.cleared_ms > 0 or a.queued_ms == 0
 
 
-async def test_passthrough_carries_ulaw_payload_untouched(engine: Engine) -> None:
-    a, b = pair(engine, passthrough=True)
+async def test_passthrough_carries_ulaw_payload_untouched(engine: Engine, tmp_path: Path) -> None:
+    a, b = engine.allocate(), engine.allocate()
+    a.start(MediaConfig(remote=b.local_address, passthrough=True, record_path=tmp_path / "a.wav"))
+    b.start(MediaConfig(remote=a.local_address, passthrough=True))
     sent = speechlike(8000, 1.0, seed=4)
     await a.write(ulaw_encode(sent.tobytes()))
     frames = await collect(b, 1.5)
@@ -222,6 +224,12 @@ async def test_passthrough_carries_ulaw_payload_untouched(engine: Engine) -> Non
     assert correlation(sent, heard) > 0.98
     with pytest.raises(TypeError):
         await a.write(3.5)  # type: ignore[arg-type]
+    a.close()
+    # The recording of a pass-through call holds the decoded audio.
+    with wave.open(str(tmp_path / "a.wav"), "rb") as wav:
+        assert wav.getframerate() == 8000
+        right = np.frombuffer(wav.readframes(wav.getnframes()), np.int16)[1::2]
+    assert correlation(sent, right) > 0.99
 
 
 async def test_events_tell_latching_drops_and_close(engine: Engine) -> None:
@@ -555,6 +563,22 @@ async def test_any_buffer_of_int16_is_accepted_alike(engine: Engine) -> None:
         before = a.queued_ms
         a.write_nowait(audio)
         assert a.queued_ms - before in (20, 0)  # 0 if a tick took it meanwhile
+
+
+@pytest.mark.skipif(not socket.has_ipv6, reason="no IPv6")
+async def test_ipv6_loopback() -> None:
+    try:
+        probe = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        probe.bind(("::1", 0))
+        probe.close()
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+    with Engine(bind_host="::1", port_range=PORTS) as engine:
+        a, b = pair(engine)
+        assert a.local_address[0] == "::1"
+        sent = speechlike(8000, 0.6, seed=11)
+        await a.write(sent)
+        assert correlation(sent, pcm_of(await collect(b, 1.0))) > 0.98
 
 
 def test_stats_of_a_stream_that_never_ran() -> None:
