@@ -369,7 +369,9 @@ class MediaStats:
 class EngineStats:
     """Engine-wide counters: worker threads, running calls, ports in use,
     how often Python was woken (``app_wakeups``), datagrams in and out,
-    ptime ticks, ticks more than 2 ms late and the worst lateness."""
+    ptime ticks, ticks more than 2 ms late and the worst lateness, and
+    calls ended because their pipeline failed (``calls_failed``: a bug to
+    report; the other calls run on)."""
 
     workers: int
     active_calls: int
@@ -384,6 +386,7 @@ class EngineStats:
     late_ticks: int
     skipped_ticks: int
     max_lateness_ms: float
+    calls_failed: int
 
 
 # --- engine and streams ---------------------------------------------------

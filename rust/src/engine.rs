@@ -280,6 +280,7 @@ impl MediaEngine {
         d.set_item("late_ticks", s.late_ticks)?;
         d.set_item("skipped_ticks", s.skipped_ticks)?;
         d.set_item("max_lateness_ms", s.max_lateness_ns as f64 / 1e6)?;
+        d.set_item("calls_failed", s.calls_failed)?;
         Ok(d)
     }
 

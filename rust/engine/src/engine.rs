@@ -121,6 +121,8 @@ pub struct EngineStats {
     pub skipped_ticks: u64,
     /// Worst tick lateness, nanoseconds.
     pub max_lateness_ns: u64,
+    /// Calls ended because their pipeline panicked (a bug to report).
+    pub calls_failed: u64,
 }
 
 struct WorkerHandle<L: DrivenLeg> {
@@ -391,6 +393,7 @@ impl<L: DrivenLeg> Engine<L> {
             stats.late_ticks += get(&c.late_ticks);
             stats.skipped_ticks += get(&c.skipped_ticks);
             stats.max_lateness_ns = stats.max_lateness_ns.max(get(&c.max_lateness_ns));
+            stats.calls_failed += get(&c.calls_failed);
         }
         stats
     }

@@ -55,6 +55,8 @@ impl DrivenLeg for EchoLeg {
         self.ptime_ns
     }
     fn handle_datagram(&mut self, _from: SocketAddr, datagram: &[u8], rtcp_socket: bool, arrival_ns: i64) {
+        // Stands for a bug in a pipeline, for the isolation test.
+        assert_ne!(datagram, PANIC, "the echo leg was told to panic");
         if rtcp_socket {
             self.events.push_back("rtcp".into());
         } else {
@@ -127,6 +129,9 @@ pub fn engine(max_queued_ms: u32) -> Engine<EchoLeg> {
     })
     .unwrap()
 }
+
+/// A datagram that makes the echo leg panic.
+pub const PANIC: &[u8] = b"panic!";
 
 pub type Stream = Arc<StreamShared<EchoLeg>>;
 
