@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, Sender, SyncSender, TryRecvError};
 use std::panic::AssertUnwindSafe;
+use std::sync::mpsc::{Receiver, Sender, SyncSender, TryRecvError};
 use std::sync::Arc;
 
 use crate::driven::{DrivenLeg, Transmit};
@@ -34,8 +34,8 @@ pub(crate) enum Command<L: DrivenLeg> {
 /// aligned apart, so counting never bounces a cache line between cores.
 #[derive(Debug, Default)]
 #[repr(align(128))]
-pub struct EngineCounters {
-    /// Calls running on the workers.
+pub struct WorkerCounters {
+    /// Calls running on this worker.
     pub active_calls: AtomicUsize,
     /// Times the application's event loop was signalled.
     pub app_wakeups: AtomicU64,
@@ -135,7 +135,7 @@ pub(crate) struct Worker<L: DrivenLeg> {
     left: Vec<i16>,
     right: Vec<i16>,
     notifier: Arc<Notifier<L>>,
-    counters: Arc<EngineCounters>,
+    counters: Arc<WorkerCounters>,
     settings: WorkerSettings,
     // Wake-ups of this round, published in one go at its end.
     wakes: Vec<Wake<L>>,
@@ -149,7 +149,7 @@ impl<L: DrivenLeg> Worker<L> {
         wake: Arc<EventFd>,
         commands: Receiver<Command<L>>,
         notifier: Arc<Notifier<L>>,
-        counters: Arc<EngineCounters>,
+        counters: Arc<WorkerCounters>,
         settings: WorkerSettings,
     ) -> io::Result<Self> {
         let epoll = Epoll::new(256)?;
