@@ -207,7 +207,15 @@ fn recording_writes_both_directions_and_completes_on_close() {
         a.write(AppAudio::Payload(vec![i; 3]), 60_000, false).unwrap();
         b.write(AppAudio::Payload(vec![10 * i; 2]), 60_000, false).unwrap();
     }
-    std::thread::sleep(Duration::from_millis(150));
+    // Until A has heard all of B's chunks (on a loaded machine that can
+    // take a while), then a few more ticks.
+    let mut heard = 0;
+    while heard < 5 {
+        if wait_frame(&a).0[0] > 1 {
+            heard += 1;
+        }
+    }
+    std::thread::sleep(Duration::from_millis(50));
     engine.close_stream(&a, true);
     let mut reader = hound::WavReader::open(&path).unwrap();
     assert_eq!((reader.spec().channels, reader.spec().sample_rate), (2, 8000));
