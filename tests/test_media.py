@@ -224,6 +224,9 @@ async def test_passthrough_carries_ulaw_payload_untouched(engine: Engine, tmp_pa
     assert correlation(sent, heard) > 0.98
     with pytest.raises(TypeError):
         await a.write(3.5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="^audio: a pass-through stream takes codec payload bytes"):
+        a.write_nowait(sent)
+    a.write_nowait(np.frombuffer(ulaw_encode(sent.tobytes()), np.uint8))
     a.close()
     # The recording of a pass-through call holds the decoded audio.
     with wave.open(str(tmp_path / "a.wav"), "rb") as wav:

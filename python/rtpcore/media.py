@@ -555,7 +555,9 @@ class MediaStream:
 
     @property
     def local_address(self) -> Address:
-        """``(host, port)`` of the RTP socket: what goes in the SDP."""
+        """``(host, port)`` of the RTP socket: what goes in the SDP (with an
+        engine bound to ``0.0.0.0``, put the host's reachable address there
+        instead)."""
         return self._core.local_address
 
     @property

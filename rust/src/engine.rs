@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use pyo3::exceptions::{PyOSError, PyValueError};
+use numpy::{PyArrayDescrMethods, PyUntypedArray, PyUntypedArrayMethods};
+use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple, PyType, PyWeakrefMethods, PyWeakrefReference};
@@ -521,6 +522,15 @@ impl MediaStreamHandle {
     /// `arm`, the fd wakes the loop once there is room).
     fn write(&self, py: Python<'_>, audio: &Bound<'_, PyAny>, arm: bool) -> PyResult<bool> {
         let audio = if self.info.passthrough.load(Ordering::Relaxed) {
+            // Samples written to a pass-through stream would go out as
+            // noise; an array of wider items is that mistake.
+            if let Ok(array) = audio.cast::<PyUntypedArray>() {
+                if array.dtype().itemsize() != 1 {
+                    return Err(PyTypeError::new_err(
+                        "audio: a pass-through stream takes codec payload bytes, got an array of samples",
+                    ));
+                }
+            }
             AppAudio::Payload(with_bytes(audio, "audio", <[u8]>::to_vec)?)
         } else {
             AppAudio::Pcm(with_pcm16(audio, "audio", <[i16]>::to_vec)?)
