@@ -425,6 +425,10 @@ async def test_batch_reads_serve_many_calls_in_one_task() -> None:
                 most_calls_in_one_read = max(most_calls_in_one_read, len({s.id for s, _ in batch}))
                 assert engine.write_frames((s, np.zeros(160, np.int16)) for s in streams) == []
         assert most_calls_in_one_read >= 4, "one wake-up served several calls"
+        # A call that hung up does not cost the others their frames.
+        streams[0].close()
+        assert engine.write_frames((s, np.zeros(160, np.int16)) for s in streams) == []
+        assert streams[0].closed and not streams[1].closed
 
 
 async def test_reinvite_moves_the_remote_without_a_new_session(engine: Engine) -> None:

@@ -449,7 +449,8 @@ class Engine:
     async def read_frames(self) -> list[tuple[MediaStream, AudioFrame | PayloadFrame]]:
         """Waits for frames of the streams allocated with ``batch=True`` and
         returns every one available, in order per stream, as ``(stream,
-        frame)`` pairs: one wake-up and one call for many calls' frames."""
+        frame)`` pairs: one wake-up and one call for many calls' frames.
+        Returns an empty list once the engine is closed."""
         while not self._batch:
             if self._core.closed:
                 return []
@@ -465,8 +466,17 @@ class Engine:
     def write_frames(self, items: Iterable[tuple[MediaStream, AudioInput]]) -> list[MediaStream]:
         """Queues one chunk of audio on each of many streams without
         waiting; returns the streams that refused theirs because their
-        outbound queue is full (try those again later)."""
-        return [stream for stream, audio in items if not stream._core.write(audio, False)]
+        outbound queue is full (try those again later). Streams that have
+        closed are skipped: one call hanging up must not cost the others
+        their frames (its end comes as :class:`StreamClosed`)."""
+        refused = []
+        for stream, audio in items:
+            try:
+                if not stream._core.write(audio, False):
+                    refused.append(stream)
+            except StreamClosedError:
+                continue
+        return refused
 
     def stats(self) -> EngineStats:
         """Engine-wide counters now."""
