@@ -18,7 +18,7 @@ use crate::ports::PortAllocator;
 use crate::record::{self, Recorder, WavFile};
 use crate::stream::{lock, Notifier, Phase, PortLease, Sockets, StreamShared, StreamState};
 use crate::sys::{bind_udp, monotonic_ns, EventFd};
-use crate::worker::{Command, EngineCounters, Worker, WorkerSettings};
+use crate::worker::{Command, WorkerCounters, Worker, WorkerSettings};
 
 /// How an engine is set up.
 #[derive(Debug, Clone)]
@@ -121,6 +121,8 @@ pub struct EngineStats {
     pub skipped_ticks: u64,
     /// Worst tick lateness, nanoseconds.
     pub max_lateness_ns: u64,
+    /// Calls ended because their pipeline panicked (a bug to report).
+    pub calls_failed: u64,
 }
 
 struct WorkerHandle<L: DrivenLeg> {
@@ -143,7 +145,7 @@ pub struct Engine<L: DrivenLeg> {
     notifier: Arc<Notifier<L>>,
     workers: Mutex<Vec<WorkerHandle<L>>>,
     // One per worker, kept after close() so the totals stay readable.
-    counters: Vec<Arc<EngineCounters>>,
+    counters: Vec<Arc<WorkerCounters>>,
     next_id: AtomicU64,
     closed: AtomicBool,
     // Started by the first recording; dropped (joined) after the workers.
@@ -170,7 +172,7 @@ impl<L: DrivenLeg> Engine<L> {
         for index in 0..count {
             let (commands, receiver) = mpsc::channel();
             let wake = Arc::new(EventFd::new()?);
-            let worker_counters = Arc::new(EngineCounters::default());
+            let worker_counters = Arc::new(WorkerCounters::default());
             counters.push(Arc::clone(&worker_counters));
             let worker = Worker::new(Arc::clone(&wake), receiver, Arc::clone(&notifier), worker_counters, settings)?;
             let thread = std::thread::Builder::new().name(format!("rtpcore-media-{index}")).spawn(move || worker.run())?;
@@ -391,6 +393,7 @@ impl<L: DrivenLeg> Engine<L> {
             stats.late_ticks += get(&c.late_ticks);
             stats.skipped_ticks += get(&c.skipped_ticks);
             stats.max_lateness_ns = stats.max_lateness_ns.max(get(&c.max_lateness_ns));
+            stats.calls_failed += get(&c.calls_failed);
         }
         stats
     }

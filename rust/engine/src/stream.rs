@@ -256,11 +256,6 @@ impl<L: DrivenLeg> StreamShared<L> {
         matches!(self.state().phase, Phase::Closed)
     }
 
-    /// Whether the stream runs on a worker.
-    pub fn is_running(&self) -> bool {
-        matches!(self.state().phase, Phase::Running(_))
-    }
-
     /// Pops the next frame; when there is none and `arm` is set, the stream
     /// will be put on the ready list with [`ready::FRAMES`] as soon as one
     /// arrives.
@@ -278,20 +273,15 @@ impl<L: DrivenLeg> StreamShared<L> {
         Pop::Empty
     }
 
-    /// Moves every queued frame into `out`; returns false once the stream
-    /// has closed and nothing is left. With `arm`, waits for more as
-    /// [`pop_frame`](Self::pop_frame) does.
-    pub fn drain_frames(&self, out: &mut Vec<L::Frame>, arm: bool) -> bool {
+    /// Moves every queued frame into `out`. With `arm`, the stream goes on
+    /// the ready list when the next frame arrives, as with
+    /// [`pop_frame`](Self::pop_frame).
+    pub fn drain_frames(&self, out: &mut Vec<L::Frame>, arm: bool) {
         let mut state = self.state();
-        let had = !state.frames.is_empty();
         out.extend(state.frames.drain(..));
-        if matches!(state.phase, Phase::Closed) {
-            return had;
-        }
-        if arm {
+        if arm && !matches!(state.phase, Phase::Closed) {
             state.armed |= ready::FRAMES;
         }
-        true
     }
 
     /// Waits up to `timeout` (forever with `None`) for a frame. Meant to be

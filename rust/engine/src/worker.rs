@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::panic::AssertUnwindSafe;
 use std::sync::mpsc::{Receiver, Sender, SyncSender, TryRecvError};
 use std::sync::Arc;
 
@@ -33,8 +34,8 @@ pub(crate) enum Command<L: DrivenLeg> {
 /// aligned apart, so counting never bounces a cache line between cores.
 #[derive(Debug, Default)]
 #[repr(align(128))]
-pub struct EngineCounters {
-    /// Calls running on the workers.
+pub struct WorkerCounters {
+    /// Calls running on this worker.
     pub active_calls: AtomicUsize,
     /// Times the application's event loop was signalled.
     pub app_wakeups: AtomicU64,
@@ -56,6 +57,8 @@ pub struct EngineCounters {
     pub skipped_ticks: AtomicU64,
     /// Largest lateness of any tick, in nanoseconds.
     pub max_lateness_ns: AtomicU64,
+    /// Calls ended because their pipeline panicked (a bug to report).
+    pub calls_failed: AtomicU64,
 }
 
 /// Lateness beyond which a tick counts as late: the load benchmark's bound
@@ -132,7 +135,7 @@ pub(crate) struct Worker<L: DrivenLeg> {
     left: Vec<i16>,
     right: Vec<i16>,
     notifier: Arc<Notifier<L>>,
-    counters: Arc<EngineCounters>,
+    counters: Arc<WorkerCounters>,
     settings: WorkerSettings,
     // Wake-ups of this round, published in one go at its end.
     wakes: Vec<Wake<L>>,
@@ -146,7 +149,7 @@ impl<L: DrivenLeg> Worker<L> {
         wake: Arc<EventFd>,
         commands: Receiver<Command<L>>,
         notifier: Arc<Notifier<L>>,
-        counters: Arc<EngineCounters>,
+        counters: Arc<WorkerCounters>,
         settings: WorkerSettings,
     ) -> io::Result<Self> {
         let epoll = Epoll::new(256)?;
@@ -205,7 +208,10 @@ impl<L: DrivenLeg> Worker<L> {
                 match self.tokens[i] {
                     TOKEN_COMMANDS => commands_pending = true,
                     TOKEN_TIMER => self.timer.acknowledge(),
-                    token => self.receive((token >> 1) as usize, token & 1 == 1),
+                    token => {
+                        let slot = (token >> 1) as usize;
+                        self.guarded(slot, |worker| worker.receive(slot, token & 1 == 1));
+                    }
                 }
             }
             self.run_timers();
@@ -260,12 +266,47 @@ impl<L: DrivenLeg> Worker<L> {
         let mut expired = std::mem::take(&mut self.expired);
         for &(deadline, key) in &expired {
             match key.kind {
-                TimerKind::Ptime => self.tick(key, deadline),
-                TimerKind::Rtcp => self.rtcp(key),
+                TimerKind::Ptime => self.guarded(key.slot, |worker| worker.tick(key, deadline)),
+                TimerKind::Rtcp => self.guarded(key.slot, |worker| worker.rtcp(key)),
             }
         }
         expired.clear();
         self.expired = expired;
+    }
+
+    // Runs one call's work so that a panic in its pipeline (a bug, never
+    // expected) ends that call alone instead of the worker and every other
+    // call on it.
+    fn guarded(&mut self, slot: usize, work: impl FnOnce(&mut Self)) {
+        if std::panic::catch_unwind(AssertUnwindSafe(|| work(self))).is_err() {
+            self.fail(slot);
+        }
+    }
+
+    // Ends a call whose pipeline panicked, without calling into it again:
+    // no BYE, sockets closed, ports released, the application woken.
+    fn fail(&mut self, slot: usize) {
+        let Some(call) = self.calls.get_mut(slot).and_then(Option::take) else { return };
+        self.slot_of.remove(&call.stream.id);
+        self.free_slots.push(slot);
+        let _ = self.epoll.delete(call.sockets.rtcp.as_raw_fd());
+        self.counters.active_calls.fetch_sub(1, Ordering::Relaxed);
+        self.counters.calls_failed.fetch_add(1, Ordering::Relaxed);
+        if let Some(recording) = &call.recording {
+            let _ = recording.send(record::Message::Close { id: call.stream.id });
+        }
+        // What the call left half-done this round is not another call's.
+        self.frames.clear();
+        self.events.clear();
+        self.left.clear();
+        self.right.clear();
+        // Queued datagrams name its sockets by descriptor: out before they close.
+        self.flush();
+        let stream = Arc::clone(&call.stream);
+        // Dropping a pipeline that panicked may panic again; what is left of
+        // it then leaks rather than the worker being lost.
+        let _ = std::panic::catch_unwind(AssertUnwindSafe(|| drop(call)));
+        self.wakes.extend(stream.finish(None));
     }
 
     fn tick(&mut self, key: TimerKey, deadline: i64) {

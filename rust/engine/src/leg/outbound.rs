@@ -51,7 +51,7 @@ impl<T: Copy> Outbound<T> {
             sent: 0,
             marks: VecDeque::new(),
             frame_len,
-            limit: per_ms * limit_ms as usize,
+            limit: per_ms.saturating_mul(limit_ms as usize),
             per_ms,
             tail_waited: false,
             silence,
@@ -231,5 +231,95 @@ mod tests {
         assert_eq!(q.write(&[0; 2]), Err(LegError::QueueFull { queued_ms: 2, limit_ms: 3 }));
         q.write(&[0; 1]).unwrap();
         assert_eq!(q.queued_ms(), 3);
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Write(Vec<i16>),
+        Mark,
+        Clear,
+        Tick,
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            3 => proptest::collection::vec(1i16..=i16::MAX, 0..40).prop_map(Op::Write),
+            1 => Just(Op::Mark),
+            1 => Just(Op::Clear),
+            4 => Just(Op::Tick),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Against a model: frames carry exactly the written audio minus
+        /// what `clear` dropped, in order, padded with silence; a frame
+        /// goes out whenever a whole one is queued and a short tail waits
+        /// one tick at most; marks fire exactly as
+        /// the model says (played once everything written before them went
+        /// out, cleared when a clear caught them pending), in order.
+        #[test]
+        fn frames_and_marks_follow_the_model(ops in proptest::collection::vec(op(), 0..200)) {
+            const FRAME: usize = 8;
+            let mut q = Outbound::<i16>::new(FRAME, 1, 10_000, 0);
+            let mut frame = [0i16; FRAME];
+            let mut events = Vec::new();
+            let mut expected = Vec::new();
+            let mut queue: std::collections::VecDeque<i16> = Default::default();
+            let (mut written, mut sent) = (0usize, 0usize);
+            let mut pending: std::collections::VecDeque<(String, usize)> = Default::default();
+            // A short tail waits at most one tick.
+            let mut tail_waited = false;
+            for (n, op) in ops.into_iter().enumerate() {
+                match op {
+                    Op::Write(units) => {
+                        q.write(&units).unwrap();
+                        queue.extend(&units);
+                        written += units.len();
+                    }
+                    Op::Mark => {
+                        let name = format!("m{n}");
+                        if sent == written {
+                            expected.push(LegEvent::MarkPlayed { name: name.clone(), cleared: false });
+                        } else {
+                            pending.push_back((name.clone(), written));
+                        }
+                        q.mark(name, &mut |e| events.push(e));
+                    }
+                    Op::Clear => {
+                        for (name, _) in pending.drain(..) {
+                            expected.push(LegEvent::MarkPlayed { name, cleared: true });
+                        }
+                        queue.clear();
+                        sent = written;
+                        tail_waited = false;
+                        q.clear(&mut |e| events.push(e));
+                    }
+                    Op::Tick => {
+                        if q.take_frame(&mut frame, &mut |e| events.push(e)) {
+                            proptest::prop_assert!(!queue.is_empty());
+                            let real = queue.len().min(FRAME);
+                            let want: Vec<i16> = queue.drain(..real).chain(std::iter::repeat_n(0, FRAME - real)).collect();
+                            proptest::prop_assert_eq!(&frame[..], &want[..]);
+                            sent += real;
+                            tail_waited = false;
+                            while pending.front().is_some_and(|(_, at)| *at <= sent) {
+                                let (name, _) = pending.pop_front().unwrap();
+                                expected.push(LegEvent::MarkPlayed { name, cleared: false });
+                            }
+                        } else {
+                            proptest::prop_assert!(queue.len() < FRAME, "a whole frame was waiting");
+                            if !queue.is_empty() {
+                                proptest::prop_assert!(!tail_waited, "a short tail waited two ticks");
+                                tail_waited = true;
+                            }
+                        }
+                    }
+                }
+                proptest::prop_assert_eq!(&events, &expected);
+                proptest::prop_assert_eq!(q.pending_marks(), pending.len());
+                proptest::prop_assert_eq!(q.queued_ms() as usize, queue.len());
+            }
+        }
     }
 }
