@@ -168,7 +168,8 @@ class PipelineCall:
                 pcm = self._from_app.popleft()
             else:
                 pcm = self._silence
-                self.stats.underruns += self._app
+                if self._app:  # nobody writes on a far end: silence is all it sends
+                    self.stats.underruns += 1
             packet = RtpPacket(payload_type=self._payload_type, sequence_number=sequence & 0xFFFF,
                                timestamp=(sequence * self._samples) & 0xFFFFFFFF, ssrc=self._ssrc,
                                payload=self._encode(pcm, 2))
