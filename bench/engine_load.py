@@ -17,8 +17,9 @@ jitter buffer on. The process under test (the "SUT") runs one of:
                 20 ms asyncio clock per call) with the same application
 
 The far end is a second process (the "peer"), so the SUT's CPU and memory
-are its own: most of its calls are rtpcore engine streams that nobody reads
-(or asyncio pipeline calls when the engine cannot be imported), and a
+are its own: most of its calls are rtpcore engine streams in G.711
+pass-through that nobody reads (or asyncio pipeline calls when the engine
+cannot be imported), and a
 sample of them ("probes", spread evenly) are plain sockets with
 SO_TIMESTAMPNS that send the SUT a tone and record the kernel's arrival
 time of every SUT packet. What counts, over the measuring window:
@@ -40,12 +41,14 @@ N, for each implementation in turn, and prints the largest N held side by
 side.
 
     python bench/engine_load.py --calls 200                        # one step, each impl
-    python bench/engine_load.py --ramp --start 250 --max 8000      # the full ramp
+    python bench/engine_load.py --ramp --realtime --json load.json # the full ramp
     python bench/engine_load.py --ramp --impl asyncio --start 50
-    python bench/engine_load.py --calls 2000 --impl engine --seconds 10 --json out.json
+    python bench/engine_load.py --calls 2000 --impl engine-batch --seconds 10
 
-Build the extension with ``scripts/build-ext --release`` first: debug-built
-Rust is an order of magnitude slower.
+``--realtime`` (root) runs the SUT and the far end under SCHED_FIFO: on a
+machine shared with other work, the scheduler's delays otherwise swamp the
+2 ms budget whatever the implementation. Build the extension with
+``scripts/build-ext --release`` first: debug-built Rust is far slower.
 """
 
 from __future__ import annotations
