@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rtpcore.errors import MediaError, QueueFullError, StreamClosedError
 from rtpcore.g711 import ulaw_decode, ulaw_encode
 from rtpcore.media import (
@@ -34,7 +36,10 @@ from rtpcore.media import (
     MediaStream,
     PacketsDropped,
     PayloadFrame,
+    RemoteBye,
     RemoteLatched,
+    RTCPReport,
+    SAMPLE_RATES,
     StreamClosed,
 )
 from rtpcore.sdp import AudioPolicy, create_answer, create_offer, negotiate
@@ -47,6 +52,13 @@ PORTS = (36000, 37999)
 @pytest.fixture
 def engine() -> Iterator[Engine]:
     with Engine(port_range=PORTS, workers=2) as engine:
+        yield engine
+
+
+@pytest.fixture(scope="module")
+def shared_engine() -> Iterator[Engine]:
+    # Hypothesis runs many examples per test: one engine for all of them.
+    with Engine(port_range=PORTS, workers=1) as engine:
         yield engine
 
 
@@ -198,8 +210,10 @@ async def test_marks_follow_the_audio_and_clear_drops_it(engine: Engine) -> None
     assert stats.cleared_ms > 0 or a.queued_ms == 0
 
 
-async def test_passthrough_carries_ulaw_payload_untouched(engine: Engine) -> None:
-    a, b = pair(engine, passthrough=True)
+async def test_passthrough_carries_ulaw_payload_untouched(engine: Engine, tmp_path: Path) -> None:
+    a, b = engine.allocate(), engine.allocate()
+    a.start(MediaConfig(remote=b.local_address, passthrough=True, record_path=tmp_path / "a.wav"))
+    b.start(MediaConfig(remote=a.local_address, passthrough=True))
     sent = speechlike(8000, 1.0, seed=4)
     await a.write(ulaw_encode(sent.tobytes()))
     frames = await collect(b, 1.5)
@@ -210,6 +224,15 @@ async def test_passthrough_carries_ulaw_payload_untouched(engine: Engine) -> Non
     assert correlation(sent, heard) > 0.98
     with pytest.raises(TypeError):
         await a.write(3.5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="^audio: a pass-through stream takes codec payload bytes"):
+        a.write_nowait(sent)
+    a.write_nowait(np.frombuffer(ulaw_encode(sent.tobytes()), np.uint8))
+    a.close()
+    # The recording of a pass-through call holds the decoded audio.
+    with wave.open(str(tmp_path / "a.wav"), "rb") as wav:
+        assert wav.getframerate() == 8000
+        right = np.frombuffer(wav.readframes(wav.getnframes()), np.int16)[1::2]
+    assert correlation(sent, right) > 0.99
 
 
 async def test_events_tell_latching_drops_and_close(engine: Engine) -> None:
@@ -224,6 +247,20 @@ async def test_events_tell_latching_drops_and_close(engine: Engine) -> None:
     with pytest.raises(StreamClosedError):
         await a.next_event()
     assert a.poll_events() == []
+
+
+async def test_rtcp_on_its_own_port_reports_and_says_bye(engine: Engine) -> None:
+    a, b = engine.allocate(), engine.allocate()
+    # No rtcp-mux: RTCP goes between the RTCP sockets (RTP port + 1).
+    for me, peer in ((a, b), (b, a)):
+        host = peer.local_address[0]
+        me.start(MediaConfig(remote=peer.local_address, remote_rtcp=(host, peer.local_rtcp_port)))
+    # The first report is due after 2.5 s at most (RFC 3550 A.7, halved).
+    report = await wait_event(b, RTCPReport, timeout=8)
+    assert report.fraction_lost == 0.0 and report.cumulative_lost == 0
+    a.close()
+    bye = await wait_event(b, RemoteBye)
+    assert bye.reason is not None
 
 
 async def test_garbage_at_the_port_is_counted_and_the_stream_keeps_playing(engine: Engine) -> None:
@@ -388,6 +425,10 @@ async def test_batch_reads_serve_many_calls_in_one_task() -> None:
                 most_calls_in_one_read = max(most_calls_in_one_read, len({s.id for s, _ in batch}))
                 assert engine.write_frames((s, np.zeros(160, np.int16)) for s in streams) == []
         assert most_calls_in_one_read >= 4, "one wake-up served several calls"
+        # A call that hung up does not cost the others their frames.
+        streams[0].close()
+        assert engine.write_frames((s, np.zeros(160, np.int16)) for s in streams) == []
+        assert streams[0].closed and not streams[1].closed
 
 
 async def test_reinvite_moves_the_remote_without_a_new_session(engine: Engine) -> None:
@@ -399,6 +440,23 @@ async def test_reinvite_moves_the_remote_without_a_new_session(engine: Engine) -
     await a.write(sent)
     latched = await wait_event(b, RemoteLatched)
     assert latched.address == a.local_address
+    assert correlation(sent, pcm_of(await collect(b, 1.0))) > 0.98
+
+
+async def test_hold_stops_rtp_but_not_rtcp_and_resume_brings_it_back(engine: Engine) -> None:
+    a, b = pair(engine)
+    await collect(b, 0.2)
+    received = b.stats().packets_received
+    a.update(MediaConfig(remote=b.local_address, direction="recvonly"))  # we put the peer on hold
+    await asyncio.sleep(0.2)  # a snapshot is up to ten ticks old
+    held_at = b.stats().packets_received
+    await asyncio.sleep(0.4)
+    assert b.stats().packets_received - held_at <= 2, "no RTP while on hold"
+    assert received > 0
+    a.update(MediaConfig(remote=b.local_address))
+    b.read_nowait()  # what queued up while nobody read
+    sent = speechlike(8000, 0.6, seed=10)
+    await a.write(sent)
     assert correlation(sent, pcm_of(await collect(b, 1.0))) > 0.98
 
 
@@ -429,6 +487,7 @@ async def test_engine_close_ends_every_stream(engine: Engine) -> None:
         ({"telephone_event": 0}, ValueError, "telephone_event"),
         ({"comfort_noise": 101}, ValueError, "comfort_noise"),
         ({"sample_rate": 44100}, ValueError, "sample_rate"),
+        ({"direction": "sendreceive"}, ValueError, "direction"),
         ({"passthrough": 1}, TypeError, "passthrough"),
         ({"codec": "G722", "passthrough": True}, ValueError, "passthrough"),
         ({"srtp_send": CryptoAttribute.generate(1, "AES_CM_128_HMAC_SHA1_80")}, ValueError, "srtp_send/srtp_recv"),
@@ -439,6 +498,40 @@ def test_bad_configs_raise_precise_errors(kwargs: dict[str, Any], error: type, f
     kwargs.setdefault("remote", ("127.0.0.1", 4000))
     with pytest.raises(error, match=f"^{field}"):
         MediaConfig(**kwargs)
+
+
+_maybe_int = st.one_of(st.none(), st.integers(-5, 300), st.booleans(), st.text(max_size=3))
+_address = st.one_of(
+    st.tuples(st.sampled_from(["127.0.0.1", "::1", "10.0.0.300", "host", ""]), st.integers(-1, 70000)),
+    st.text(max_size=5),
+    st.none(),
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    codec=st.one_of(st.sampled_from(["PCMU", "pcma", "G722", "OPUS", ""]), st.integers(0, 9)),
+    remote=_address,
+    remote_rtcp=_address,
+    payload_type=_maybe_int,
+    ptime=st.one_of(st.integers(0, 100), st.floats(0, 100)),
+    telephone_event=_maybe_int,
+    comfort_noise=_maybe_int,
+    sample_rate=st.one_of(st.sampled_from(SAMPLE_RATES), st.integers(0, 100000)),
+    passthrough=st.one_of(st.booleans(), st.integers(0, 1)),
+    direction=st.sampled_from(["sendrecv", "sendonly", "recvonly", "inactive", "send"]),
+)
+def test_any_config_is_refused_precisely_or_runs(shared_engine: Engine, **fields: Any) -> None:
+    """Whatever the fields, MediaConfig raises ValueError/TypeError, or the
+    engine accepts and runs it: nothing in between (no other exception, no
+    crash)."""
+    try:
+        config = MediaConfig(**fields)
+    except (ValueError, TypeError):
+        return
+    with shared_engine.allocate() as stream:
+        stream.start(config)
+        assert not stream.closed
 
 
 def test_bad_engine_arguments_and_commands() -> None:
@@ -477,6 +570,22 @@ async def test_any_buffer_of_int16_is_accepted_alike(engine: Engine) -> None:
         before = a.queued_ms
         a.write_nowait(audio)
         assert a.queued_ms - before in (20, 0)  # 0 if a tick took it meanwhile
+
+
+@pytest.mark.skipif(not socket.has_ipv6, reason="no IPv6")
+async def test_ipv6_loopback() -> None:
+    try:
+        probe = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        probe.bind(("::1", 0))
+        probe.close()
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+    with Engine(bind_host="::1", port_range=PORTS) as engine:
+        a, b = pair(engine)
+        assert a.local_address[0] == "::1"
+        sent = speechlike(8000, 0.6, seed=11)
+        await a.write(sent)
+        assert correlation(sent, pcm_of(await collect(b, 1.0))) > 0.98
 
 
 def test_stats_of_a_stream_that_never_ran() -> None:

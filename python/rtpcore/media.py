@@ -79,6 +79,8 @@ __all__ = [
 CODECS: dict[str, tuple[int, int]] = {"PCMU": (0, 8000), "PCMA": (8, 8000), "G722": (9, 16000)}
 #: Rates the application may exchange PCM at.
 SAMPLE_RATES = (8000, 16000, 24000, 48000)
+#: Media directions (RFC 3264), ours as negotiated.
+DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 
 # Ready bits of _core (what a wake-up says became available).
 _FRAMES, _EVENTS, _WRITABLE = 1, 2, 4
@@ -127,6 +129,8 @@ class MediaConfig:
     payload bytes instead. ``record_path`` records both directions to a
     stereo WAV (left received, right sent). ``latch`` sends to where the
     peer's media actually comes from (symmetric RTP, for NAT).
+    ``direction`` is ours as negotiated: with ``recvonly`` or ``inactive``
+    (on hold) no RTP is sent, while time, RTCP and receiving go on.
     """
 
     codec: str = "PCMU"
@@ -142,6 +146,7 @@ class MediaConfig:
     passthrough: bool = False
     record_path: str | os.PathLike[str] | None = None
     latch: bool = True
+    direction: str = "sendrecv"
 
     def __post_init__(self) -> None:
         if not isinstance(self.codec, str):
@@ -179,6 +184,8 @@ class MediaConfig:
             if crypto is not None and (crypto.mki is not None or crypto.session_params):
                 # The engine's SRTP contexts take the plain suite, key and salt.
                 raise ValueError("srtp_send/srtp_recv: MKI and session parameters (KDR, WSH ...) are not supported")
+        if self.direction not in DIRECTIONS:
+            raise ValueError(f"direction: must be one of {', '.join(DIRECTIONS)}, got {self.direction!r}")
         if self.passthrough and codec == "G722":
             raise ValueError("passthrough: only G.711 (PCMU, PCMA) payloads can be passed through")
         if self.record_path is not None:
@@ -196,7 +203,7 @@ class MediaConfig:
     ) -> MediaConfig:
         """The configuration for what offer/answer settled
         (:class:`rtpcore.sdp.NegotiatedAudio`): codec, payload types, ptime,
-        remote addresses (rtcp-mux or not) and SDES keys. ``sample_rate``
+        remote addresses (rtcp-mux or not), direction and SDES keys. ``sample_rate``
         defaults to the codec's own rate (8000 for G.711, 16000 for G.722).
         """
         codec = media.codec.encoding.upper()
@@ -217,6 +224,7 @@ class MediaConfig:
             passthrough=passthrough,
             record_path=record_path,
             latch=latch,
+            direction=media.direction,
         )
 
 
@@ -361,7 +369,9 @@ class MediaStats:
 class EngineStats:
     """Engine-wide counters: worker threads, running calls, ports in use,
     how often Python was woken (``app_wakeups``), datagrams in and out,
-    ptime ticks, ticks more than 2 ms late and the worst lateness."""
+    ptime ticks, ticks more than 2 ms late and the worst lateness, and
+    calls ended because their pipeline failed (``calls_failed``: a bug to
+    report; the other calls run on)."""
 
     workers: int
     active_calls: int
@@ -376,6 +386,7 @@ class EngineStats:
     late_ticks: int
     skipped_ticks: int
     max_lateness_ms: float
+    calls_failed: int
 
 
 # --- engine and streams ---------------------------------------------------
@@ -438,7 +449,8 @@ class Engine:
     async def read_frames(self) -> list[tuple[MediaStream, AudioFrame | PayloadFrame]]:
         """Waits for frames of the streams allocated with ``batch=True`` and
         returns every one available, in order per stream, as ``(stream,
-        frame)`` pairs: one wake-up and one call for many calls' frames."""
+        frame)`` pairs: one wake-up and one call for many calls' frames.
+        Returns an empty list once the engine is closed."""
         while not self._batch:
             if self._core.closed:
                 return []
@@ -454,8 +466,17 @@ class Engine:
     def write_frames(self, items: Iterable[tuple[MediaStream, AudioInput]]) -> list[MediaStream]:
         """Queues one chunk of audio on each of many streams without
         waiting; returns the streams that refused theirs because their
-        outbound queue is full (try those again later)."""
-        return [stream for stream, audio in items if not stream._core.write(audio, False)]
+        outbound queue is full (try those again later). Streams that have
+        closed are skipped: one call hanging up must not cost the others
+        their frames (its end comes as :class:`StreamClosed`)."""
+        refused = []
+        for stream, audio in items:
+            try:
+                if not stream._core.write(audio, False):
+                    refused.append(stream)
+            except StreamClosedError:
+                continue
+        return refused
 
     def stats(self) -> EngineStats:
         """Engine-wide counters now."""
@@ -469,9 +490,11 @@ class Engine:
     def close(self) -> None:
         """Closes every stream (RTCP BYE, ports released) and stops the
         worker threads. Idempotent."""
+        # The workers end every running call at once; what is left closes
+        # here (streams allocated but never started) and wakes its waiters.
+        self._core.close()
         for stream in list(self._streams.values()):
             stream.close()
-        self._core.close()
         if self._loop is not None and not self._loop.is_closed():
             self._loop.remove_reader(self._core.fileno())
         self._loop = None
@@ -542,7 +565,9 @@ class MediaStream:
 
     @property
     def local_address(self) -> Address:
-        """``(host, port)`` of the RTP socket: what goes in the SDP."""
+        """``(host, port)`` of the RTP socket: what goes in the SDP (with an
+        engine bound to ``0.0.0.0``, put the host's reachable address there
+        instead)."""
         return self._core.local_address
 
     @property
@@ -589,6 +614,7 @@ class MediaStream:
             passthrough=config.passthrough,
             latch=config.latch,
             record_path=None if config.record_path is None else os.fspath(config.record_path),
+            send=config.direction in ("sendrecv", "sendonly"),
         )
         self.config = config
 

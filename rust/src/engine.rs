@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use pyo3::exceptions::{PyOSError, PyValueError};
+use numpy::{PyArrayDescrMethods, PyUntypedArray, PyUntypedArrayMethods};
+use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple, PyType, PyWeakrefMethods, PyWeakrefReference};
@@ -280,6 +281,7 @@ impl MediaEngine {
         d.set_item("late_ticks", s.late_ticks)?;
         d.set_item("skipped_ticks", s.skipped_ticks)?;
         d.set_item("max_lateness_ms", s.max_lateness_ns as f64 / 1e6)?;
+        d.set_item("calls_failed", s.calls_failed)?;
         Ok(d)
     }
 
@@ -416,7 +418,7 @@ impl MediaStreamHandle {
     /// Starts (or reconfigures) the call; arguments are checked by
     /// `MediaConfig` and again here, where a mistake would otherwise panic.
     #[pyo3(signature = (*, codec, payload_type, remote, remote_rtcp, ptime, telephone_event, comfort_noise,
-                        srtp_send, srtp_recv, sample_rate, passthrough, latch, record_path))]
+                        srtp_send, srtp_recv, sample_rate, passthrough, latch, record_path, send=true))]
     #[allow(clippy::too_many_arguments)]
     fn start(
         &self,
@@ -434,6 +436,7 @@ impl MediaStreamHandle {
         passthrough: bool,
         latch: bool,
         record_path: Option<PathBuf>,
+        send: bool,
     ) -> PyResult<()> {
         let codec = Codec::from_name(codec).ok_or_else(|| PyValueError::new_err(format!("codec: unknown codec {codec:?}")))?;
         if payload_type > 127 {
@@ -455,6 +458,7 @@ impl MediaStreamHandle {
             leg,
             remote_rtp: socket_addr("remote", remote)?,
             remote_rtcp: remote_rtcp.map(|r| socket_addr("remote_rtcp", r)).transpose()?,
+            send,
         };
         let rate = if passthrough { 8000 } else { sample_rate };
         // The inbox counts PCM samples, or payload bytes (8 per ms for
@@ -518,6 +522,15 @@ impl MediaStreamHandle {
     /// `arm`, the fd wakes the loop once there is room).
     fn write(&self, py: Python<'_>, audio: &Bound<'_, PyAny>, arm: bool) -> PyResult<bool> {
         let audio = if self.info.passthrough.load(Ordering::Relaxed) {
+            // Samples written to a pass-through stream would go out as
+            // noise; an array of wider items is that mistake.
+            if let Ok(array) = audio.cast::<PyUntypedArray>() {
+                if array.dtype().itemsize() != 1 {
+                    return Err(PyTypeError::new_err(
+                        "audio: a pass-through stream takes codec payload bytes, got an array of samples",
+                    ));
+                }
+            }
             AppAudio::Payload(with_bytes(audio, "audio", <[u8]>::to_vec)?)
         } else {
             AppAudio::Pcm(with_pcm16(audio, "audio", <[i16]>::to_vec)?)

@@ -23,6 +23,10 @@ pub struct CallConfig {
     pub remote_rtp: SocketAddr,
     /// Where RTCP goes; `None` multiplexes it on the RTP port (RFC 5761).
     pub remote_rtcp: Option<SocketAddr>,
+    /// Whether the negotiated direction lets us send media (`sendrecv`,
+    /// `sendonly`); on hold (`recvonly`, `inactive`) no RTP leaves, while
+    /// time, RTCP and the receive side go on (RFC 3264 section 5.1).
+    pub send: bool,
 }
 
 /// A running call: the leg and the configuration it was built from.
@@ -84,7 +88,18 @@ impl DrivenLeg for Call {
     }
 
     fn on_tick(&mut self, now_ns: i64, transmit: &mut impl FnMut(Transmit<'_>)) {
-        self.leg.on_tick(now_ns, transmit);
+        if self.config.send {
+            self.leg.on_tick(now_ns, transmit);
+        } else {
+            // On hold the leg still ticks (timestamps advance, frames come
+            // in, queued audio and marks play out as if sent) but only
+            // RTCP leaves.
+            self.leg.on_tick(now_ns, &mut |t: Transmit<'_>| {
+                if t.rtcp_socket || is_rtcp(t.data) {
+                    transmit(t);
+                }
+            });
+        }
     }
 
     fn next_rtcp_deadline_ns(&self) -> i64 {
@@ -149,6 +164,13 @@ impl DrivenLeg for Call {
         out.extend_from_slice(self.leg.last_sent_pcm());
         decode_g711(self.config.leg.codec, self.leg.last_sent_payload(), out);
     }
+}
+
+// RFC 5761 section 4: on a multiplexed port, RTCP packet types 192..=223
+// occupy the byte where RTP has its marker and payload type (left in clear
+// by SRTP/SRTCP).
+fn is_rtcp(datagram: &[u8]) -> bool {
+    datagram.get(1).is_some_and(|pt| (192..=223).contains(pt))
 }
 
 // Passthrough audio is G.711 (the leg refuses G.722 passthrough); a

@@ -18,7 +18,7 @@ use crate::ports::PortAllocator;
 use crate::record::{self, Recorder, WavFile};
 use crate::stream::{lock, Notifier, Phase, PortLease, Sockets, StreamShared, StreamState};
 use crate::sys::{bind_udp, monotonic_ns, EventFd};
-use crate::worker::{Command, EngineCounters, Worker, WorkerSettings};
+use crate::worker::{Command, WorkerCounters, Worker, WorkerSettings};
 
 /// How an engine is set up.
 #[derive(Debug, Clone)]
@@ -121,6 +121,8 @@ pub struct EngineStats {
     pub skipped_ticks: u64,
     /// Worst tick lateness, nanoseconds.
     pub max_lateness_ns: u64,
+    /// Calls ended because their pipeline panicked (a bug to report).
+    pub calls_failed: u64,
 }
 
 struct WorkerHandle<L: DrivenLeg> {
@@ -142,7 +144,8 @@ pub struct Engine<L: DrivenLeg> {
     ports: Arc<Mutex<PortAllocator>>,
     notifier: Arc<Notifier<L>>,
     workers: Mutex<Vec<WorkerHandle<L>>>,
-    counters: Arc<EngineCounters>,
+    // One per worker, kept after close() so the totals stay readable.
+    counters: Vec<Arc<WorkerCounters>>,
     next_id: AtomicU64,
     closed: AtomicBool,
     // Started by the first recording; dropped (joined) after the workers.
@@ -163,13 +166,15 @@ impl<L: DrivenLeg> Engine<L> {
             config.workers
         };
         let notifier = Arc::new(Notifier::new()?);
-        let counters = Arc::new(EngineCounters::default());
+        let mut counters = Vec::with_capacity(count);
         let settings = WorkerSettings { max_queued_ms: config.max_queued_ms };
         let mut workers = Vec::with_capacity(count);
         for index in 0..count {
             let (commands, receiver) = mpsc::channel();
             let wake = Arc::new(EventFd::new()?);
-            let worker = Worker::new(Arc::clone(&wake), receiver, Arc::clone(&notifier), Arc::clone(&counters), settings)?;
+            let worker_counters = Arc::new(WorkerCounters::default());
+            counters.push(Arc::clone(&worker_counters));
+            let worker = Worker::new(Arc::clone(&wake), receiver, Arc::clone(&notifier), worker_counters, settings)?;
             let thread = std::thread::Builder::new().name(format!("rtpcore-media-{index}")).spawn(move || worker.run())?;
             workers.push(WorkerHandle { commands, wake, thread: Some(thread), load: 0 });
         }
@@ -220,13 +225,7 @@ impl<L: DrivenLeg> Engine<L> {
         };
         let sockets = Sockets::new(rtp, rtcp, PortLease::new(Arc::clone(&self.ports), port));
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let stream = StreamShared::new(
-            id,
-            sockets,
-            Arc::clone(&self.notifier),
-            self.config.frame_queue,
-            self.config.event_queue,
-        )?;
+        let stream = StreamShared::new(id, sockets, self.config.frame_queue, self.config.event_queue)?;
         Ok(Arc::new(stream))
     }
 
@@ -327,9 +326,8 @@ impl<L: DrivenLeg> Engine<L> {
             Phase::Running(worker) => worker,
             Phase::Allocated(_) => {
                 // Never started: the sockets are still ours to close.
-                if stream.finish_locked(state, None) {
-                    self.notifier.signal();
-                }
+                let wake = stream.finish_locked(state, None);
+                self.notifier.publish(&mut wake.into_iter().collect());
                 return;
             }
         };
@@ -372,29 +370,32 @@ impl<L: DrivenLeg> Engine<L> {
     // Marks a stream closed from the application's side, when no worker
     // will do it; its sockets (if any are still ours) close now.
     fn finish_locally(&self, stream: &Arc<StreamShared<L>>) {
-        if stream.finish(None) {
-            self.notifier.signal();
-        }
+        self.notifier.publish(&mut stream.finish(None).into_iter().collect());
     }
 
-    /// The engine-wide counters now.
+    /// The engine-wide counters now (summed over the workers).
     pub fn stats(&self) -> EngineStats {
-        let c = &self.counters;
-        EngineStats {
-            workers: lock(&self.workers).len(),
-            active_calls: c.active_calls.load(Ordering::Relaxed),
+        let mut stats = EngineStats {
+            workers: self.counters.len(),
             ports_in_use: lock(&self.ports).in_use(),
-            app_wakeups: c.app_wakeups.load(Ordering::Relaxed),
-            rounds: c.rounds.load(Ordering::Relaxed),
-            datagrams_received: c.datagrams_received.load(Ordering::Relaxed),
-            datagrams_sent: c.datagrams_sent.load(Ordering::Relaxed),
-            send_failures: c.send_failures.load(Ordering::Relaxed),
-            datagrams_truncated: c.datagrams_truncated.load(Ordering::Relaxed),
-            ticks: c.ticks.load(Ordering::Relaxed),
-            late_ticks: c.late_ticks.load(Ordering::Relaxed),
-            skipped_ticks: c.skipped_ticks.load(Ordering::Relaxed),
-            max_lateness_ns: c.max_lateness_ns.load(Ordering::Relaxed),
+            ..EngineStats::default()
+        };
+        for c in &self.counters {
+            let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+            stats.active_calls += c.active_calls.load(Ordering::Relaxed);
+            stats.app_wakeups += get(&c.app_wakeups);
+            stats.rounds += get(&c.rounds);
+            stats.datagrams_received += get(&c.datagrams_received);
+            stats.datagrams_sent += get(&c.datagrams_sent);
+            stats.send_failures += get(&c.send_failures);
+            stats.datagrams_truncated += get(&c.datagrams_truncated);
+            stats.ticks += get(&c.ticks);
+            stats.late_ticks += get(&c.late_ticks);
+            stats.skipped_ticks += get(&c.skipped_ticks);
+            stats.max_lateness_ns = stats.max_lateness_ns.max(get(&c.max_lateness_ns));
+            stats.calls_failed += get(&c.calls_failed);
         }
+        stats
     }
 
     /// Whether [`close`](Self::close) was called.

@@ -173,7 +173,7 @@ mod tests {
             state ^= state << 13;
             state ^= state >> 7;
             state ^= state << 17;
-            if state % 3 == 0 && !held.is_empty() {
+            if state.is_multiple_of(3) && !held.is_empty() {
                 let victim = *held.iter().nth((state as usize / 3) % held.len()).unwrap();
                 held.remove(&victim);
                 ports.release(victim);

@@ -169,20 +169,30 @@ impl<L: DrivenLeg> Notifier<L> {
         ready.into_iter().filter_map(|(stream, bits)| Some((stream.upgrade()?, bits))).collect()
     }
 
-    // Returns whether the list was empty, i.e. whether the pusher must
-    // signal the fd (once, at the end of its round).
-    fn push(&self, stream: Weak<StreamShared<L>>, bits: u8) -> bool {
-        let mut ready = lock(&self.ready);
-        let was_empty = ready.is_empty();
-        ready.push((stream, bits));
+    /// Moves `wakes` onto the ready list (one lock for a whole worker
+    /// round) and signals the fd if the list was empty; returns whether it
+    /// signalled. A list that was not empty means the application has not
+    /// taken it yet, so the fd is still readable (or the application is
+    /// about to take the list): one signal per batch is enough.
+    pub(crate) fn publish(&self, wakes: &mut Vec<Wake<L>>) -> bool {
+        if wakes.is_empty() {
+            return false;
+        }
+        let was_empty = {
+            let mut ready = lock(&self.ready);
+            let was_empty = ready.is_empty();
+            ready.append(wakes);
+            was_empty
+        };
+        if was_empty {
+            self.fd.signal();
+        }
         was_empty
     }
-
-    /// Wakes the application's event loop.
-    pub fn signal(&self) {
-        self.fd.signal();
-    }
 }
+
+/// A stream to put on the ready list, with what became ready.
+pub(crate) type Wake<L> = (Weak<StreamShared<L>>, u8);
 
 /// One stream's shared half.
 pub struct StreamShared<L: DrivenLeg> {
@@ -194,7 +204,6 @@ pub struct StreamShared<L: DrivenLeg> {
     pub local_rtcp: SocketAddr,
     state: Mutex<StreamState<L>>,
     changed: Condvar,
-    notifier: Arc<Notifier<L>>,
     frame_capacity: usize,
     event_capacity: usize,
 }
@@ -209,7 +218,6 @@ impl<L: DrivenLeg> StreamShared<L> {
     pub(crate) fn new(
         id: u64,
         sockets: Sockets,
-        notifier: Arc<Notifier<L>>,
         frame_capacity: usize,
         event_capacity: usize,
     ) -> std::io::Result<Self> {
@@ -234,7 +242,6 @@ impl<L: DrivenLeg> StreamShared<L> {
                 blocking_readers: 0,
             }),
             changed: Condvar::new(),
-            notifier,
             frame_capacity: frame_capacity.max(1),
             event_capacity: event_capacity.max(1),
         })
@@ -247,11 +254,6 @@ impl<L: DrivenLeg> StreamShared<L> {
     /// Whether the stream has closed.
     pub fn is_closed(&self) -> bool {
         matches!(self.state().phase, Phase::Closed)
-    }
-
-    /// Whether the stream runs on a worker.
-    pub fn is_running(&self) -> bool {
-        matches!(self.state().phase, Phase::Running(_))
     }
 
     /// Pops the next frame; when there is none and `arm` is set, the stream
@@ -271,20 +273,15 @@ impl<L: DrivenLeg> StreamShared<L> {
         Pop::Empty
     }
 
-    /// Moves every queued frame into `out`; returns false once the stream
-    /// has closed and nothing is left. With `arm`, waits for more as
-    /// [`pop_frame`](Self::pop_frame) does.
-    pub fn drain_frames(&self, out: &mut Vec<L::Frame>, arm: bool) -> bool {
+    /// Moves every queued frame into `out`. With `arm`, the stream goes on
+    /// the ready list when the next frame arrives, as with
+    /// [`pop_frame`](Self::pop_frame).
+    pub fn drain_frames(&self, out: &mut Vec<L::Frame>, arm: bool) {
         let mut state = self.state();
-        let had = !state.frames.is_empty();
         out.extend(state.frames.drain(..));
-        if matches!(state.phase, Phase::Closed) {
-            return had;
-        }
-        if arm {
+        if arm && !matches!(state.phase, Phase::Closed) {
             state.armed |= ready::FRAMES;
         }
-        true
     }
 
     /// Waits up to `timeout` (forever with `None`) for a frame. Meant to be
@@ -405,8 +402,8 @@ impl<L: DrivenLeg> StreamShared<L> {
 
     /// Worker side: queues the frames and events the pipeline produced
     /// this tick (taking them out of the buffers), publishes its outbound
-    /// level and statistics, and notifies whoever waits. Returns true when
-    /// the engine's fd must be signalled at the end of the round.
+    /// level and statistics, and wakes blocked readers. Returns the wake-up
+    /// for the ready list if the application waits for what came.
     pub(crate) fn deliver(
         self: &Arc<Self>,
         frames: &mut Vec<L::Frame>,
@@ -414,7 +411,7 @@ impl<L: DrivenLeg> StreamShared<L> {
         leg_queued_ms: u32,
         max_queued_ms: u32,
         stats: Option<L::Stats>,
-    ) -> bool {
+    ) -> Option<Wake<L>> {
         let mut state = self.state();
         let mut new = 0u8;
         for frame in frames.drain(..) {
@@ -447,9 +444,9 @@ impl<L: DrivenLeg> StreamShared<L> {
     }
 
     /// Marks the stream closed (after the worker or the application let go
-    /// of its pipeline and sockets) and wakes every waiter. Returns true
-    /// when the engine's fd must be signalled.
-    pub(crate) fn finish(self: &Arc<Self>, final_stats: Option<L::Stats>) -> bool {
+    /// of its pipeline and sockets) and wakes blocked readers. Returns the
+    /// wake-up for the ready list if the application waits on the stream.
+    pub(crate) fn finish(self: &Arc<Self>, final_stats: Option<L::Stats>) -> Option<Wake<L>> {
         self.finish_locked(self.state(), final_stats)
     }
 
@@ -459,9 +456,9 @@ impl<L: DrivenLeg> StreamShared<L> {
         self: &Arc<Self>,
         mut state: MutexGuard<'_, StreamState<L>>,
         final_stats: Option<L::Stats>,
-    ) -> bool {
+    ) -> Option<Wake<L>> {
         if matches!(state.phase, Phase::Closed) {
-            return false;
+            return None;
         }
         state.phase = Phase::Closed;
         if final_stats.is_some() {
@@ -473,14 +470,13 @@ impl<L: DrivenLeg> StreamShared<L> {
         self.notify(state, ready::ALL)
     }
 
-    fn notify(self: &Arc<Self>, mut state: MutexGuard<'_, StreamState<L>>, new: u8) -> bool {
+    fn notify(self: &Arc<Self>, mut state: MutexGuard<'_, StreamState<L>>, new: u8) -> Option<Wake<L>> {
         let fire = state.armed & new;
         if fire == 0 {
-            return false;
+            return None;
         }
         state.armed &= !fire;
-        drop(state);
-        self.notifier.push(Arc::downgrade(self), fire)
+        Some((Arc::downgrade(self), fire))
     }
 }
 

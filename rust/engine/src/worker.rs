@@ -7,12 +7,13 @@ use std::collections::HashMap;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::panic::AssertUnwindSafe;
 use std::sync::mpsc::{Receiver, Sender, SyncSender, TryRecvError};
 use std::sync::Arc;
 
 use crate::driven::{DrivenLeg, Transmit};
 use crate::record::{self, interleave};
-use crate::stream::{InboxItem, Notifier, Sockets, StreamShared};
+use crate::stream::{InboxItem, Notifier, Sockets, StreamShared, Wake};
 use crate::sys::{monotonic_ns, realtime_ns, Epoll, EventFd, RecvBatch, SendBatch, TimerFd};
 use crate::wheel::{PtimeClock, TimerWheel};
 
@@ -29,10 +30,12 @@ pub(crate) enum Command<L: DrivenLeg> {
     Shutdown,
 }
 
-/// Engine-wide counters, summed over the workers.
+/// One worker's counters; the engine sums them. Each worker has its own,
+/// aligned apart, so counting never bounces a cache line between cores.
 #[derive(Debug, Default)]
-pub struct EngineCounters {
-    /// Calls running on the workers.
+#[repr(align(128))]
+pub struct WorkerCounters {
+    /// Calls running on this worker.
     pub active_calls: AtomicUsize,
     /// Times the application's event loop was signalled.
     pub app_wakeups: AtomicU64,
@@ -54,6 +57,8 @@ pub struct EngineCounters {
     pub skipped_ticks: AtomicU64,
     /// Largest lateness of any tick, in nanoseconds.
     pub max_lateness_ns: AtomicU64,
+    /// Calls ended because their pipeline panicked (a bug to report).
+    pub calls_failed: AtomicU64,
 }
 
 /// Lateness beyond which a tick counts as late: the load benchmark's bound
@@ -77,6 +82,9 @@ const STATS_EVERY_TICKS: u64 = 10;
 const FEED_AHEAD_MS: u32 = 200;
 // Datagrams read per recvmmsg call.
 const RECV_BATCH: usize = 32;
+// Most recvmmsg calls per socket per tick: a flood at one call's port
+// costs that call a bounded amount of work and the kernel drops the rest.
+const MAX_RECV_BATCHES: usize = 4;
 
 const TOKEN_COMMANDS: u64 = u64::MAX;
 const TOKEN_TIMER: u64 = u64::MAX - 1;
@@ -127,9 +135,13 @@ pub(crate) struct Worker<L: DrivenLeg> {
     left: Vec<i16>,
     right: Vec<i16>,
     notifier: Arc<Notifier<L>>,
-    counters: Arc<EngineCounters>,
+    counters: Arc<WorkerCounters>,
     settings: WorkerSettings,
-    signal_app: bool,
+    // Wake-ups of this round, published in one go at its end.
+    wakes: Vec<Wake<L>>,
+    // CLOCK_MONOTONIC minus CLOCK_REALTIME, read once per round: kernel
+    // receive stamps are on the realtime clock.
+    realtime_to_monotonic: i64,
 }
 
 impl<L: DrivenLeg> Worker<L> {
@@ -137,7 +149,7 @@ impl<L: DrivenLeg> Worker<L> {
         wake: Arc<EventFd>,
         commands: Receiver<Command<L>>,
         notifier: Arc<Notifier<L>>,
-        counters: Arc<EngineCounters>,
+        counters: Arc<WorkerCounters>,
         settings: WorkerSettings,
     ) -> io::Result<Self> {
         let epoll = Epoll::new(256)?;
@@ -165,7 +177,8 @@ impl<L: DrivenLeg> Worker<L> {
             notifier,
             counters,
             settings,
-            signal_app: false,
+            wakes: Vec::new(),
+            realtime_to_monotonic: 0,
         })
     }
 
@@ -189,15 +202,16 @@ impl<L: DrivenLeg> Worker<L> {
                 return;
             }
             self.counters.rounds.fetch_add(1, Ordering::Relaxed);
-            // Kernel stamps are CLOCK_REALTIME; translate them to the
-            // monotonic base once per round (both clocks read together).
-            let realtime_to_monotonic = monotonic_ns() - realtime_ns();
+            self.realtime_to_monotonic = monotonic_ns() - realtime_ns();
             let mut commands_pending = false;
             for i in 0..self.tokens.len() {
                 match self.tokens[i] {
                     TOKEN_COMMANDS => commands_pending = true,
                     TOKEN_TIMER => self.timer.acknowledge(),
-                    token => self.receive((token >> 1) as usize, token & 1 == 1, realtime_to_monotonic),
+                    token => {
+                        let slot = (token >> 1) as usize;
+                        self.guarded(slot, |worker| worker.receive(slot, token & 1 == 1));
+                    }
                 }
             }
             self.run_timers();
@@ -212,26 +226,34 @@ impl<L: DrivenLeg> Worker<L> {
         }
     }
 
-    fn receive(&mut self, slot: usize, rtcp: bool, realtime_to_monotonic: i64) {
+    // Hands everything queued on one of a call's sockets to its leg, with
+    // each datagram's kernel arrival time: reading late (at the tick) or
+    // in batches does not change what the jitter buffer sees.
+    fn receive(&mut self, slot: usize, rtcp: bool) {
         let Some(Some(call)) = self.calls.get_mut(slot) else { return };
         let socket = if rtcp { &call.sockets.rtcp } else { &call.sockets.rtp };
-        // A failing socket (e.g. a queued ICMP error) reports it once and
-        // keeps working; nothing to do but read again next round.
-        let Ok(count) = self.recv.recv(socket) else { return };
         let now = monotonic_ns();
         let mut delivered = 0;
-        for i in 0..count {
-            match self.recv.get(i) {
-                Some(datagram) => {
-                    let arrival = datagram
-                        .arrival_realtime_ns
-                        .map_or(now, |stamp| (stamp + realtime_to_monotonic).min(now));
-                    call.leg.handle_datagram(datagram.from, datagram.data, rtcp, arrival);
-                    delivered += 1;
+        for _ in 0..MAX_RECV_BATCHES {
+            // A failing socket (e.g. a queued ICMP error) reports it once
+            // and keeps working; nothing to do but read again next time.
+            let Ok(count) = self.recv.recv(socket) else { break };
+            for i in 0..count {
+                match self.recv.get(i) {
+                    Some(datagram) => {
+                        let arrival = datagram
+                            .arrival_realtime_ns
+                            .map_or(now, |stamp| (stamp + self.realtime_to_monotonic).min(now));
+                        call.leg.handle_datagram(datagram.from, datagram.data, rtcp, arrival);
+                        delivered += 1;
+                    }
+                    None => {
+                        self.counters.datagrams_truncated.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
-                None => {
-                    self.counters.datagrams_truncated.fetch_add(1, Ordering::Relaxed);
-                }
+            }
+            if count < RECV_BATCH {
+                break;
             }
         }
         self.counters.datagrams_received.fetch_add(delivered, Ordering::Relaxed);
@@ -244,12 +266,47 @@ impl<L: DrivenLeg> Worker<L> {
         let mut expired = std::mem::take(&mut self.expired);
         for &(deadline, key) in &expired {
             match key.kind {
-                TimerKind::Ptime => self.tick(key, deadline),
-                TimerKind::Rtcp => self.rtcp(key),
+                TimerKind::Ptime => self.guarded(key.slot, |worker| worker.tick(key, deadline)),
+                TimerKind::Rtcp => self.guarded(key.slot, |worker| worker.rtcp(key)),
             }
         }
         expired.clear();
         self.expired = expired;
+    }
+
+    // Runs one call's work so that a panic in its pipeline (a bug, never
+    // expected) ends that call alone instead of the worker and every other
+    // call on it.
+    fn guarded(&mut self, slot: usize, work: impl FnOnce(&mut Self)) {
+        if std::panic::catch_unwind(AssertUnwindSafe(|| work(self))).is_err() {
+            self.fail(slot);
+        }
+    }
+
+    // Ends a call whose pipeline panicked, without calling into it again:
+    // no BYE, sockets closed, ports released, the application woken.
+    fn fail(&mut self, slot: usize) {
+        let Some(call) = self.calls.get_mut(slot).and_then(Option::take) else { return };
+        self.slot_of.remove(&call.stream.id);
+        self.free_slots.push(slot);
+        let _ = self.epoll.delete(call.sockets.rtcp.as_raw_fd());
+        self.counters.active_calls.fetch_sub(1, Ordering::Relaxed);
+        self.counters.calls_failed.fetch_add(1, Ordering::Relaxed);
+        if let Some(recording) = &call.recording {
+            let _ = recording.send(record::Message::Close { id: call.stream.id });
+        }
+        // What the call left half-done this round is not another call's.
+        self.frames.clear();
+        self.events.clear();
+        self.left.clear();
+        self.right.clear();
+        // Queued datagrams name its sockets by descriptor: out before they close.
+        self.flush();
+        let stream = Arc::clone(&call.stream);
+        // Dropping a pipeline that panicked may panic again; what is left of
+        // it then leaks rather than the worker being lost.
+        let _ = std::panic::catch_unwind(AssertUnwindSafe(|| drop(call)));
+        self.wakes.extend(stream.finish(None));
     }
 
     fn tick(&mut self, key: TimerKey, deadline: i64) {
@@ -257,6 +314,11 @@ impl<L: DrivenLeg> Worker<L> {
         if call.ptime_ticket != key.ticket {
             return;
         }
+        // RTP is read here, once per tick, rather than on every readiness:
+        // one packet per ptime would otherwise wake the worker once per
+        // packet. The kernel stamps keep the arrival times exact.
+        self.receive(key.slot, false);
+        let Some(Some(call)) = self.calls.get_mut(key.slot) else { return };
         Self::feed(call);
         let now = monotonic_ns();
         let Call { leg, sockets, .. } = call;
@@ -292,13 +354,9 @@ impl<L: DrivenLeg> Worker<L> {
             let _ = recording.send(record::Message::Samples { id: call.stream.id, interleaved });
         }
         let stats = (call.ticks % STATS_EVERY_TICKS == 0).then(|| call.leg.stats());
-        self.signal_app |= call.stream.deliver(
-            &mut self.frames,
-            &mut self.events,
-            call.leg.queued_ms(),
-            self.settings.max_queued_ms,
-            stats,
-        );
+        let wake =
+            call.stream.deliver(&mut self.frames, &mut self.events, call.leg.queued_ms(), self.settings.max_queued_ms, stats);
+        self.wakes.extend(wake);
     }
 
     // Moves the application's queued audio and commands into the pipeline,
@@ -382,19 +440,18 @@ impl<L: DrivenLeg> Worker<L> {
             self.calls.push(None);
             self.calls.len() - 1
         });
-        let token = (slot as u64) << 1;
-        if self.epoll.add(sockets.rtp.as_raw_fd(), token).is_err()
-            || self.epoll.add(sockets.rtcp.as_raw_fd(), token | 1).is_err()
-        {
+        // Only the RTCP socket wakes the worker (a report every few
+        // seconds); the RTP socket is read at each tick.
+        let token = (slot as u64) << 1 | 1;
+        if self.epoll.add(sockets.rtcp.as_raw_fd(), token).is_err() {
             // Out of kernel memory for epoll: the call cannot run. Its
             // sockets close here and the application sees it closed.
-            let _ = self.epoll.delete(sockets.rtp.as_raw_fd());
             self.free_slots.push(slot);
             drop(sockets);
             if let Some(recording) = recording {
                 let _ = recording.send(record::Message::Close { id: stream.id });
             }
-            self.signal_app |= stream.finish(Some(leg.stats()));
+            self.wakes.extend(stream.finish(Some(leg.stats())));
             return;
         }
         let now = monotonic_ns();
@@ -432,7 +489,6 @@ impl<L: DrivenLeg> Worker<L> {
         self.free_slots.push(slot);
         // Deregistering cannot fail for a registered fd; closing it would
         // deregister it anyway.
-        let _ = self.epoll.delete(call.sockets.rtp.as_raw_fd());
         let _ = self.epoll.delete(call.sockets.rtcp.as_raw_fd());
         let now = monotonic_ns();
         let Call { leg, sockets, .. } = &mut call;
@@ -448,7 +504,7 @@ impl<L: DrivenLeg> Worker<L> {
         drop(leg);
         drop(sockets);
         self.counters.active_calls.fetch_sub(1, Ordering::Relaxed);
-        self.signal_app |= stream.finish(Some(stats));
+        self.wakes.extend(stream.finish(Some(stats)));
     }
 
     fn shutdown(&mut self) {
@@ -464,7 +520,7 @@ impl<L: DrivenLeg> Worker<L> {
                     if let Some(recording) = recording {
                         let _ = recording.send(record::Message::Close { id: stream.id });
                     }
-                    self.signal_app |= stream.finish(Some(leg.stats()));
+                    self.wakes.extend(stream.finish(Some(leg.stats())));
                 }
                 Command::Reconfigure { reply, .. } => drop(reply.send(Err("the engine is closed".into()))),
                 Command::Close { reply, .. } => drop(reply.map(|reply| reply.send(()))),
@@ -480,9 +536,8 @@ impl<L: DrivenLeg> Worker<L> {
             self.counters.datagrams_sent.fetch_add(outcome.sent, Ordering::Relaxed);
             self.counters.send_failures.fetch_add(outcome.failed, Ordering::Relaxed);
         }
-        if std::mem::take(&mut self.signal_app) {
+        if self.notifier.publish(&mut self.wakes) {
             self.counters.app_wakeups.fetch_add(1, Ordering::Relaxed);
-            self.notifier.signal();
         }
     }
 }

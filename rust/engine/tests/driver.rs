@@ -207,7 +207,15 @@ fn recording_writes_both_directions_and_completes_on_close() {
         a.write(AppAudio::Payload(vec![i; 3]), 60_000, false).unwrap();
         b.write(AppAudio::Payload(vec![10 * i; 2]), 60_000, false).unwrap();
     }
-    std::thread::sleep(Duration::from_millis(150));
+    // Until A has heard all of B's chunks (on a loaded machine that can
+    // take a while), then a few more ticks.
+    let mut heard = 0;
+    while heard < 5 {
+        if wait_frame(&a).0[0] > 1 {
+            heard += 1;
+        }
+    }
+    std::thread::sleep(Duration::from_millis(50));
     engine.close_stream(&a, true);
     let mut reader = hound::WavReader::open(&path).unwrap();
     assert_eq!((reader.spec().channels, reader.spec().sample_rate), (2, 8000));
@@ -224,4 +232,27 @@ fn recording_writes_both_directions_and_completes_on_close() {
     let c = engine.allocate().unwrap();
     let bad = engine.start(&c, EchoConfig { remote: a.local_rtp, ptime_ms: 10 }, Some(std::path::Path::new("/nonexistent/x.wav")));
     assert!(bad.unwrap_err().to_string().starts_with("record_path: cannot create"));
+}
+
+#[test]
+fn a_panicking_pipeline_ends_its_call_only() {
+    let engine = engine(60_000);
+    let (a, b) = pair(&engine, 20);
+    let (c, d) = pair(&engine, 20);
+    let attacker = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    attacker.send_to(PANIC, b.local_rtp).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !b.is_closed() {
+        assert!(Instant::now() < deadline, "the failed call was not closed");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(engine.stats().calls_failed, 1);
+    // The other calls, on the same workers, go on.
+    for _ in 0..10 {
+        wait_frame(&d);
+        wait_frame(&c);
+    }
+    assert!(!a.is_closed());
+    engine.close_stream(&b, true);
+    assert_eq!(engine.stats().ports_in_use, 4 - 1);
 }

@@ -5,6 +5,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -55,6 +56,8 @@ impl DrivenLeg for EchoLeg {
         self.ptime_ns
     }
     fn handle_datagram(&mut self, _from: SocketAddr, datagram: &[u8], rtcp_socket: bool, arrival_ns: i64) {
+        // Stands for a bug in a pipeline, for the isolation test.
+        assert_ne!(datagram, PANIC, "the echo leg was told to panic");
         if rtcp_socket {
             self.events.push_back("rtcp".into());
         } else {
@@ -117,16 +120,23 @@ impl DrivenLeg for EchoLeg {
     }
 }
 
+/// An engine on a port range of its own: tests run in parallel, and a
+/// port one test released must not receive another test's stray packets.
 pub fn engine(max_queued_ms: u32) -> Engine<EchoLeg> {
+    static NEXT_RANGE: AtomicU16 = AtomicU16::new(41000);
+    let low = NEXT_RANGE.fetch_add(1000, Ordering::Relaxed);
     Engine::new(EngineConfig {
         bind_ip: "127.0.0.1".parse().unwrap(),
-        port_range: (41000, 41999),
+        port_range: (low, low + 999),
         workers: 2,
         max_queued_ms,
         ..EngineConfig::default()
     })
     .unwrap()
 }
+
+/// A datagram that makes the echo leg panic.
+pub const PANIC: &[u8] = b"panic!";
 
 pub type Stream = Arc<StreamShared<EchoLeg>>;
 
