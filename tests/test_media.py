@@ -223,10 +223,11 @@ async def test_marks_follow_the_audio_and_clear_drops_it(engine: Engine) -> None
     assert a.queued_ms > 4000
     await asyncio.sleep(0.1)
     a.clear()
-    assert await wait_event(a, MarkPlayed, timeout=0.5) == MarkPlayed("long", cleared=True)
+    assert await wait_event(a, MarkPlayed) == MarkPlayed("long", cleared=True)
     assert a.queued_ms == 0
-    stats = a.stats()
-    assert stats.cleared_ms > 0 or a.queued_ms == 0
+    async with asyncio.timeout(3):
+        while a.stats().cleared_ms == 0:  # the snapshot is up to ten ticks old
+            await asyncio.sleep(0.05)
 
 
 async def test_passthrough_carries_ulaw_payload_untouched(engine: Engine, tmp_path: Path) -> None:
@@ -470,12 +471,16 @@ async def test_hold_stops_rtp_but_not_rtcp_and_resume_brings_it_back(engine: Eng
     a, b = pair(engine)
     await collect(b, 0.2)
     received = b.stats().packets_received
-    a.update(MediaConfig(remote=b.local_address, direction="recvonly"))  # we put the peer on hold
-    await asyncio.sleep(0.2)  # a snapshot is up to ten ticks old
-    held_at = b.stats().packets_received
-    await asyncio.sleep(0.4)
-    assert b.stats().packets_received - held_at <= 2, "no RTP while on hold"
     assert received > 0
+    a.update(MediaConfig(remote=b.local_address, direction="recvonly"))  # we put the peer on hold
+    # B's count stops growing (its snapshot is up to ten ticks old, more on
+    # a loaded machine); if RTP kept flowing this times out.
+    async with asyncio.timeout(5):
+        while True:
+            before = b.stats().packets_received
+            await asyncio.sleep(0.4)
+            if b.stats().packets_received - before <= 2:
+                break
     a.update(MediaConfig(remote=b.local_address))
     b.read_nowait()  # what queued up while nobody read
     sent = speechlike(8000, 0.6, seed=10)
