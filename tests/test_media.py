@@ -112,6 +112,25 @@ async def collect(stream: MediaStream, seconds: float) -> list[Any]:
     return frames
 
 
+async def hear(stream: MediaStream, seconds: float, timeout: float = 8.0) -> list[Any]:
+    """The frames from the first one with sound on, `seconds` of them and a
+    little more: on a machine shared with other work a thread may stall for
+    a second, which delays the audio but must not fail the test."""
+
+    def sound(frame: Any) -> bool:
+        pcm = frame.pcm if isinstance(frame, AudioFrame) else np.frombuffer(ulaw_decode(frame.payload), np.int16)
+        return bool(np.any(pcm))
+
+    frames: list[Any] = []
+    async with asyncio.timeout(timeout):
+        async for frame in stream:
+            if frames or sound(frame):
+                frames.append(frame)
+            if len(frames) >= int(seconds * 50) + 15:
+                break
+    return frames
+
+
 def pair(engine: Engine, **config: Any) -> tuple[MediaStream, MediaStream]:
     a, b = engine.allocate(), engine.allocate()
     a.start(MediaConfig(remote=b.local_address, **config))
@@ -154,7 +173,7 @@ async def test_audio_written_on_one_side_comes_out_on_the_other(
     reply = speechlike(rate, 1.0, seed=2, high=high)
     await a.write(sent)
     await b.write(reply)
-    heard_by_b, heard_by_a = await asyncio.gather(collect(b, 1.6), collect(a, 1.6))
+    heard_by_b, heard_by_a = await asyncio.gather(hear(b, 1.0), hear(a, 1.0))
     assert all(isinstance(f, AudioFrame) and f.sample_rate == rate for f in heard_by_b)
     assert {len(f.pcm) for f in heard_by_b} == {rate // 50}
     assert correlation(sent, pcm_of(heard_by_b), rate) > floor
@@ -163,7 +182,7 @@ async def test_audio_written_on_one_side_comes_out_on_the_other(
     assert correlation(reply, pcm_of(heard_by_b), rate) < 0.3
     stats = b.stats()
     assert stats.codec == codec
-    assert stats.packets_received >= 70 and stats.packets_lost == 0
+    assert stats.packets_received >= 50 and stats.packets_lost == 0
     assert stats.dropped.get("authentication", 0) == 0
 
 
@@ -204,10 +223,11 @@ async def test_marks_follow_the_audio_and_clear_drops_it(engine: Engine) -> None
     assert a.queued_ms > 4000
     await asyncio.sleep(0.1)
     a.clear()
-    assert await wait_event(a, MarkPlayed, timeout=0.5) == MarkPlayed("long", cleared=True)
+    assert await wait_event(a, MarkPlayed) == MarkPlayed("long", cleared=True)
     assert a.queued_ms == 0
-    stats = a.stats()
-    assert stats.cleared_ms > 0 or a.queued_ms == 0
+    async with asyncio.timeout(3):
+        while a.stats().cleared_ms == 0:  # the snapshot is up to ten ticks old
+            await asyncio.sleep(0.05)
 
 
 async def test_passthrough_carries_ulaw_payload_untouched(engine: Engine, tmp_path: Path) -> None:
@@ -216,7 +236,7 @@ async def test_passthrough_carries_ulaw_payload_untouched(engine: Engine, tmp_pa
     b.start(MediaConfig(remote=a.local_address, passthrough=True))
     sent = speechlike(8000, 1.0, seed=4)
     await a.write(ulaw_encode(sent.tobytes()))
-    frames = await collect(b, 1.5)
+    frames = await hear(b, 1.0)
     assert all(isinstance(f, PayloadFrame) and len(f.payload) == 160 for f in frames)
     heard = np.frombuffer(ulaw_decode(b"".join(f.payload for f in frames)), np.int16)
     # The receive side re-encodes the jitter buffer's output: a second
@@ -272,7 +292,7 @@ async def test_garbage_at_the_port_is_counted_and_the_stream_keeps_playing(engin
             attacker.sendto(datagram, b.local_address)
         sent = speechlike(8000, 1.0, seed=5)
         await a.write(sent)
-        frames = await collect(b, 1.5)
+        frames = await hear(b, 1.0)
     finally:
         attacker.close()
     assert correlation(sent, pcm_of(frames)) > 0.98
@@ -289,12 +309,16 @@ async def test_recording_holds_received_left_and_sent_right(engine: Engine, tmp_
     mine, theirs = speechlike(16000, 1.0, seed=6), speechlike(16000, 1.0, seed=7)
     await a.write(mine)
     await b.write(theirs)
-    await collect(a, 1.6)
+    await hear(a, 1.0)
+    with pytest.raises(ValueError, match="^sample_rate"):
+        a.update(MediaConfig(remote=b.local_address, sample_rate=8000, record_path=path))
+    with pytest.raises(ValueError, match="^record_path"):
+        a.update(MediaConfig(remote=b.local_address, sample_rate=16000))
     a.close()
     with wave.open(str(path), "rb") as wav:
         assert (wav.getnchannels(), wav.getsampwidth(), wav.getframerate()) == (2, 2, 16000)
         samples = np.frombuffer(wav.readframes(wav.getnframes()), np.int16).reshape(-1, 2)
-    assert len(samples) >= 16000 * 1.5
+    assert len(samples) >= 16000 * 1.0
     left, right = samples[:, 0], samples[:, 1]
     assert correlation(theirs, left, 16000) > 0.95
     # What was sent is recorded before encoding: exact.
@@ -302,19 +326,19 @@ async def test_recording_holds_received_left_and_sent_right(engine: Engine, tmp_
     assert correlation(mine, left, 16000) < 0.3
 
 
-async def test_backpressure_waits_instead_of_growing(tmp_path: Path) -> None:
+async def test_backpressure_waits_instead_of_growing() -> None:
     with Engine(port_range=PORTS, max_queued_ms=300) as engine:
         a, _b = pair(engine)
         chunk = np.zeros(800, np.int16)  # 100 ms
-        for _ in range(3):
-            a.write_nowait(chunk)
+        # Accepted whole while under the limit; then the queue is full for
+        # the 700 ms it takes to drain below 300 ms again.
+        a.write_nowait(np.zeros(8000, np.int16))
         with pytest.raises(QueueFullError):
             a.write_nowait(chunk)
         started = time.monotonic()
         for _ in range(5):
             await a.write(chunk)
-        # Five more chunks fit only as the engine paces out 20 ms per tick.
-        assert time.monotonic() - started > 0.3
+        assert time.monotonic() - started > 0.5
         assert a.queued_ms <= 400
 
 
@@ -440,24 +464,28 @@ async def test_reinvite_moves_the_remote_without_a_new_session(engine: Engine) -
     await a.write(sent)
     latched = await wait_event(b, RemoteLatched)
     assert latched.address == a.local_address
-    assert correlation(sent, pcm_of(await collect(b, 1.0))) > 0.98
+    assert correlation(sent, pcm_of(await hear(b, 0.6))) > 0.98
 
 
 async def test_hold_stops_rtp_but_not_rtcp_and_resume_brings_it_back(engine: Engine) -> None:
     a, b = pair(engine)
     await collect(b, 0.2)
     received = b.stats().packets_received
-    a.update(MediaConfig(remote=b.local_address, direction="recvonly"))  # we put the peer on hold
-    await asyncio.sleep(0.2)  # a snapshot is up to ten ticks old
-    held_at = b.stats().packets_received
-    await asyncio.sleep(0.4)
-    assert b.stats().packets_received - held_at <= 2, "no RTP while on hold"
     assert received > 0
+    a.update(MediaConfig(remote=b.local_address, direction="recvonly"))  # we put the peer on hold
+    # B's count stops growing (its snapshot is up to ten ticks old, more on
+    # a loaded machine); if RTP kept flowing this times out.
+    async with asyncio.timeout(5):
+        while True:
+            before = b.stats().packets_received
+            await asyncio.sleep(0.4)
+            if b.stats().packets_received - before <= 2:
+                break
     a.update(MediaConfig(remote=b.local_address))
     b.read_nowait()  # what queued up while nobody read
     sent = speechlike(8000, 0.6, seed=10)
     await a.write(sent)
-    assert correlation(sent, pcm_of(await collect(b, 1.0))) > 0.98
+    assert correlation(sent, pcm_of(await hear(b, 0.6))) > 0.98
 
 
 async def test_engine_close_ends_every_stream(engine: Engine) -> None:
@@ -585,7 +613,7 @@ async def test_ipv6_loopback() -> None:
         assert a.local_address[0] == "::1"
         sent = speechlike(8000, 0.6, seed=11)
         await a.write(sent)
-        assert correlation(sent, pcm_of(await collect(b, 1.0))) > 0.98
+        assert correlation(sent, pcm_of(await hear(b, 0.6))) > 0.98
 
 
 def test_stats_of_a_stream_that_never_ran() -> None:

@@ -598,6 +598,11 @@ class MediaStream:
             raise TypeError(f"config: expected a MediaConfig, got {type(config).__name__}")
         if self.config is not None and self.config.record_path != config.record_path:
             raise ValueError("record_path: a recording is set when the stream first starts and cannot change")
+        if self.config is not None and self.config.record_path is not None and (
+            (self.config.sample_rate, self.config.passthrough) != (config.sample_rate, config.passthrough)
+        ):
+            # The WAV's rate was fixed by the first start.
+            raise ValueError("sample_rate: cannot change while the stream is recording")
         # __post_init__ filled in the codec's static payload type.
         assert config.payload_type is not None
         self._core.start(
