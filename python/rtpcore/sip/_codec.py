@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from rtpcore.errors import SIPLimitError, SIPParseError
+from rtpcore.errors import SIPError, SIPLimitError, SIPParseError
 
 __all__ = [
     "URI",
@@ -49,6 +49,7 @@ __all__ = [
     "parse_media_type",
     "parse_multipart",
     "encode_multipart",
+    "session_description",
     "canonical_name",
     "split_header_list",
     "REASON_PHRASES",
@@ -1517,3 +1518,97 @@ def encode_multipart(parts: list[BodyPart], boundary: str,
         out.append(delimiter + b"\r\n" + head + b"\r\n" + part.body + b"\r\n")
     out.append(delimiter + b"--\r\n")
     return b"".join(out), "multipart/" + subtype + ";boundary=" + boundary
+
+
+# --- the session description in a body (RFC 5621, RFC 3261 section 20.11) ------
+
+# Content-Transfer-Encodings that leave the octets as they are (RFC 2045
+# section 6.2); SIP bodies are sent as they are (RFC 5621 section 3.2), so a
+# part in base64 or quoted-printable is one we do not understand.
+_IDENTITY_ENCODINGS = ("7bit", "8bit", "binary")
+# Nesting this deep is abuse, not MIME: the bound keeps the recursion short.
+_MAX_MULTIPART_DEPTH = 8
+
+
+def session_description(message: Message | BodyPart) -> bytes | None:
+    """The session description (SDP) that ``message`` carries, or None.
+
+    The body is either ``application/sdp`` itself or a multipart body with
+    an ``application/sdp`` part whose disposition is ``session`` (the
+    default for SDP, RFC 3261 section 20.11). Multipart bodies (RFC 5621)
+    are searched part by part, nested ones included, except that of a
+    ``multipart/alternative`` only the last part we can use counts
+    (alternatives come in increasing order of preference, RFC 2046 section
+    5.1.4). Parts in other media types or dispositions (ISUP, PIDF-LO,
+    an S/MIME signature) are skipped when their Content-Disposition says
+    ``handling=optional``.
+
+    Raises ``SIPError`` with status 415 when the body, or a part of it
+    marked (or defaulting to) ``handling=required``, is one we cannot
+    use, and ``SIPParseError`` (400) for a malformed multipart body or
+    more than one session description.
+    """
+    if not message.body:
+        return None
+    found = _session_descriptions(message.headers, message.body, 0)
+    if found is None:
+        if _handling(message.headers) == "optional":
+            return None
+        content_type = message.headers.get("Content-Type")
+        raise SIPError("cannot use a required body of type " + repr(content_type), 415,
+                       "Unsupported Media Type")
+    if len(found) > 1:
+        raise _error("more than one session description in the body", "body")
+    return found[0] if found else None
+
+
+def _disposition(headers: Headers) -> tuple[str | None, dict[str, str | None]]:
+    """``(disposition type, params)`` of Content-Disposition; type None if absent."""
+    value = headers.get("Content-Disposition")
+    if value is None:
+        return (None, {})
+    m = _TOKEN_RE.match(value)
+    if m is None:
+        raise _error("malformed Content-Disposition", "Content-Disposition")
+    return (m.group(0).lower(), _parse_params(value, m.end(), "Content-Disposition"))
+
+
+def _handling(headers: Headers) -> str:
+    """The ``handling`` parameter of Content-Disposition ("required" by default)."""
+    handling = _disposition(headers)[1].get("handling")
+    return "required" if handling is None else handling.lower()
+
+
+def _session_descriptions(headers: Headers, body: bytes, depth: int) -> list[bytes] | None:
+    """The SDP bodies of one entity (message or part); None if we cannot use it."""
+    content_type = headers.get("Content-Type")
+    if content_type is None:
+        return None  # RFC 3261 section 20.15: a body needs its type
+    encoding = headers.get("Content-Transfer-Encoding")
+    if encoding is not None and encoding.strip(_WS).lower() not in _IDENTITY_ENCODINGS:
+        return None
+    media_type = parse_media_type(content_type)[0]
+    if not media_type.startswith("multipart/"):
+        if media_type != "application/sdp":
+            return None
+        disposition = _disposition(headers)[0]
+        return [body] if disposition is None or disposition == "session" else None
+    if depth >= _MAX_MULTIPART_DEPTH:
+        raise _error("multipart bodies nested more than " + str(_MAX_MULTIPART_DEPTH)
+                     + " deep", "body")
+    parts = parse_multipart(body, content_type)
+    if media_type == "multipart/alternative":
+        for i in range(len(parts) - 1, -1, -1):
+            found = _session_descriptions(parts[i].headers, parts[i].body, depth + 1)
+            if found is not None:
+                return found
+        return None
+    # mixed, related and any other subtype: every part counts
+    collected: list[bytes] = []
+    for part in parts:
+        found = _session_descriptions(part.headers, part.body, depth + 1)
+        if found is not None:
+            collected.extend(found)
+        elif _handling(part.headers) != "optional":
+            return None
+    return collected

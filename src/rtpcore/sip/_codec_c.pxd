@@ -155,3 +155,10 @@ cdef object _content_length(Message msg)
 
 @cython.locals(headers=Headers, end=Py_ssize_t, last=Py_ssize_t)
 cdef BodyPart _parse_body_part(bytes chunk)
+
+cdef tuple _disposition(Headers headers)
+
+cdef str _handling(Headers headers)
+
+@cython.locals(i=Py_ssize_t, parts=list, collected=list, part=BodyPart)
+cdef object _session_descriptions(Headers headers, bytes body, Py_ssize_t depth)
