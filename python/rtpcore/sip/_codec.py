@@ -436,6 +436,12 @@ def parse_uri(text: str, field: str | None = None) -> URI:
     Raises ``SIPParseError`` (400) if ``text`` is not a URI; embedded
     whitespace and angle brackets are errors, not something to strip.
     """
+    return _parse_uri(text, field)
+
+
+def _parse_uri(text: str, field: str | None) -> URI:
+    # The body of parse_uri: a C function in the compiled build, so the
+    # parser's own calls skip the Python call protocol.
     m = _SIP_URI_RE.fullmatch(text)
     if m is not None:
         scheme, user, password, host, port_text, params_text, headers = m.groups()
@@ -529,6 +535,11 @@ def parse_address(text: str, field: str | None = None) -> Address:
     In the addr-spec form the URI ends at the first semicolon or whitespace
     and may not contain a comma, question mark or semicolon (section 20).
     """
+    return _parse_address(text, field)
+
+
+def _parse_address(text: str, field: str | None) -> Address:
+    # The body of parse_address (a C function in the compiled build).
     text = text.strip()
     end = len(text)
     if end == 0:
@@ -552,7 +563,7 @@ def parse_address(text: str, field: str | None = None) -> Address:
         close = text.find(">", pos)
         if close < 0:
             raise _error("missing > after URI", field)
-        uri = parse_uri(text[pos + 1 : close], field)
+        uri = _parse_uri(text[pos + 1 : close], field)
         return Address(uri, display_name, _parse_params(text, close + 1, field))
     # addr-spec
     i = 0
@@ -561,7 +572,7 @@ def parse_address(text: str, field: str | None = None) -> Address:
     uri_text = text[:i]
     if "?" in uri_text or "," in uri_text:
         raise _error("a URI with headers or commas must be enclosed in <>", field)
-    return Address(parse_uri(uri_text, field), None, _parse_params(text, i, field))
+    return Address(_parse_uri(uri_text, field), None, _parse_params(text, i, field))
 
 
 # --- Via ---------------------------------------------------------------------
@@ -628,6 +639,11 @@ class Via:
 
 def parse_via(text: str, field: str | None = "Via") -> Via:
     """Parse one Via value (``sent-protocol LWS sent-by *( SEMI via-params )``)."""
+    return _parse_via(text, field)
+
+
+def _parse_via(text: str, field: str | None) -> Via:
+    # The body of parse_via (a C function in the compiled build).
     m = _VIA_RE.match(text)
     if m is None:
         raise _error("malformed Via", field)
@@ -855,7 +871,7 @@ class Message:
         cache = self.headers._cache
         value = cache.get(key)
         if value is None:
-            value = cache[key] = parse_address(self._required(name), name)
+            value = cache[key] = _parse_address(self._required(name), name)
         return value
 
     @property
@@ -884,7 +900,7 @@ class Message:
         cache = self.headers._cache
         value = cache.get("via")
         if value is None:
-            value = cache["via"] = [parse_via(v) for v in self.headers.get_all("Via")]
+            value = cache["via"] = [_parse_via(v, "Via") for v in self.headers.get_all("Via")]
         return list(value)
 
     @property
@@ -892,7 +908,7 @@ class Message:
         cache = self.headers._cache
         value = cache.get("via")
         if value is None:
-            value = cache["via"] = [parse_via(v) for v in self.headers.get_all("Via")]
+            value = cache["via"] = [_parse_via(v, "Via") for v in self.headers.get_all("Via")]
         if not value:
             raise _error("missing Via header field", "Via")
         return value[0]  # type: ignore[no-any-return]
@@ -902,17 +918,17 @@ class Message:
         cache = self.headers._cache
         value = cache.get("contact")
         if value is None:
-            value = cache["contact"] = [parse_address(v, "Contact")
+            value = cache["contact"] = [_parse_address(v, "Contact")
                                         for v in self.headers.get_all("Contact") if v != "*"]
         return list(value)
 
     @property
     def routes(self) -> list[Address]:
-        return [parse_address(value, "Route") for value in self.headers.get_all("Route")]
+        return [_parse_address(value, "Route") for value in self.headers.get_all("Route")]
 
     @property
     def record_routes(self) -> list[Address]:
-        return [parse_address(value, "Record-Route")
+        return [_parse_address(value, "Record-Route")
                 for value in self.headers.get_all("Record-Route")]
 
     @property
@@ -1105,13 +1121,15 @@ def _parse_start_line(line: str) -> Message:
     if _TOKEN_RE.fullmatch(method) is None:
         raise _error("method is not a token", "start-line", 0)
     _check_version(version)
-    uri = parse_uri(uri_text, "Request-URI")
+    uri = _parse_uri(uri_text, "Request-URI")
     if uri.headers is not None:
         raise _error("headers are not allowed in a Request-URI", "Request-URI", 0)
     return Request(method, uri)
 
 
 def _check_version(version: str) -> None:
+    if version == "SIP/2.0":  # what nearly every message says: no regex needed
+        return
     m = _VERSION_RE.fullmatch(version)
     if m is None:
         raise _error("malformed SIP-Version", "start-line", 0)
@@ -1239,9 +1257,9 @@ def _validate(msg: Message) -> None:
             raise _error("missing " + canonical_name(key) + " header field", canonical_name(key))
     # Parsed once here and kept in the headers' cache for the layers above.
     cache = headers._cache
-    cache["via"] = [parse_via(via) for via in headers.get_all("Via")]
-    cache["from"] = parse_address(values[first["from"]], "From")
-    cache["to"] = parse_address(values[first["to"]], "To")
+    cache["via"] = [_parse_via(via, "Via") for via in headers.get_all("Via")]
+    cache["from"] = _parse_address(values[first["from"]], "From")
+    cache["to"] = _parse_address(values[first["to"]], "To")
     cseq = cache["cseq"] = _parse_cseq(values[first["cseq"]])
     if isinstance(msg, Request) and cseq.method != msg.method:
         raise _error("CSeq method does not match the request method", "CSeq")
@@ -1252,13 +1270,13 @@ def _validate(msg: Message) -> None:
         _parse_max_forwards(values[first["max-forwards"]])
     contacts = []
     if "contact" in first:
-        contacts = [parse_address(value, "Contact")
+        contacts = [_parse_address(value, "Contact")
                     for value in headers.get_all("Contact") if value != "*"]
     cache["contact"] = contacts
     for name in ("Route", "Record-Route"):
         if name.lower() in first:
             for value in headers.get_all(name):
-                parse_address(value, name)
+                _parse_address(value, name)
     if "date" in first and _DATE_RE.fullmatch(values[first["date"]]) is None:
         raise _error("malformed Date (RFC 1123 date in GMT expected)", "Date")
     if "content-type" in first:

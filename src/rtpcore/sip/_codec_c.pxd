@@ -124,6 +124,13 @@ cdef str _format_params(dict params)
 
 cdef object _parse_delta_seconds(str value, str field)
 
+cdef URI _parse_uri(object text, object field)
+
+@cython.locals(end=Py_ssize_t, pos=Py_ssize_t, close=Py_ssize_t, i=Py_ssize_t)
+cdef Address _parse_address(object text, object field)
+
+cdef Via _parse_via(object text, object field)
+
 cdef CSeq _parse_cseq(str text)
 
 cdef object _parse_max_forwards(str value)
