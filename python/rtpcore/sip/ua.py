@@ -87,6 +87,7 @@ __all__ = [
 SUPPORTED_EXTENSIONS = ("timer", "100rel")
 ALLOWED_METHODS = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "UPDATE", "PRACK",
                    "REFER", "NOTIFY")
+_ALLOW = ", ".join(ALLOWED_METHODS)  # the Allow header field value
 # The bodies we take an offer or answer from (RFC 5621: SDP alone or as a
 # part of a multipart body), as listed in Accept.
 ACCEPTED_BODIES = "application/sdp, multipart/mixed, multipart/alternative"
@@ -595,12 +596,12 @@ class UserAgent:
             self._reply(txn, request, 481, now)
         elif method in ("REGISTER", "SUBSCRIBE", "NOTIFY", "REFER", "MESSAGE", "PRACK",
                         "PUBLISH"):
-            self._reply(txn, request, 405, now, headers=[("Allow", ", ".join(ALLOWED_METHODS))])
+            self._reply(txn, request, 405, now, headers=[("Allow", _ALLOW)])
         else:
             self._reply(txn, request, 501, now)
 
     def _capabilities(self) -> list[tuple[str, str]]:
-        return [("Allow", ", ".join(ALLOWED_METHODS)), ("Accept", ACCEPTED_BODIES),
+        return [("Allow", _ALLOW), ("Accept", ACCEPTED_BODIES),
                 ("Accept-Language", "en"), ("Supported", "")]
 
     def _on_invite(self, txn: ServerTransaction, request: Request, now: float) -> None:
@@ -667,7 +668,7 @@ class UserAgent:
                 self._events.append(TransferProgress(call, status))
         else:
             self._reply(txn, request, 501, now, to_tag=tag,
-                        headers=[("Allow", ", ".join(ALLOWED_METHODS))])
+                        headers=[("Allow", _ALLOW)])
 
     def refer(self, call: Call, target: str, now: float) -> None:
         """Ask the peer to call ``target`` (blind transfer, RFC 3515)."""
@@ -737,7 +738,7 @@ class UserAgent:
         for route in request.headers.get_all("Record-Route"):
             response.headers.add("Record-Route", route)
         response.headers.add("Contact", self.contact)
-        response.headers.add("Allow", ", ".join(ALLOWED_METHODS))
+        response.headers.add("Allow", _ALLOW)
         response.headers.add("Server", self.user_agent)
         if sdp is not None:
             response.headers.add("Content-Type", "application/sdp")
@@ -921,7 +922,7 @@ class UserAgent:
         h.add("Call-ID", call_id)
         h.add("CSeq", "1 INVITE")
         h.add("Contact", self.contact)
-        h.add("Allow", ", ".join(ALLOWED_METHODS))
+        h.add("Allow", _ALLOW)
         h.add("Supported", "timer, 100rel")
         h.add("Session-Expires", str(self.session_expires))
         h.add("Min-SE", str(self.min_se))
