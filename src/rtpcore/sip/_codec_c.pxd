@@ -12,6 +12,32 @@
 
 cimport cython
 
+# Module-level constants the parser uses per message, as C globals: under
+# the limited API every use of a Python module global is a dict lookup, and a
+# method call on an untyped one (`_SPELLINGS.get`) a lookup by name on top.
+# They are not attributes of the compiled module; nothing outside it uses them.
+cdef dict _CANONICAL
+cdef dict _CANONICAL_KEY
+cdef dict _SPELLINGS
+cdef dict _COMPACT_OF
+cdef frozenset _LIST_HEADERS
+cdef tuple _SINGLE_HEADERS
+cdef tuple _IDENTITY_ENCODINGS
+cdef str _WS
+cdef bytes _PLAIN_BYTES
+cdef object _TOKEN_RE
+cdef object _PARAM_RE
+cdef object _BAD_CHAR_RE
+cdef object _SIP_URI_RE
+cdef object _TEL_URI_RE
+cdef object _ABSOLUTE_URI_RE
+cdef object _VIA_RE
+cdef object _CSEQ_RE
+cdef object _DIGITS_RE
+cdef object _VERSION_RE
+cdef object _DATE_RE
+cdef object _MEDIA_TYPE_RE
+
 
 cdef class URI:
     cdef public str scheme
@@ -73,6 +99,9 @@ cdef class Limits:
     cdef public Py_ssize_t max_body_size
     cdef public Py_ssize_t max_header_count
     cdef public Py_ssize_t max_line_length
+
+
+cdef Limits _DEFAULT_LIMITS
 
 
 cdef class KeepAlive:
