@@ -11,6 +11,11 @@ calls, next to the UAS's CPU time per call.
     python bench/sip_cps.py --rate 500 --calls 5000 --auth
     python bench/sip_cps.py --quick                                # CI: small and short
     python bench/sip_cps.py --rate 300 --calls 3000 --profile uas.prof  # where the CPU goes
+    python bench/sip_cps.py --loop asyncio     # the stdlib event loop instead of uvloop
+
+The UAS runs on uvloop when it is installed (the test extra installs it),
+on asyncio's default loop otherwise or with ``--loop asyncio``; the figures
+name the loop.
 """
 
 from __future__ import annotations
@@ -27,7 +32,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 
@@ -41,7 +48,8 @@ def free_port() -> int:
         return int(port)
 
 
-def serve(port: int, transport: str, auth: bool, seconds: float, profile: str | None) -> None:
+def serve(port: int, transport: str, auth: bool, seconds: float, profile: str | None,
+          loop: str) -> None:
     """The UAS: answer every call at once, then report CPU used per call."""
     from rtpcore.aio.sip import SIPEndpoint
     from rtpcore.sip.auth import DigestServer
@@ -75,7 +83,7 @@ def serve(port: int, transport: str, auth: bool, seconds: float, profile: str | 
         calls = max(ended, 1)
         # the kernel's share is mostly loopback delivery done in the sender's
         # context: what the stack's Python costs is the user share
-        print(json.dumps({"calls_ended": ended, "uas_cpu_s": used,
+        print(json.dumps({"loop": loop_name, "calls_ended": ended, "uas_cpu_s": used,
                           "uas_cpu_us_per_call": used / calls * 1e6,
                           "uas_user_us_per_call": (end.user - start.user) / calls * 1e6,
                           "uas_system_us_per_call": (end.system - start.system) / calls * 1e6}),
@@ -88,13 +96,18 @@ def serve(port: int, transport: str, auth: bool, seconds: float, profile: str | 
 
         profiler = cProfile.Profile()
         profiler.enable()
-    try:
-        import uvloop  # type: ignore[import-not-found]
+    run: Callable[[Coroutine[Any, Any, None]], None] = asyncio.run
+    loop_name = "asyncio"
+    if loop != "asyncio":
+        try:
+            import uvloop
 
-        uvloop.run(main())
-    except ImportError:
-        asyncio.run(main())
-    if profiler is not None:
+            run, loop_name = uvloop.run, "uvloop"
+        except ImportError:
+            if loop == "uvloop":
+                raise
+    run(main())
+    if profiler is not None and profile is not None:
         profiler.disable()
         profiler.dump_stats(profile)
 
@@ -106,7 +119,7 @@ def pinned(cpu: int) -> list[str]:
 
 
 def measure(rate: int, calls: int, transport: str = "udp", auth: bool = False,
-            profile: str | None = None) -> dict[str, object]:
+            profile: str | None = None, loop: str = "auto") -> dict[str, object]:
     """Run one SIPp campaign against a fresh UAS; return the figures."""
     sipp = shutil.which("sipp")
     if sipp is None:
@@ -115,7 +128,7 @@ def measure(rate: int, calls: int, transport: str = "udp", auth: bool = False,
     budget = calls / rate + 15
     uas = subprocess.Popen(
         [*pinned(0), sys.executable, __file__, "--serve", str(port), "--transport", transport,
-         "--seconds", str(budget + 2), *(["--auth"] if auth else []),
+         "--seconds", str(budget + 2), "--loop", loop, *(["--auth"] if auth else []),
          *(["--profile", profile] if profile else [])],
         stdout=subprocess.PIPE, text=True)
     try:
@@ -172,18 +185,21 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="200 calls at 200 CPS")
     parser.add_argument("--profile", metavar="FILE",
                         help="run the UAS under cProfile and write its stats to FILE")
+    parser.add_argument("--loop", choices=["auto", "asyncio", "uvloop"], default="auto",
+                        help="the UAS's event loop (auto: uvloop when installed)")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--seconds", type=float, default=60.0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve is not None:
-        serve(args.serve, args.transport, args.auth, args.seconds, args.profile)
+        serve(args.serve, args.transport, args.auth, args.seconds, args.profile, args.loop)
         return
     if args.quick:
         args.rate, args.calls = 200, 200
-    figures = measure(args.rate, args.calls, args.transport, args.auth, args.profile)
+    figures = measure(args.rate, args.calls, args.transport, args.auth, args.profile, args.loop)
     print(json.dumps(figures, indent=2))
     print(f"{figures['achieved_cps']:.0f} calls/s over {args.transport.upper()}"
-          f"{' with digest auth' if args.auth else ''}: {figures['successful']} successful, "
+          f"{' with digest auth' if args.auth else ''} ({figures.get('loop')}): "
+          f"{figures['successful']} successful, "
           f"{figures['failed']} failed")
     if figures["failed"] != 0 or figures["successful"] != args.calls:
         sys.exit(1)

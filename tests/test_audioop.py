@@ -53,6 +53,15 @@ def test_decoders_are_byte_identical(name: str, width: int) -> None:
     )
 
 
+@pytest.mark.parametrize("name", DECODERS)
+def test_16_bit_decoding_at_every_length(name: str) -> None:
+    # Width 2 runs the vectorised kernel: whole blocks and every tail length.
+    codes = np.random.default_rng(7).integers(0, 256, 300, dtype=np.uint8).tobytes()
+    for length in range(len(codes) + 1):
+        fragment = codes[:length]
+        assert getattr(audioop, name)(fragment, 2) == getattr(stdlib_audioop, name)(fragment, 2)
+
+
 def test_audioop_ulaw_rounding_pinned_on_every_disputed_input() -> None:
     diff = shared_data.shared_json("vectors", "g711", "g711_crosscheck.json")["laws"]["ulaw"]
     g191 = diff["audioop_vs_itu_g191"]

@@ -9,7 +9,7 @@ import sys
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from rtpcore.errors import ParseError, SIPLimitError, SIPParseError
+from rtpcore.errors import ParseError, SIPError, SIPLimitError, SIPParseError
 from sip_support import codec_builds
 
 BUILDS = codec_builds()
@@ -397,6 +397,133 @@ def test_multipart_round_trip(codec) -> None:  # type: ignore[no-untyped-def]
         codec.parse_multipart(body[:-25], content_type)
     with pytest.raises(ValueError, match="boundary"):
         codec.encode_multipart([codec.BodyPart(body=b"--unique-boundary-1")], "unique-boundary-1")
+
+
+# --- the session description in a body (RFC 5621) -----------------------------
+
+SDP_A = b"v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n"
+SDP_B = SDP_A.replace(b"192.0.2.1", b"192.0.2.2")
+
+
+def part(codec, content_type: str | None, body: bytes, *headers: tuple[str, str]):  # type: ignore[no-untyped-def]
+    fields = [] if content_type is None else [("Content-Type", content_type)]
+    return codec.BodyPart(codec.Headers([*fields, *headers]), body)
+
+
+def multipart(codec, subtype: str, *parts, boundary: str = "b1", disposition: str | None = None):  # type: ignore[no-untyped-def]
+    """A part (or, through ``.headers``/``.body``, a message) holding ``parts``."""
+    body, content_type = codec.encode_multipart(list(parts), boundary, subtype)
+    extra = [] if disposition is None else [("Content-Disposition", disposition)]
+    return part(codec, content_type, body, *extra)
+
+
+def optional(codec, content_type: str, body: bytes, disposition: str = "signal"):  # type: ignore[no-untyped-def]
+    return part(codec, content_type, body, ("Content-Disposition", disposition + ";handling=optional"))
+
+
+def test_session_description_of_a_plain_body(codec) -> None:  # type: ignore[no-untyped-def]
+    assert codec.session_description(codec.parse_message(INVITE)) == b"v=0\n"
+    assert codec.session_description(codec.parse_message(OK_200)) is None  # no body
+    sdp = part(codec, "Application/SDP; charset=utf-8", SDP_A,
+               ("Content-Disposition", "Session;Handling=Required"))
+    assert codec.session_description(sdp) == SDP_A
+
+
+def test_session_description_in_multipart_mixed_beside_optional_parts(codec) -> None:  # type: ignore[no-untyped-def]
+    # SIP-I/SIP-T (RFC 3204): SDP next to the ISUP message, which may be ignored
+    isup = optional(codec, "application/ISUP;version=itu-t92+", bytes(range(256)))
+    location = optional(codec, "application/pidf+xml", b"<presence/>", "by-reference")
+    body = multipart(codec, "mixed", part(codec, "application/sdp", SDP_A), isup, location)
+    assert codec.session_description(body) == SDP_A
+    # the same through a parsed message, as a UA gets it
+    msg = codec.parse_message(INVITE)
+    msg.headers.set("Content-Type", body.headers.get("Content-Type"))
+    msg.body = body.body
+    again = codec.parse_message(msg.encode())
+    assert codec.session_description(again) == SDP_A
+
+
+def test_a_required_part_we_cannot_use_is_415(codec) -> None:  # type: ignore[no-untyped-def]
+    cases = [
+        # ISUP without handling=optional: required by default (RFC 3261 section 20.11)
+        multipart(codec, "mixed", part(codec, "application/sdp", SDP_A),
+                  part(codec, "application/isup", b"\x01\x02")),
+        part(codec, "text/html", b"<p>hi</p>"),
+        part(codec, None, SDP_A),  # a body must say its type
+        # encodings other than the identity ones are not for SIP (RFC 5621)
+        part(codec, "application/sdp", SDP_A, ("Content-Transfer-Encoding", "base64")),
+        # early-session (RFC 3959) is a disposition we do not implement
+        part(codec, "application/sdp", SDP_A, ("Content-Disposition", "early-session")),
+    ]
+    for entity in cases:
+        with pytest.raises(SIPError) as info:
+            codec.session_description(entity)
+        assert (info.value.status_code, info.value.reason) == (415, "Unsupported Media Type")
+        assert not isinstance(info.value, SIPParseError)
+    # the same, marked optional, are skipped: no session description
+    assert codec.session_description(optional(codec, "text/html", b"<p>hi</p>", "render")) is None
+    binary = part(codec, "application/sdp", SDP_A, ("Content-Transfer-Encoding", "Binary"))
+    assert codec.session_description(binary) == SDP_A
+
+
+def test_multipart_alternative_takes_the_last_part_we_can_use(codec) -> None:  # type: ignore[no-untyped-def]
+    first, second = part(codec, "application/sdp", SDP_A), part(codec, "application/sdp", SDP_B)
+    assert codec.session_description(multipart(codec, "alternative", first, second)) == SDP_B
+    newer = part(codec, "application/sdpng", b"<sdpng/>")  # preferred, but unknown to us
+    assert codec.session_description(multipart(codec, "alternative", first, newer)) == SDP_A
+    with pytest.raises(SIPError) as info:
+        codec.session_description(multipart(codec, "alternative", newer))
+    assert info.value.status_code == 415
+    # an alternative that is itself a mixed body with a required unknown part is unusable
+    unusable = multipart(codec, "mixed", second, part(codec, "application/isup", b"x"),
+                         boundary="inner")
+    assert codec.session_description(multipart(codec, "alternative", first, unusable)) == SDP_A
+
+
+def test_nested_multipart_and_its_limits(codec) -> None:  # type: ignore[no-untyped-def]
+    inner = multipart(codec, "alternative", part(codec, "application/sdp", SDP_A),
+                      boundary="inner")
+    outer = multipart(codec, "mixed", optional(codec, "application/isup", b"x"), inner,
+                      boundary="outer")
+    assert codec.session_description(outer) == SDP_A
+    two = multipart(codec, "mixed", part(codec, "application/sdp", SDP_A), inner,
+                    boundary="outer")
+    with pytest.raises(SIPParseError) as parse_info:
+        codec.session_description(two)
+    assert (parse_info.value.status_code, parse_info.value.field) == (400, "body")
+    assert codec.session_description(multipart(codec, "mixed")) is None  # no parts at all
+    # nesting deeper than any real body is refused with 400, not a RecursionError
+    entity = part(codec, "application/sdp", SDP_A)
+    for depth in range(12):
+        entity = multipart(codec, "mixed", entity, boundary=f"level{depth}-")
+    with pytest.raises(SIPParseError, match="nested"):
+        codec.session_description(entity)
+    broken = part(codec, "multipart/mixed;boundary=b1", b"--b1\r\nContent-Type: application/sdp\r\n")
+    with pytest.raises(SIPParseError):
+        codec.session_description(broken)
+    with pytest.raises(SIPParseError) as parse_info:
+        codec.session_description(part(codec, "application/sdp", SDP_A,
+                                       ("Content-Disposition", ";handling=optional")))
+    assert parse_info.value.field == "Content-Disposition"
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.binary(max_size=300),
+       content_type=st.sampled_from(["multipart/mixed;boundary=b1", "multipart/alternative;boundary=b1",
+                                     "application/sdp", "multipart/related;boundary=\"b1\""]),
+       fragments=st.lists(st.sampled_from([b"--b1\r\n", b"--b1--\r\n", b"\r\n",
+                                           b"Content-Type: multipart/mixed;boundary=b1\r\n",
+                                           b"Content-Type: application/sdp\r\n",
+                                           b"Content-Disposition: x;handling=optional\r\n",
+                                           b"v=0\r\n"]), max_size=12))
+def test_session_description_of_any_body_is_bytes_none_or_sip_error(codec, body: bytes, content_type: str, fragments: list[bytes]) -> None:  # type: ignore[no-untyped-def]
+    entity = part(codec, content_type, b"".join(fragments) + body)
+    try:
+        found = codec.session_description(entity)
+    except SIPError as exc:
+        assert exc.status_code in (400, 415)
+    else:
+        assert found is None or isinstance(found, bytes)
 
 
 # --- fuzzing --------------------------------------------------------------------

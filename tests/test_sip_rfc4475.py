@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from rtpcore.errors import SIPParseError
+from rtpcore.errors import SIPError, SIPParseError
 from sip_support import codec_builds
 
 DATA = Path(__file__).parent / "data" / "rfc4475"
@@ -28,6 +28,7 @@ EXPECTED: dict[str, tuple[int, str] | None] = {
     "dblreq.dat": None,
     "semiuri.dat": None,
     "transports.dat": None,
+    "mpart01.dat": None,
     "unreason.dat": None,
     "noreason.dat": None,
     # 3.1.2 invalid
@@ -134,6 +135,23 @@ def test_intmeth_fields(codec) -> None:  # type: ignore[no-untyped-def]
     assert msg.from_.params["fromparam''~+*_!.-%"] == '"работающий"'
     assert msg.headers.get("extensionHeader-!.%*+_`'~") == "\ufeff大停電"
     assert msg.call_id == "intmeth.word%ZK-!.*_+'@word`~)(><:\\/\"][?}{"
+
+
+def test_mpart01_parts(codec) -> None:  # type: ignore[no-untyped-def]
+    msg = codec.parse_message((DATA / "mpart01.dat").read_bytes())
+    assert msg.method == "MESSAGE" and len(msg.body) == 553
+    text, signature = codec.parse_multipart(msg.body, msg.headers.get("Content-Type"))
+    assert (text.content_type, text.body) == ("text/plain", b"Hello")
+    assert signature.content_type == "application/octet-stream"
+    assert signature.headers.get("Content-Transfer-Encoding") == "binary"
+    # a DER SEQUENCE with a two-octet length: the whole S/MIME signature, NULs and all
+    assert len(signature.body) == 342 and signature.body[:4] == b"\x30\x82\x01\x52"
+    assert b"\x00" in signature.body
+    # no SDP in it, and its text and signature are required parts (no
+    # Content-Disposition): a UA that cannot render them answers 415
+    with pytest.raises(SIPError) as info:
+        codec.session_description(msg)
+    assert info.value.status_code == 415
 
 
 def test_dblreq_drops_trailing_octets(codec) -> None:  # type: ignore[no-untyped-def]

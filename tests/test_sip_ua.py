@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -21,7 +23,9 @@ from rtpcore.sip.ua import (
     UserAgent,
 )
 
-from rtpcore.sip import parse_message
+from rtpcore.sip import BodyPart, Headers, encode_multipart, parse_message, parse_multipart
+
+MPART01 = Path(__file__).parent / "data" / "rfc4475" / "mpart01.dat"
 
 
 class Network:
@@ -511,3 +515,46 @@ def test_uas_gives_up_without_prack() -> None:
     assert [e.status_code for e in net.take(bob, CallEnded)] == [500]
     assert [e.status_code for e in net.take(alice, CallEnded)] == [500]
     assert call.state == "terminated"
+
+
+# --- offers in multipart bodies (RFC 5621) --------------------------------------
+
+
+def invite_with_mpart01_parts(alice: UserAgent, handling: str) -> bytes:
+    """Alice's INVITE with its offer between the two parts of RFC 4475's
+    mpart01 (text and an S/MIME signature), marked ``handling``."""
+    alice.invite("sip:bob@127.0.0.1:5062", ("127.0.0.1", 5062), "127.0.0.1", 40000, 0.0)
+    (out,) = alice.take_outgoing()
+    invite = parse_message(out.data)
+    torture = parse_message(MPART01.read_bytes())
+    text, signature = parse_multipart(torture.body, torture.headers.get("Content-Type"))
+    for extra in (text, signature):
+        extra.headers.add("Content-Disposition", "render;handling=" + handling)
+    offer = BodyPart(Headers([("Content-Type", "application/sdp")]), invite.body)
+    body, content_type = encode_multipart([text, offer, signature], "7a9cbec02ceef655")
+    invite.headers.set("Content-Type", content_type)
+    invite.body = body
+    return invite.encode()
+
+
+def test_offer_in_a_multipart_body_is_answered() -> None:
+    alice, bob, net = pair()
+    bob.receive(invite_with_mpart01_parts(alice, "optional"), (alice.host, alice.port), 0.0)
+    net.pump()
+    (incoming,) = net.take(bob, IncomingCall)
+    assert incoming.call.remote_sdp is not None
+    bob.answer(incoming.call, "127.0.0.1", 50000, net.now)
+    net.pump()
+    (answered,) = net.take(alice, CallAnswered)
+    assert len(net.take(bob, CallEstablished)) == 1
+    assert (answered.call.media.remote_port, incoming.call.media.remote_port) == (50000, 40000)
+
+
+def test_required_part_we_cannot_use_is_415_with_accept() -> None:
+    alice, bob, net = pair()
+    bob.receive(invite_with_mpart01_parts(alice, "required"), (alice.host, alice.port), 0.0)
+    net.pump()
+    (response,) = [m for m in map(parse_message, net.wire) if getattr(m, "status_code", 0) == 415]
+    assert "multipart/mixed" in response.headers.get("Accept")
+    assert [e.status_code for e in net.take(alice, CallEnded)] == [415]
+    assert not net.take(bob, IncomingCall)

@@ -138,43 +138,66 @@ fn audioop_encode(py: Python<'_>, fragment: &Bound<'_, PyAny>, width: isize, enc
     })?
 }
 
-fn audioop_decode(py: Python<'_>, fragment: &Bound<'_, PyAny>, width: isize, decode: fn(u8) -> i16) -> PyResult<Py<PyBytes>> {
+fn audioop_decode(py: Python<'_>, fragment: &Bound<'_, PyAny>, width: isize, decode: fn(u8) -> i16, kernel: DecodeKernel) -> PyResult<Py<PyBytes>> {
     let width = audioop_width(py, width)?;
     with_bytes(fragment, "fragment", |codes| {
         Ok(PyBytes::new_with(py, codes.len() * width.bytes(), |samples| {
-            run_detached_if_large(py, codes.len(), || g711::decode_wide_into(codes, width, samples, decode));
+            run_detached_if_large(py, codes.len(), || decode_wide(codes, width, samples, decode, kernel));
             Ok(())
         })?
         .unbind())
     })?
 }
 
+/// Decodes `codes` into `out` as samples of `width` bytes (audioop's layout).
+/// Width 2, what voice stacks ask for, is native int16: the vectorised kernel
+/// writes it directly when `out` is 2-byte aligned (a `bytes` buffer always
+/// is in CPython); otherwise, and for the other widths, sample by sample with
+/// the same table.
+fn decode_wide(codes: &[u8], width: SampleWidth, out: &mut [u8], decode: fn(u8) -> i16, kernel: DecodeKernel) {
+    if width.bytes() == 2 {
+        // SAFETY: u8 and i16 are plain integers (every bit pattern of two
+        // bytes is a valid i16); align_to_mut only hands out the aligned
+        // middle part, and we use it only when nothing is left over.
+        let (head, samples, tail) = unsafe { out.align_to_mut::<i16>() };
+        if head.is_empty() && tail.is_empty() {
+            kernel(codes, samples);
+            return;
+        }
+    }
+    g711::decode_wide_into(codes, width, out, decode);
+}
+
 fn ulaw_encode_audioop(x: i16) -> u8 {
     g711::ulaw_encode_with(x, UlawRounding::Audioop)
 }
 
-/// `audioop.lin2ulaw(fragment, width)`, byte-identical (audioop's rounding).
+/// Converts samples of `width` bytes to μ-law, as `audioop.lin2ulaw(fragment, width)`
+/// (byte-identical: audioop's rounding). Exported as `rtpcore.audioop.lin2ulaw`.
 #[pyfunction]
 fn audioop_lin2ulaw(py: Python<'_>, fragment: &Bound<'_, PyAny>, width: isize) -> PyResult<Py<PyBytes>> {
     audioop_encode(py, fragment, width, ulaw_encode_audioop)
 }
 
-/// `audioop.ulaw2lin(fragment, width)`.
+/// Converts μ-law codes to samples of `width` bytes, as `audioop.ulaw2lin(fragment, width)`.
+/// Exported as `rtpcore.audioop.ulaw2lin`.
 #[pyfunction]
 fn audioop_ulaw2lin(py: Python<'_>, fragment: &Bound<'_, PyAny>, width: isize) -> PyResult<Py<PyBytes>> {
-    audioop_decode(py, fragment, width, g711::ulaw_decode)
+    audioop_decode(py, fragment, width, g711::ulaw_decode, kernels::ulaw_decode())
 }
 
-/// `audioop.lin2alaw(fragment, width)`.
+/// Converts samples of `width` bytes to A-law, as `audioop.lin2alaw(fragment, width)`.
+/// Exported as `rtpcore.audioop.lin2alaw`.
 #[pyfunction]
 fn audioop_lin2alaw(py: Python<'_>, fragment: &Bound<'_, PyAny>, width: isize) -> PyResult<Py<PyBytes>> {
     audioop_encode(py, fragment, width, g711::alaw_encode)
 }
 
-/// `audioop.alaw2lin(fragment, width)`.
+/// Converts A-law codes to samples of `width` bytes, as `audioop.alaw2lin(fragment, width)`.
+/// Exported as `rtpcore.audioop.alaw2lin`.
 #[pyfunction]
 fn audioop_alaw2lin(py: Python<'_>, fragment: &Bound<'_, PyAny>, width: isize) -> PyResult<Py<PyBytes>> {
-    audioop_decode(py, fragment, width, g711::alaw_decode)
+    audioop_decode(py, fragment, width, g711::alaw_decode, kernels::alaw_decode())
 }
 
 /// Adds the G.711 and audioop functions to `_core`.

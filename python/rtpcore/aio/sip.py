@@ -34,8 +34,10 @@ class _UDPProtocol(asyncio.DatagramProtocol):
         self.endpoint = endpoint
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        if not data.strip(b"\r\n"):
-            return  # a CRLF keep-alive datagram: nothing to do
+        # A CRLF keep-alive datagram: nothing to do. Only a datagram that
+        # starts with CR or LF can be one, so the others are not copied by strip.
+        if data[:1] in (b"\r", b"\n") and not data.strip(b"\r\n"):
+            return
         self.endpoint._input(lambda now: self.endpoint.ua.receive(data, addr[:2], now))
 
     def error_received(self, exc: Exception) -> None:

@@ -26,7 +26,6 @@ __all__ = [
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 
 # RFC 8866 section 9: a line is <type>=<value>, the type one lower-case letter.
-_LINE_RE = re.compile(r"([a-z])=(.*)")
 _TOKEN_RE = re.compile(r"[A-Za-z0-9!#$%&'*+\-.^_`{|}~]+")
 _MEDIA_RE = re.compile(r"(\S+) ([0-9]+)(?:/([0-9]+))? (\S+)((?: \S+)*)")
 _RTPMAP_RE = re.compile(r"([0-9]+) ([^/\s]+)/([0-9]+)(?:/([0-9]+))?")
@@ -255,16 +254,17 @@ class SessionDescription:
         seen: set[str] = set()
         current: MediaDescription | None = None
         offset = 0
+        ascii_only = text.isascii()  # then a line's length in bytes is its len()
         for raw in text.split("\n"):
             line_offset = offset
-            offset += len(raw.encode("utf-8")) + 1
+            offset += (len(raw) if ascii_only else len(raw.encode("utf-8"))) + 1
             line = raw[:-1] if raw.endswith("\r") else raw
             if not line.strip():
                 continue
-            m = _LINE_RE.fullmatch(line)
-            if m is None:
+            # <type>=<value> with a one-letter, lower-case type (RFC 8866 section 5)
+            if len(line) < 2 or line[1] != "=" or not "a" <= line[0] <= "z":
                 raise _error(f"not a <type>=<value> line: {line[:40]!r}", None, line_offset)
-            kind, value = m.group(1), m.group(2)
+            kind, value = line[0], line[2:]
             name = kind + "="
             if kind == "m":
                 current = _parse_media_line(value, line_offset)

@@ -153,8 +153,11 @@ def _srtp() -> Any:
     return rtpcore.srtp
 
 
+_RANDOM = random.SystemRandom()
+
+
 def _new_origin(address: str) -> Origin:
-    session_id = random.SystemRandom().randrange(1, 2**62)
+    session_id = _RANDOM.randrange(1, 2**62)
     return Origin("rtpcore", session_id, session_id, "IN", _addrtype(address), address)
 
 
@@ -164,7 +167,7 @@ def _addrtype(address: str) -> str:
 
 def _audio_section(policy: AudioPolicy, port: int, codecs: list[RTPMap],
                    telephone_event: RTPMap | None, comfort_noise: RTPMap | None,
-                   proto: str, direction: str, ptime: int) -> MediaDescription:
+                   proto: str, direction: str, ptime: int, rtcp_mux: bool) -> MediaDescription:
     maps = list(codecs)
     if comfort_noise is not None:
         maps.append(comfort_noise)
@@ -178,7 +181,7 @@ def _audio_section(policy: AudioPolicy, port: int, codecs: list[RTPMap],
     media.attributes.append(("ptime", str(ptime)))
     if policy.maxptime is not None:
         media.attributes.append(("maxptime", str(policy.maxptime)))
-    if policy.rtcp_mux:
+    if rtcp_mux:
         media.attributes.append(("rtcp-mux", None))
     media.attributes.append((direction, None))
     return media
@@ -202,7 +205,7 @@ def create_offer(address: str, port: int, policy: AudioPolicy | None = None,
     noise = RTPMap(13, "CN", 8000) if policy.comfort_noise else None
     proto = "RTP/SAVP" if policy.srtp == "required" else "RTP/AVP"
     media = _audio_section(policy, port, codecs, event, noise, proto, policy.direction,
-                           policy.ptime)
+                           policy.ptime, policy.rtcp_mux)
     if proto == "RTP/SAVP":
         srtp = _srtp()
         for tag, suite in enumerate(policy.srtp_suites, start=1):
@@ -311,8 +314,8 @@ def _accept_audio(offer: SessionDescription, offered: MediaDescription, index: i
     if offered.maxptime is not None and ptime > offered.maxptime:
         ptime = offered.maxptime
     rtcp_mux = policy.rtcp_mux and offered.rtcp_mux
-    media = _audio_section(replace(policy, rtcp_mux=rtcp_mux), port, common,
-                           event, noise, offered.proto, direction, ptime)
+    media = _audio_section(policy, port, common, event, noise, offered.proto, direction, ptime,
+                           rtcp_mux)
     if crypto is not None:
         media.attributes.append(("crypto", str(crypto[0])))
     negotiated = NegotiatedAudio(

@@ -32,6 +32,7 @@ parse_via = _impl.parse_via
 parse_media_type = _impl.parse_media_type
 parse_multipart = _impl.parse_multipart
 encode_multipart = _impl.encode_multipart
+session_description = _impl.session_description
 canonical_name = _impl.canonical_name
 split_header_list = _impl.split_header_list
 REASON_PHRASES = _impl.REASON_PHRASES

@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from rtpcore.errors import SIPLimitError, SIPParseError
+from rtpcore.errors import SIPError, SIPLimitError, SIPParseError
 
 __all__ = [
     "URI",
@@ -49,6 +49,7 @@ __all__ = [
     "parse_media_type",
     "parse_multipart",
     "encode_multipart",
+    "session_description",
     "canonical_name",
     "split_header_list",
     "REASON_PHRASES",
@@ -435,6 +436,12 @@ def parse_uri(text: str, field: str | None = None) -> URI:
     Raises ``SIPParseError`` (400) if ``text`` is not a URI; embedded
     whitespace and angle brackets are errors, not something to strip.
     """
+    return _parse_uri(text, field)
+
+
+def _parse_uri(text: str, field: str | None) -> URI:
+    # The body of parse_uri: a C function in the compiled build, so the
+    # parser's own calls skip the Python call protocol.
     m = _SIP_URI_RE.fullmatch(text)
     if m is not None:
         scheme, user, password, host, port_text, params_text, headers = m.groups()
@@ -528,6 +535,11 @@ def parse_address(text: str, field: str | None = None) -> Address:
     In the addr-spec form the URI ends at the first semicolon or whitespace
     and may not contain a comma, question mark or semicolon (section 20).
     """
+    return _parse_address(text, field)
+
+
+def _parse_address(text: str, field: str | None) -> Address:
+    # The body of parse_address (a C function in the compiled build).
     text = text.strip()
     end = len(text)
     if end == 0:
@@ -551,7 +563,7 @@ def parse_address(text: str, field: str | None = None) -> Address:
         close = text.find(">", pos)
         if close < 0:
             raise _error("missing > after URI", field)
-        uri = parse_uri(text[pos + 1 : close], field)
+        uri = _parse_uri(text[pos + 1 : close], field)
         return Address(uri, display_name, _parse_params(text, close + 1, field))
     # addr-spec
     i = 0
@@ -560,7 +572,7 @@ def parse_address(text: str, field: str | None = None) -> Address:
     uri_text = text[:i]
     if "?" in uri_text or "," in uri_text:
         raise _error("a URI with headers or commas must be enclosed in <>", field)
-    return Address(parse_uri(uri_text, field), None, _parse_params(text, i, field))
+    return Address(_parse_uri(uri_text, field), None, _parse_params(text, i, field))
 
 
 # --- Via ---------------------------------------------------------------------
@@ -627,6 +639,11 @@ class Via:
 
 def parse_via(text: str, field: str | None = "Via") -> Via:
     """Parse one Via value (``sent-protocol LWS sent-by *( SEMI via-params )``)."""
+    return _parse_via(text, field)
+
+
+def _parse_via(text: str, field: str | None) -> Via:
+    # The body of parse_via (a C function in the compiled build).
     m = _VIA_RE.match(text)
     if m is None:
         raise _error("malformed Via", field)
@@ -854,7 +871,7 @@ class Message:
         cache = self.headers._cache
         value = cache.get(key)
         if value is None:
-            value = cache[key] = parse_address(self._required(name), name)
+            value = cache[key] = _parse_address(self._required(name), name)
         return value
 
     @property
@@ -883,7 +900,7 @@ class Message:
         cache = self.headers._cache
         value = cache.get("via")
         if value is None:
-            value = cache["via"] = [parse_via(v) for v in self.headers.get_all("Via")]
+            value = cache["via"] = [_parse_via(v, "Via") for v in self.headers.get_all("Via")]
         return list(value)
 
     @property
@@ -891,7 +908,7 @@ class Message:
         cache = self.headers._cache
         value = cache.get("via")
         if value is None:
-            value = cache["via"] = [parse_via(v) for v in self.headers.get_all("Via")]
+            value = cache["via"] = [_parse_via(v, "Via") for v in self.headers.get_all("Via")]
         if not value:
             raise _error("missing Via header field", "Via")
         return value[0]  # type: ignore[no-any-return]
@@ -901,17 +918,17 @@ class Message:
         cache = self.headers._cache
         value = cache.get("contact")
         if value is None:
-            value = cache["contact"] = [parse_address(v, "Contact")
+            value = cache["contact"] = [_parse_address(v, "Contact")
                                         for v in self.headers.get_all("Contact") if v != "*"]
         return list(value)
 
     @property
     def routes(self) -> list[Address]:
-        return [parse_address(value, "Route") for value in self.headers.get_all("Route")]
+        return [_parse_address(value, "Route") for value in self.headers.get_all("Route")]
 
     @property
     def record_routes(self) -> list[Address]:
-        return [parse_address(value, "Record-Route")
+        return [_parse_address(value, "Record-Route")
                 for value in self.headers.get_all("Record-Route")]
 
     @property
@@ -1104,13 +1121,15 @@ def _parse_start_line(line: str) -> Message:
     if _TOKEN_RE.fullmatch(method) is None:
         raise _error("method is not a token", "start-line", 0)
     _check_version(version)
-    uri = parse_uri(uri_text, "Request-URI")
+    uri = _parse_uri(uri_text, "Request-URI")
     if uri.headers is not None:
         raise _error("headers are not allowed in a Request-URI", "Request-URI", 0)
     return Request(method, uri)
 
 
 def _check_version(version: str) -> None:
+    if version == "SIP/2.0":  # what nearly every message says: no regex needed
+        return
     m = _VERSION_RE.fullmatch(version)
     if m is None:
         raise _error("malformed SIP-Version", "start-line", 0)
@@ -1238,9 +1257,9 @@ def _validate(msg: Message) -> None:
             raise _error("missing " + canonical_name(key) + " header field", canonical_name(key))
     # Parsed once here and kept in the headers' cache for the layers above.
     cache = headers._cache
-    cache["via"] = [parse_via(via) for via in headers.get_all("Via")]
-    cache["from"] = parse_address(values[first["from"]], "From")
-    cache["to"] = parse_address(values[first["to"]], "To")
+    cache["via"] = [_parse_via(via, "Via") for via in headers.get_all("Via")]
+    cache["from"] = _parse_address(values[first["from"]], "From")
+    cache["to"] = _parse_address(values[first["to"]], "To")
     cseq = cache["cseq"] = _parse_cseq(values[first["cseq"]])
     if isinstance(msg, Request) and cseq.method != msg.method:
         raise _error("CSeq method does not match the request method", "CSeq")
@@ -1251,13 +1270,13 @@ def _validate(msg: Message) -> None:
         _parse_max_forwards(values[first["max-forwards"]])
     contacts = []
     if "contact" in first:
-        contacts = [parse_address(value, "Contact")
+        contacts = [_parse_address(value, "Contact")
                     for value in headers.get_all("Contact") if value != "*"]
     cache["contact"] = contacts
     for name in ("Route", "Record-Route"):
         if name.lower() in first:
             for value in headers.get_all(name):
-                parse_address(value, name)
+                _parse_address(value, name)
     if "date" in first and _DATE_RE.fullmatch(values[first["date"]]) is None:
         raise _error("malformed Date (RFC 1123 date in GMT expected)", "Date")
     if "content-type" in first:
@@ -1517,3 +1536,97 @@ def encode_multipart(parts: list[BodyPart], boundary: str,
         out.append(delimiter + b"\r\n" + head + b"\r\n" + part.body + b"\r\n")
     out.append(delimiter + b"--\r\n")
     return b"".join(out), "multipart/" + subtype + ";boundary=" + boundary
+
+
+# --- the session description in a body (RFC 5621, RFC 3261 section 20.11) ------
+
+# Content-Transfer-Encodings that leave the octets as they are (RFC 2045
+# section 6.2); SIP bodies are sent as they are (RFC 5621 section 3.2), so a
+# part in base64 or quoted-printable is one we do not understand.
+_IDENTITY_ENCODINGS = ("7bit", "8bit", "binary")
+# Nesting this deep is abuse, not MIME: the bound keeps the recursion short.
+_MAX_MULTIPART_DEPTH = 8
+
+
+def session_description(message: Message | BodyPart) -> bytes | None:
+    """The session description (SDP) that ``message`` carries, or None.
+
+    The body is either ``application/sdp`` itself or a multipart body with
+    an ``application/sdp`` part whose disposition is ``session`` (the
+    default for SDP, RFC 3261 section 20.11). Multipart bodies (RFC 5621)
+    are searched part by part, nested ones included, except that of a
+    ``multipart/alternative`` only the last part we can use counts
+    (alternatives come in increasing order of preference, RFC 2046 section
+    5.1.4). Parts in other media types or dispositions (ISUP, PIDF-LO,
+    an S/MIME signature) are skipped when their Content-Disposition says
+    ``handling=optional``.
+
+    Raises ``SIPError`` with status 415 when the body, or a part of it
+    marked (or defaulting to) ``handling=required``, is one we cannot
+    use, and ``SIPParseError`` (400) for a malformed multipart body or
+    more than one session description.
+    """
+    if not message.body:
+        return None
+    found = _session_descriptions(message.headers, message.body, 0)
+    if found is None:
+        if _handling(message.headers) == "optional":
+            return None
+        content_type = message.headers.get("Content-Type")
+        raise SIPError("cannot use a required body of type " + repr(content_type), 415,
+                       "Unsupported Media Type")
+    if len(found) > 1:
+        raise _error("more than one session description in the body", "body")
+    return found[0] if found else None
+
+
+def _disposition(headers: Headers) -> tuple[str | None, dict[str, str | None]]:
+    """``(disposition type, params)`` of Content-Disposition; type None if absent."""
+    value = headers.get("Content-Disposition")
+    if value is None:
+        return (None, {})
+    m = _TOKEN_RE.match(value)
+    if m is None:
+        raise _error("malformed Content-Disposition", "Content-Disposition")
+    return (m.group(0).lower(), _parse_params(value, m.end(), "Content-Disposition"))
+
+
+def _handling(headers: Headers) -> str:
+    """The ``handling`` parameter of Content-Disposition ("required" by default)."""
+    handling = _disposition(headers)[1].get("handling")
+    return "required" if handling is None else handling.lower()
+
+
+def _session_descriptions(headers: Headers, body: bytes, depth: int) -> list[bytes] | None:
+    """The SDP bodies of one entity (message or part); None if we cannot use it."""
+    content_type = headers.get("Content-Type")
+    if content_type is None:
+        return None  # RFC 3261 section 20.15: a body needs its type
+    encoding = headers.get("Content-Transfer-Encoding")
+    if encoding is not None and encoding.strip(_WS).lower() not in _IDENTITY_ENCODINGS:
+        return None
+    media_type = parse_media_type(content_type)[0]
+    if not media_type.startswith("multipart/"):
+        if media_type != "application/sdp":
+            return None
+        disposition = _disposition(headers)[0]
+        return [body] if disposition is None or disposition == "session" else None
+    if depth >= _MAX_MULTIPART_DEPTH:
+        raise _error("multipart bodies nested more than " + str(_MAX_MULTIPART_DEPTH)
+                     + " deep", "body")
+    parts = parse_multipart(body, content_type)
+    if media_type == "multipart/alternative":
+        for i in range(len(parts) - 1, -1, -1):
+            found = _session_descriptions(parts[i].headers, parts[i].body, depth + 1)
+            if found is not None:
+                return found
+        return None
+    # mixed, related and any other subtype: every part counts
+    collected: list[bytes] = []
+    for part in parts:
+        found = _session_descriptions(part.headers, part.body, depth + 1)
+        if found is not None:
+            collected.extend(found)
+        elif _handling(part.headers) != "optional":
+            return None
+    return collected

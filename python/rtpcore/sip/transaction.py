@@ -23,6 +23,7 @@ them (sections 17.1.3 and 17.2.3) and merges their deadlines with a heap.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 from dataclasses import dataclass
@@ -153,6 +154,22 @@ TABLES: dict[str, dict[tuple[str, str], _Row]] = {
     },
 }
 _INITIAL_STATE = {"ict": "calling", "nict": "trying", "ist": "proceeding", "nist": "trying"}
+# The same tables with each operation split once into (verb, timer letter):
+# "start:A" -> ("start", "A"), "deliver" -> ("deliver", ""). The engine runs
+# these, so no event re-parses its operations.
+_COMPILED: dict[str, dict[tuple[str, str], tuple[str, tuple[tuple[str, str], ...]]]] = {
+    kind: {key: (next_state, tuple((op.partition(":")[0], op.partition(":")[2])
+                                   for op in operations))
+           for key, (next_state, operations) in table.items()}
+    for kind, table in TABLES.items()
+}
+_TIMER_LETTERS = "ABDEFGHIJKLM"
+
+
+@functools.lru_cache(maxsize=64)
+def _durations(timers: Timers, reliable: bool) -> dict[str, float | None]:
+    """``timers.initial`` for every timer letter, worked out once per transport."""
+    return {letter: timers.initial(letter, reliable) for letter in _TIMER_LETTERS}
 
 
 class Action:
@@ -193,10 +210,14 @@ class Transaction:
         self.final_response: Response | None = None
         self.key: tuple[str, ...] = ()  # set by TransactionLayer when it files it
         self.scheduled: float | None = None  # the deadline the layer's heap holds
-        # running timers: letter -> (deadline, interval it was started with)
-        self._timers: dict[str, tuple[float, float]] = {}
+        self._durations = _durations(timers, reliable)
+        # running timers: letter -> deadline
+        self._timers: dict[str, float] = {}
         # last interval of each timer, which backoff doubles after it fired
         self._intervals: dict[str, float] = {}
+        # timers just started with a zero duration (D, I, J, K over reliable
+        # transports), to fire as soon as the event that started them is done
+        self._due_now: list[str] = []
 
     @property
     def terminated(self) -> bool:
@@ -205,16 +226,16 @@ class Transaction:
     @property
     def next_deadline(self) -> float | None:
         """When ``on_timer`` must next be called, or None."""
-        if not self._timers:
-            return None
-        return min(deadline for deadline, _ in self._timers.values())
+        timers = self._timers
+        return min(timers.values()) if timers else None
 
     def on_timer(self, now: float) -> list[Action]:
         """Fire every timer due at ``now`` (earliest first)."""
         actions: list[Action] = []
-        while self._timers and not self.terminated:
-            letter, (deadline, _) = min(self._timers.items(), key=lambda item: item[1][0])
-            if deadline > now:
+        timers = self._timers
+        while timers and not self.terminated:
+            letter = min(timers, key=timers.__getitem__)
+            if timers[letter] > now:
                 break
             del self._timers[letter]
             self._handle("timer_" + letter, None, now, actions)
@@ -228,25 +249,30 @@ class Transaction:
 
     def _handle(self, event: str, message: Message | None, now: float,
                 actions: list[Action]) -> None:
-        row = TABLES[self.kind].get((self.state, event))
+        row = _COMPILED[self.kind].get((self.state, event))
         if row is None:
             return  # absorbed: the RFC's figures have no arc for it
         next_state, operations = row
         self.state = next_state
-        for op in operations:
-            self._run(op, message, now, actions)
+        for verb, letter in operations:
+            self._run(verb, letter, message, now, actions)
         if next_state == "terminated":
             self._timers.clear()
+            self._due_now.clear()
             actions.append(Action("terminated", self))
             return
         # A zero-length timer (D, I, J, K on reliable transports) fires at once.
-        for letter, (_, interval) in list(self._timers.items()):
-            if interval == 0.0:
+        due = self._due_now
+        while due:
+            letter = due.pop(0)
+            if letter in self._timers:
                 del self._timers[letter]
+                due.clear()  # the timer's own event decides what runs next
                 self._handle("timer_" + letter, None, now, actions)
                 return
 
-    def _run(self, op: str, message: Message | None, now: float, actions: list[Action]) -> None:
+    def _run(self, op: str, letter: str, message: Message | None, now: float,
+             actions: list[Action]) -> None:
         if op == "transmit":
             assert message is not None  # invariant: only message events transmit
             self.last_sent = message
@@ -261,25 +287,25 @@ class Transaction:
             actions.append(Action("transmit", self, make_ack_for(self.request, message)))
         elif op in ("timeout", "transport_error"):
             actions.append(Action(op, self))
-        else:
-            verb, letter = op.split(":")
-            if verb == "stop":
-                self._timers.pop(letter, None)
-            elif verb == "start":
-                duration = self.timers.initial(letter, self.reliable)
-                if duration is not None:
-                    self._timers[letter] = (now + duration, duration)
-                    self._intervals[letter] = duration
-            else:  # backoff / t2: the timer has just fired
-                interval = self._intervals[letter]
-                if verb == "t2":
-                    interval = self.timers.t2
-                elif letter == "A":
-                    interval = interval * 2
-                else:
-                    interval = min(interval * 2, self.timers.t2)
-                self._timers[letter] = (now + interval, interval)
-                self._intervals[letter] = interval
+        elif op == "stop":
+            self._timers.pop(letter, None)
+        elif op == "start":
+            duration = self._durations[letter]
+            if duration is not None:
+                self._timers[letter] = now + duration
+                self._intervals[letter] = duration
+                if duration == 0.0:
+                    self._due_now.append(letter)
+        else:  # backoff / t2: the timer has just fired
+            interval = self._intervals[letter]
+            if op == "t2":
+                interval = self.timers.t2
+            elif letter == "A":
+                interval = interval * 2
+            else:
+                interval = min(interval * 2, self.timers.t2)
+            self._timers[letter] = now + interval
+            self._intervals[letter] = interval
 
 
 class ClientTransaction(Transaction):

@@ -47,6 +47,7 @@ from rtpcore.sip import (
     parse_address,
     parse_message,
     parse_uri,
+    session_description,
 )
 from rtpcore.sip.auth import DigestClient, DigestServer
 from rtpcore.sip.dialog import Dialog, new_branch, new_call_id, new_tag
@@ -86,6 +87,10 @@ __all__ = [
 SUPPORTED_EXTENSIONS = ("timer", "100rel")
 ALLOWED_METHODS = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "UPDATE", "PRACK",
                    "REFER", "NOTIFY")
+_ALLOW = ", ".join(ALLOWED_METHODS)  # the Allow header field value
+# The bodies we take an offer or answer from (RFC 5621: SDP alone or as a
+# part of a multipart body), as listed in Accept.
+ACCEPTED_BODIES = "application/sdp, multipart/mixed, multipart/alternative"
 # (transport, host, port); stream transports answer on the connection from that peer.
 Destination = tuple[str, str, int]
 
@@ -591,28 +596,26 @@ class UserAgent:
             self._reply(txn, request, 481, now)
         elif method in ("REGISTER", "SUBSCRIBE", "NOTIFY", "REFER", "MESSAGE", "PRACK",
                         "PUBLISH"):
-            self._reply(txn, request, 405, now, headers=[("Allow", ", ".join(ALLOWED_METHODS))])
+            self._reply(txn, request, 405, now, headers=[("Allow", _ALLOW)])
         else:
             self._reply(txn, request, 501, now)
 
     def _capabilities(self) -> list[tuple[str, str]]:
-        return [("Allow", ", ".join(ALLOWED_METHODS)), ("Accept", "application/sdp"),
+        return [("Allow", _ALLOW), ("Accept", ACCEPTED_BODIES),
                 ("Accept-Language", "en"), ("Supported", "")]
 
     def _on_invite(self, txn: ServerTransaction, request: Request, now: float) -> None:
         if request.call_id in self.calls:  # a merged request (section 8.2.2.2)
             self._reply(txn, request, 482, now)
             return
-        offer = None
-        if request.body:
-            if request.content_type != "application/sdp":
-                self._reply(txn, request, 415, now, headers=[("Accept", "application/sdp")])
-                return
-            try:
-                offer = SessionDescription.parse(request.body)
-            except ParseError:
-                self._reply(txn, request, 400, now)
-                return
+        try:
+            offer = _remote_sdp(request)
+        except ParseError:
+            self._reply(txn, request, 400, now)
+            return
+        except SIPError as exc:  # a body we cannot use (415)
+            self._reply(txn, request, exc.status_code, now, headers=[("Accept", ACCEPTED_BODIES)])
+            return
         if not request.contacts:
             self._reply(txn, request, 400, now)
             return
@@ -665,7 +668,7 @@ class UserAgent:
                 self._events.append(TransferProgress(call, status))
         else:
             self._reply(txn, request, 501, now, to_tag=tag,
-                        headers=[("Allow", ", ".join(ALLOWED_METHODS))])
+                        headers=[("Allow", _ALLOW)])
 
     def refer(self, call: Call, target: str, now: float) -> None:
         """Ask the peer to call ``target`` (blind transfer, RFC 3515)."""
@@ -694,7 +697,16 @@ class UserAgent:
         if call.state != "established" or call.pending_offer:
             self._reply(txn, request, 491, now, to_tag=tag)  # glare (section 14.2)
             return
-        if not request.body:  # a session refresh (RFC 4028) with no new offer
+        try:
+            offer = _remote_sdp(request)
+        except ParseError:
+            self._reply(txn, request, 400, now, to_tag=tag)
+            return
+        except SIPError as exc:  # a body we cannot use (415)
+            self._reply(txn, request, exc.status_code, now, to_tag=tag,
+                        headers=[("Accept", ACCEPTED_BODIES)])
+            return
+        if offer is None:  # a session refresh (RFC 4028) with no new offer
             sdp = call.local_sdp if request.method == "INVITE" else None
             response = self._sdp_response(request, 200, tag, sdp)
             self._negotiate_session_timer(call, request, response, now)
@@ -703,14 +715,10 @@ class UserAgent:
                 self._start_ok_retransmission(call, response, now)
             return
         try:
-            offer = SessionDescription.parse(request.body)
             direction = "sendonly" if call.on_hold else self.policy.direction
             policy = AudioPolicy(**{**self.policy.__dict__, "direction": direction})
             answer, negotiated = create_answer(offer, call.media_address, call.media_port, policy,
                                                previous=call.local_sdp)
-        except ParseError:
-            self._reply(txn, request, 400, now, to_tag=tag)
-            return
         except OfferAnswerError:
             self._reply(txn, request, 488, now, to_tag=tag)
             return
@@ -730,7 +738,7 @@ class UserAgent:
         for route in request.headers.get_all("Record-Route"):
             response.headers.add("Record-Route", route)
         response.headers.add("Contact", self.contact)
-        response.headers.add("Allow", ", ".join(ALLOWED_METHODS))
+        response.headers.add("Allow", _ALLOW)
         response.headers.add("Server", self.user_agent)
         if sdp is not None:
             response.headers.add("Content-Type", "application/sdp")
@@ -757,11 +765,13 @@ class UserAgent:
         if call.pending_offer and ack.body:  # we offered in the 2xx (offer-less INVITE)
             call.pending_offer = False
             try:
-                answer = SessionDescription.parse(ack.body)
+                answer = _remote_sdp(ack)
+                if answer is None:
+                    raise OfferAnswerError("the ACK carries no session description")
                 assert call.local_sdp is not None  # invariant: we sent the offer
                 call.media = negotiate(call.local_sdp, answer)
                 call.remote_sdp = answer
-            except (ParseError, OfferAnswerError):
+            except (SIPError, ParseError, OfferAnswerError):
                 self._send_bye(call, now)
                 self._end(call, 488, "unusable answer in ACK")
                 return
@@ -912,7 +922,7 @@ class UserAgent:
         h.add("Call-ID", call_id)
         h.add("CSeq", "1 INVITE")
         h.add("Contact", self.contact)
-        h.add("Allow", ", ".join(ALLOWED_METHODS))
+        h.add("Allow", _ALLOW)
         h.add("Supported", "timer, 100rel")
         h.add("Session-Expires", str(self.session_expires))
         h.add("Min-SE", str(self.min_se))
@@ -1322,10 +1332,12 @@ class UserAgent:
     def _read_answer(self, call: Call, response: Response, now: float) -> bool:
         assert call.local_sdp is not None  # invariant: we offered in the INVITE
         try:
-            answer = SessionDescription.parse(response.body)
+            answer = _remote_sdp(response)
+            if answer is None:
+                raise OfferAnswerError("the response carries no session description")
             call.media = negotiate(call.local_sdp, answer)
             call.remote_sdp = answer
-        except (ParseError, OfferAnswerError):
+        except (SIPError, ParseError, OfferAnswerError):
             if response.status_code >= 200:
                 self._send_bye(call, now)
                 self._end(call, 488, "unusable answer")
@@ -1373,6 +1385,16 @@ class UserAgent:
         call.ok_deadline = None
         self.calls.pop(call.call_id, None)
         self._events.append(CallEnded(call, status_code, reason))
+
+
+def _remote_sdp(message: Message) -> SessionDescription | None:
+    """The peer's offer or answer in ``message``: its SDP body, or the session
+    part of a multipart one (RFC 5621); None when it carries none.
+
+    Raises ``ParseError`` for malformed SDP or multipart framing and
+    ``SIPError`` (415) for a required body part we cannot use."""
+    sdp = session_description(message)
+    return None if sdp is None else SessionDescription.parse(sdp)
 
 
 def _sipfrag_status(body: bytes) -> int | None:

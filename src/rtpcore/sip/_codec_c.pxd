@@ -12,6 +12,32 @@
 
 cimport cython
 
+# Module-level constants the parser uses per message, as C globals: under
+# the limited API every use of a Python module global is a dict lookup, and a
+# method call on an untyped one (`_SPELLINGS.get`) a lookup by name on top.
+# They are not attributes of the compiled module; nothing outside it uses them.
+cdef dict _CANONICAL
+cdef dict _CANONICAL_KEY
+cdef dict _SPELLINGS
+cdef dict _COMPACT_OF
+cdef frozenset _LIST_HEADERS
+cdef tuple _SINGLE_HEADERS
+cdef tuple _IDENTITY_ENCODINGS
+cdef str _WS
+cdef bytes _PLAIN_BYTES
+cdef object _TOKEN_RE
+cdef object _PARAM_RE
+cdef object _BAD_CHAR_RE
+cdef object _SIP_URI_RE
+cdef object _TEL_URI_RE
+cdef object _ABSOLUTE_URI_RE
+cdef object _VIA_RE
+cdef object _CSEQ_RE
+cdef object _DIGITS_RE
+cdef object _VERSION_RE
+cdef object _DATE_RE
+cdef object _MEDIA_TYPE_RE
+
 
 cdef class URI:
     cdef public str scheme
@@ -75,6 +101,9 @@ cdef class Limits:
     cdef public Py_ssize_t max_line_length
 
 
+cdef Limits _DEFAULT_LIMITS
+
+
 cdef class KeepAlive:
     pass
 
@@ -124,6 +153,13 @@ cdef str _format_params(dict params)
 
 cdef object _parse_delta_seconds(str value, str field)
 
+cdef URI _parse_uri(object text, object field)
+
+@cython.locals(end=Py_ssize_t, pos=Py_ssize_t, close=Py_ssize_t, i=Py_ssize_t)
+cdef Address _parse_address(object text, object field)
+
+cdef Via _parse_via(object text, object field)
+
 cdef CSeq _parse_cseq(str text)
 
 cdef object _parse_max_forwards(str value)
@@ -155,3 +191,10 @@ cdef object _content_length(Message msg)
 
 @cython.locals(headers=Headers, end=Py_ssize_t, last=Py_ssize_t)
 cdef BodyPart _parse_body_part(bytes chunk)
+
+cdef tuple _disposition(Headers headers)
+
+cdef str _handling(Headers headers)
+
+@cython.locals(i=Py_ssize_t, parts=list, collected=list, part=BodyPart)
+cdef object _session_descriptions(Headers headers, bytes body, Py_ssize_t depth)
