@@ -126,11 +126,18 @@ async def capture(path: Path, udp_filter: str) -> AsyncIterator[Path]:
     process = await asyncio.create_subprocess_exec(
         require("dumpcap"), "-q", "-i", "lo", "-f", udp_filter, "-P", "-w", str(path),
         "-a", "duration:120", stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    assert process.stderr is not None  # invariant: stderr=PIPE
     try:
-        await asyncio.sleep(1.0)  # dumpcap needs a moment before it sees packets
-        if process.returncode is not None:
-            assert process.stderr is not None  # invariant: stderr=PIPE
-            raise RuntimeError(f"dumpcap failed: {(await process.stderr.read()).decode()}")
+        # dumpcap says "File: ..." once the interface is open and the file
+        # written: from then on it sees every packet. A fixed sleep was not
+        # enough on a loaded machine.
+        said = b""
+        async with asyncio.timeout(30):
+            while not said.startswith(b"File:"):
+                said = await process.stderr.readline()
+                if not said:
+                    await process.wait()
+                    raise RuntimeError(f"dumpcap failed (exit {process.returncode})")
         yield path
         await asyncio.sleep(0.3)  # the last packets reach the capture
     finally:
