@@ -233,7 +233,7 @@ async def _call(config: Any, args: Any) -> int:
     """One call out; waits for its end and prints its report."""
     from rtpcore.errors import CallFailed, CallRateExceeded
     from rtpcore.gateway import Gateway
-    from rtpcore.gateway.outbound import Outbound
+    from rtpcore.gateway.outbound import Outbound, twilio_call_status
 
     gateway = Gateway(config, agent=args.agent)
     ended: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -243,34 +243,37 @@ async def _call(config: Any, args: Any) -> int:
             if not ended.done():
                 ended.set_result(report)
 
+    try:  # a bad number or trunk is reported before anything starts listening
+        outbound = Outbound(gateway, region=args.region)
+        trunk = outbound.trunk_for(args.trunk)
+        outbound.target(args.number, trunk)
+        outbound.caller_id(trunk, args.caller_id, args.caller_name)
+    except ValueError as e:
+        print(f"rtpcore call: {e}", file=sys.stderr)
+        return 2
+    gateway.add_listener(_Ended())
     try:
         await gateway.start()
     except OSError as e:
         print(f"rtpcore call: cannot start the gateway: {e}", file=sys.stderr)
         return 1
     try:
-        outbound = Outbound(gateway, region=args.region)
-        gateway.add_listener(_Ended())
-        try:
-            call = await outbound.place_call(args.number, trunk=args.trunk,
-                                             caller_id=args.caller_id,
-                                             caller_name=args.caller_name,
-                                             timeout=args.timeout)
-        except (ValueError, CallRateExceeded) as e:
-            print(f"rtpcore call: {e}", file=sys.stderr)
-            return 2
-        except CallFailed as e:
-            from rtpcore.gateway.outbound import twilio_call_status
-
-            print(f"rtpcore call: {twilio_call_status(e.status_code)}: SIP {e.status_code} "
-                  f"{e.reason}", file=sys.stderr)
-            return 1
+        call = await outbound.place_call(args.number, trunk=args.trunk,
+                                         caller_id=args.caller_id,
+                                         caller_name=args.caller_name, timeout=args.timeout)
         print(f"answered: {call.call_sid} -> {call.to_number}", file=sys.stderr)
         report = await ended
-        print(json.dumps(report.to_dict(), indent=2) if args.json else report.format())
-        return 0
+    except (ValueError, CallRateExceeded) as e:
+        print(f"rtpcore call: {e}", file=sys.stderr)
+        return 2
+    except CallFailed as e:
+        print(f"rtpcore call: {twilio_call_status(e.status_code)}: SIP {e.status_code} "
+              f"{e.reason}", file=sys.stderr)
+        return 1
     finally:
         await gateway.stop(drain_timeout=0)
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report.format())
+    return 0
 
 
 def _cmd_demo_call(args: Any) -> int:
