@@ -20,6 +20,9 @@ __all__ = [
     "ConfigError",
     "CallFailed",
     "CallRateExceeded",
+    "MediaError",
+    "StreamClosedError",
+    "QueueFullError",
 ]
 
 
@@ -208,3 +211,17 @@ class CallRateExceeded(RtpcoreError):
 
     def __reduce__(self) -> tuple[type[CallRateExceeded], tuple[str, float, float]]:
         return (type(self), (self.trunk, self.cps, self.retry_after))
+    def __reduce__(self) -> tuple[type[CallFailed], tuple[int, str]]:
+        return (type(self), (self.status_code, self.reason))
+class MediaError(RtpcoreError):
+    """The media engine refused a request: no free port left in its range,
+    the engine closed, a worker that did not answer."""
+
+
+class StreamClosedError(MediaError):
+    """Writing to, or waiting on, a media stream that has closed."""
+
+
+class QueueFullError(MediaError):
+    """A media stream's outbound queue holds its maximum already
+    (``write_nowait``); ``await stream.write(...)`` waits instead."""

@@ -10,7 +10,7 @@ use pyo3::types::PyType;
 use rtpcore_proto::ParseError;
 
 /// Looks up `rtpcore.errors.<name>` once and caches the class.
-fn error_class<'py>(py: Python<'py>, cell: &'static PyOnceLock<Py<PyType>>, name: &str) -> PyResult<&'py Bound<'py, PyType>> {
+pub fn error_class<'py>(py: Python<'py>, cell: &'static PyOnceLock<Py<PyType>>, name: &str) -> PyResult<&'py Bound<'py, PyType>> {
     cell.import(py, "rtpcore.errors", name)
 }
 

@@ -34,6 +34,14 @@ const KINDS: [FrameKind; 7] = [
     FrameKind::Silence,
 ];
 
+impl AudioFrame {
+    /// A frame from parts Rust already knows to be valid (the media
+    /// engine's frames): `kind` is a `FrameKind` name.
+    pub(crate) fn from_parts(pcm: Py<PyArray1<i16>>, sample_rate: u32, timestamp: Option<u32>, kind: FrameKind) -> Self {
+        AudioFrame { pcm, sample_rate, timestamp, kind: kind.name() }
+    }
+}
+
 #[pymethods]
 impl AudioFrame {
     #[new]

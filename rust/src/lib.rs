@@ -7,6 +7,7 @@ mod analyze;
 mod buffer;
 mod cn;
 mod dtmf;
+mod engine;
 mod errors;
 mod g711;
 mod g722;
@@ -33,5 +34,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     resample::register(m)?;
     dtmf::register(m)?;
     cn::register(m)?;
+    engine::register(m)?;
     Ok(())
 }

@@ -30,6 +30,8 @@ Message = str | bytes
 #: Caller audio waiting for a slow agent's socket beyond this many messages
 #: (1 s of 20 ms frames) is dropped, newest first, and counted.
 MAX_MEDIA_BACKLOG = 50
+#: Once a call has ended, how long its agent's socket gets to take the rest.
+FLUSH_TIMEOUT_S = 2.0
 
 
 class ProtocolError(ValueError):
@@ -115,7 +117,7 @@ async def run(call: Call, url: str, connect_timeout: float, *,
     """One call over one WebSocket connection to ``url`` (see the module doc)."""
     try:
         ws = await connect(url, open_timeout=connect_timeout, max_size=2**20,
-                           ping_interval=20, ping_timeout=20)
+                           ping_interval=20, ping_timeout=20, close_timeout=FLUSH_TIMEOUT_S)
     except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
         log.error("agent connection failed: %s", exc, extra={
             "event": "agent_connect_failed", "call_sid": call.call_sid, "url": url})
@@ -127,20 +129,26 @@ async def run(call: Call, url: str, connect_timeout: float, *,
             outbox.put(message)
         sending = asyncio.create_task(outbox.pump(ws, uplink(outbox)))
         receiving = asyncio.create_task(_receive(ws, on_message))
-        done, _ = await asyncio.wait({sending, receiving}, return_when=asyncio.FIRST_COMPLETED)
+        ended = asyncio.create_task(call.ended.wait())
+        done, _ = await asyncio.wait({sending, receiving, ended},
+                                     return_when=asyncio.FIRST_COMPLETED)
         failed = sending in done and not sending.cancelled() and sending.exception() is not None
         if receiving in done or failed:
             log.info("agent closed the stream", extra={
                 "event": "agent_closed", "call_sid": call.call_sid})
-            sending.cancel()
             await call.hangup()
         else:
-            receiving.cancel()
-            last = goodbye()
+            # The call ended: flush what is queued and say goodbye, but give
+            # an agent that does not read only so long before dropping it.
+            flushed, _ = await asyncio.wait({sending}, timeout=FLUSH_TIMEOUT_S)
+            last = goodbye() if flushed else None
             if last is not None:
-                with contextlib.suppress(ConnectionClosed):
-                    await ws.send(last)
-        for task in (sending, receiving):
+                with contextlib.suppress(ConnectionClosed, TimeoutError):
+                    await asyncio.wait_for(ws.send(last), FLUSH_TIMEOUT_S)
+            if not flushed or last is None:
+                ws.transport.abort()
+        for task in (sending, receiving, ended):
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
                 await task
 

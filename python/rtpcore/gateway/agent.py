@@ -98,7 +98,7 @@ class MediaPort(Protocol):
 
     @property
     def queued_ms(self) -> int: ...
-    def __aiter__(self) -> AsyncIterator[Any]: ...
+    async def read(self) -> Any: ...
     def write_nowait(self, pcm: Any) -> None: ...
     def mark(self, name: str) -> None: ...
     def clear(self) -> None: ...
@@ -181,8 +181,16 @@ class Call:
     @property
     def audio(self) -> AsyncIterator[Any]:
         """The caller's audio, one frame per ptime (``frame.pcm``: int16 at
-        ``sample_rate``); ends when the call ends."""
-        return self._media.__aiter__()
+        ``sample_rate``); ends when the call ends. Stopping or cancelling
+        the iteration leaves the call running."""
+        return self._frames()
+
+    async def _frames(self) -> AsyncIterator[Any]:
+        # MediaStream.read, not the stream's own iterator: cancelling that
+        # one closes the stream, and an agent that stops listening for a
+        # while must not end its call.
+        while (frame := await self._media.read()) is not None:
+            yield frame
 
     def play(self, pcm: npt.ArrayLike | bytes | bytearray | memoryview) -> bool:
         """Queue int16 PCM at ``sample_rate`` for the caller (numpy int16 or

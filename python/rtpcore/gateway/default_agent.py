@@ -81,9 +81,11 @@ class EnergyVAD:
         self._frames.append(pcm)
         if not self._active:
             self._run_ms = self._run_ms + ms if speech else 0.0
-            keep_ms = max(self.preroll_ms, self._run_ms)
-            while sum(len(f) for f in self._frames[1:]) * 1000 / self.sample_rate >= keep_ms:
-                self._frames.pop(0)  # only the pre-roll is kept before speech
+            # Before speech starts, keep only the pre-roll and the speech so far.
+            keep_ms = self.preroll_ms + self._run_ms
+            while (sum(len(f) for f in self._frames) - len(self._frames[0])) * 1000 \
+                    / self.sample_rate >= keep_ms:
+                self._frames.pop(0)
             if self._run_ms >= self.start_ms:
                 self._active = True
                 self._speech_ms = self._run_ms

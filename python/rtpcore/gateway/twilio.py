@@ -31,21 +31,19 @@ is the agent that runs a call over a real socket with ``websockets``.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
-import contextlib
 import json
-import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
-import numpy.typing as npt
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from rtpcore.g711 import ulaw_decode, ulaw_encode
-from rtpcore.gateway.agent import Call, DTMF, MarkPlayed
+from rtpcore.gateway import _websocket
+from rtpcore.gateway._websocket import Outbox, ProtocolError, json_event
+from rtpcore.gateway.agent import DTMF, Call, MarkPlayed
 
 __all__ = [
     "AgentClear",
@@ -235,14 +233,18 @@ async def _run(call: Call, url: str, connect_timeout: float,
 
 
 async def _send_audio(call: Call, stream: TwilioStream, outbox: Outbox) -> None:
-    position = 0  # samples of caller audio so far: dropped chunks still count
+    """Caller audio in 20 ms chunks whatever the call's ptime, as Twilio sends it."""
+    position = 0  # samples of caller audio sent so far: dropped chunks still count
+    pending = np.zeros(0, dtype=np.int16)
     async for frame in call.audio:
-        pcm = frame.pcm
-        for start in range(0, len(pcm), CHUNK_SAMPLES):
-            chunk = pcm[start:start + CHUNK_SAMPLES]
-            timestamp = (position + start) * 1000 // SAMPLE_RATE
+        pending = np.concatenate([pending, frame.pcm]) if len(pending) else frame.pcm
+        whole = len(pending) - len(pending) % CHUNK_SAMPLES
+        for start in range(0, whole, CHUNK_SAMPLES):
+            chunk = pending[start:start + CHUNK_SAMPLES]
+            timestamp = position * 1000 // SAMPLE_RATE
             outbox.put_media(lambda c=chunk, t=timestamp: stream.media(ulaw_encode(c), t))
-        position += len(pcm)
+            position += CHUNK_SAMPLES
+        pending = pending[whole:]
 
 
 async def _send_events(call: Call, stream: TwilioStream, outbox: Outbox) -> None:

@@ -14,6 +14,14 @@
 //! the rest. The filter's delay is removed, so output sample `k` lines up with
 //! input time `k / out_rate`, and a whole stream of `n` samples produces
 //! `n * out_rate / in_rate` samples in total (rounded half up).
+//!
+//! For live calls, where a block of delay is too much, [`polyphase`] has a
+//! FIR resampler with a few milliseconds of delay for the ratios between 8,
+//! 16, 24 and 48 kHz.
+pub mod polyphase;
+
+pub use polyphase::{PolyphaseResampler, POLYPHASE_RATES};
+
 use rubato::audioadapter_buffers::direct::InterleavedSlice;
 use rubato::{Fft, FixedSync, Indexing, Resampler as _, WindowFunction};
 use std::fmt;
@@ -53,8 +61,11 @@ impl Quality {
 /// Why a [`Resampler`] could not be made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ResampleError {
-    /// A rate outside [`SUPPORTED_RATES`]; `which` is `"in_rate"` or `"out_rate"`.
+    /// A rate the resampler does not convert; `which` is `"in_rate"` or
+    /// `"out_rate"`.
     UnsupportedRate {
+        /// The rates this resampler supports.
+        supported: &'static [u32],
         /// The argument that was wrong.
         which: &'static str,
         /// Its value.
@@ -65,8 +76,8 @@ pub enum ResampleError {
 impl fmt::Display for ResampleError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ResampleError::UnsupportedRate { which, rate } => {
-                write!(f, "{which}: {rate} Hz is not supported; use one of {SUPPORTED_RATES:?}")
+            ResampleError::UnsupportedRate { supported, which, rate } => {
+                write!(f, "{which}: {rate} Hz is not supported; use one of {supported:?}")
             }
         }
     }
@@ -104,19 +115,19 @@ impl fmt::Debug for Resampler {
     }
 }
 
-fn check_rate(which: &'static str, rate: u32) -> Result<u32, ResampleError> {
-    if SUPPORTED_RATES.contains(&rate) {
+fn check_rate(supported: &'static [u32], which: &'static str, rate: u32) -> Result<u32, ResampleError> {
+    if supported.contains(&rate) {
         Ok(rate)
     } else {
-        Err(ResampleError::UnsupportedRate { which, rate })
+        Err(ResampleError::UnsupportedRate { supported, which, rate })
     }
 }
 
 impl Resampler {
     /// A resampler from `in_rate` to `out_rate` Hz with the given quality.
     pub fn new(in_rate: u32, out_rate: u32, quality: Quality) -> Result<Self, ResampleError> {
-        let in_rate = check_rate("in_rate", in_rate)?;
-        let out_rate = check_rate("out_rate", out_rate)?;
+        let in_rate = check_rate(&SUPPORTED_RATES, "in_rate", in_rate)?;
+        let out_rate = check_rate(&SUPPORTED_RATES, "out_rate", out_rate)?;
         let fft = if in_rate == out_rate {
             None
         } else {
@@ -298,7 +309,7 @@ mod tests {
     fn rejects_unsupported_rates() {
         assert_eq!(
             Resampler::new(8000, 7000, Quality::High).unwrap_err(),
-            ResampleError::UnsupportedRate { which: "out_rate", rate: 7000 }
+            ResampleError::UnsupportedRate { supported: &SUPPORTED_RATES, which: "out_rate", rate: 7000 }
         );
         assert!(Resampler::new(0, 8000, Quality::High).unwrap_err().to_string().starts_with("in_rate: 0 Hz"));
     }

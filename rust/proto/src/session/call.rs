@@ -45,6 +45,10 @@ use super::ntp::{dlsr_units, middle_32, round_trip_ns, NtpClock};
 use super::rng::SessionRng;
 use super::sender::{ConfigError, DtmfError, Frame, RtpSender, SenderConfig, SentPacket};
 
+/// The largest forward and backward steps of the sequence number that
+/// belong to the stream (RFC 3550 A.1 `MAX_DROPOUT`, `MAX_MISORDER`).
+const MAX_DROPOUT: u16 = 3000;
+const MAX_MISORDER: u16 = 100;
 /// SDES item type of the canonical name (RFC 3550 section 6.5.1).
 const SDES_CNAME: u8 = 1;
 /// Events kept for the caller before the oldest are dropped.
@@ -115,6 +119,9 @@ pub enum DropReason {
     UnknownPayloadType,
     /// It was received before.
     Duplicate,
+    /// Its sequence number is far from the stream's (RFC 3550 A.1): a stray
+    /// or forged packet, unless the next one follows it.
+    SequenceJump,
     /// The session is closed.
     Closed,
 }
@@ -132,6 +139,8 @@ pub struct DropCounters {
     pub unknown_payload_type: u64,
     /// [`DropReason::Duplicate`].
     pub duplicate: u64,
+    /// [`DropReason::SequenceJump`].
+    pub sequence_jump: u64,
     /// [`DropReason::Closed`].
     pub closed: u64,
 }
@@ -144,6 +153,7 @@ impl DropCounters {
             DropReason::Latching => &mut self.latching,
             DropReason::UnknownPayloadType => &mut self.unknown_payload_type,
             DropReason::Duplicate => &mut self.duplicate,
+            DropReason::SequenceJump => &mut self.sequence_jump,
             DropReason::Closed => &mut self.closed,
         };
         *c += 1;
@@ -267,6 +277,9 @@ struct RemoteStream {
     loss: LossTracker,
     /// Middle 32 bits of the NTP time of its last SR and when it arrived.
     last_sr: Option<(u32, i64)>,
+    /// After a packet far off the sequence: the number that would confirm
+    /// a restart of the numbering (RFC 3550 A.1 `bad_seq`).
+    bad_sequence: Option<u16>,
 }
 
 impl RemoteStream {
@@ -277,6 +290,7 @@ impl RemoteStream {
             unwrapper: SequenceUnwrapper::new(),
             loss: LossTracker::new(),
             last_sr: None,
+            bad_sequence: None,
         }
     }
 }
@@ -449,6 +463,22 @@ impl<A: Copy + Eq> Session<A> {
         self.last_remote_rtp_ns = Some(now_ns);
         self.last_remote_activity_ns = Some(now_ns);
         let remote = self.remote.get_or_insert_with(|| RemoteStream::new(h.ssrc, audio.clock_rate));
+        if remote.stats.packets() > 0 {
+            // RFC 3550 A.1: a jump of more than MAX_DROPOUT ahead or
+            // MAX_MISORDER behind is one stray (or forged) packet, unless
+            // the next packet follows it: then the sender renumbered, and
+            // the statistics start over.
+            let step = h.sequence_number.wrapping_sub(remote.stats.highest_sequence() as u16);
+            if (MAX_DROPOUT..=u16::MAX - MAX_MISORDER).contains(&step) {
+                if remote.bad_sequence != Some(h.sequence_number) {
+                    remote.bad_sequence = Some(h.sequence_number.wrapping_add(1));
+                    return self.drop_packet(DropReason::SequenceJump);
+                }
+                let last_sr = remote.last_sr;
+                *remote = RemoteStream::new(h.ssrc, audio.clock_rate);
+                remote.last_sr = last_sr;
+            }
+        }
         let arrival = remote.stats.on_packet(h.sequence_number, h.timestamp, h.marker, now_ns);
         let extended_sequence = remote.unwrapper.unwrap(h.sequence_number);
         if arrival == Arrival::Duplicate {
@@ -841,6 +871,24 @@ mod tests {
         assert!(s.close(0, None, &mut out));
         assert_eq!(s.handle_datagram(PEER, &rtp(0, 4, 0xAAAA, b"x"), 0), Incoming::Dropped(DropReason::Closed));
         assert!(!s.close(0, None, &mut out) && out.is_empty());
+    }
+
+    #[test]
+    fn a_lone_sequence_jump_is_dropped_and_two_in_a_row_renumber() {
+        let mut s = latched();
+        // One stray far ahead (a forgery, a stale packet): dropped, the
+        // statistics do not move.
+        assert_eq!(s.handle_datagram(PEER, &rtp(0, 9000, 0xAAAA, b"x"), 0), Incoming::Dropped(DropReason::SequenceJump));
+        assert!(matches!(s.handle_datagram(PEER, &rtp(0, 3, 0xAAAA, b"x"), 0), Incoming::Media(_)));
+        assert_eq!((s.stats().packets_expected, s.stats().dropped.sequence_jump), (2, 1));
+        // Far behind, too.
+        assert_eq!(s.handle_datagram(PEER, &rtp(0, 65000, 0xAAAA, b"x"), 0), Incoming::Dropped(DropReason::SequenceJump));
+        // The sender renumbered: the second packet in sequence is taken and
+        // the statistics start over from it.
+        assert_eq!(s.handle_datagram(PEER, &rtp(0, 20000, 0xAAAA, b"x"), 0), Incoming::Dropped(DropReason::SequenceJump));
+        assert!(matches!(s.handle_datagram(PEER, &rtp(0, 20001, 0xAAAA, b"x"), 0), Incoming::Media(_)));
+        assert!(matches!(s.handle_datagram(PEER, &rtp(0, 20002, 0xAAAA, b"x"), 0), Incoming::Media(_)));
+        assert_eq!((s.stats().packets_received, s.stats().packets_lost), (2, 0));
     }
 
     #[test]

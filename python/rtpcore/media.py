@@ -1,0 +1,778 @@
+"""The media engine: many full-duplex RTP calls driven off the GIL, one
+:class:`MediaStream` per call.
+
+An :class:`Engine` owns worker threads (one per core by default) that run
+every call's pipeline in Rust: UDP sockets read and written in batches
+(``recvmmsg``/``sendmmsg``), SRTP, the adaptive jitter buffer, decoding,
+concealment, resampling, encoding and packetization on a drift-free ptime
+clock, RTCP and DTMF. Python is never woken per packet: it gets one frame
+per call per ptime, through one file descriptor per engine that the asyncio
+loop watches (woken at most once per engine tick, however many calls have
+frames).
+
+>>> import asyncio
+>>> from rtpcore.media import Engine, MediaConfig
+>>> async def loopback():
+...     with Engine(port_range=(30000, 30099)) as engine:
+...         a, b = engine.allocate(), engine.allocate()
+...         a.start(MediaConfig(codec="PCMU", remote=b.local_address))
+...         b.start(MediaConfig(codec="PCMU", remote=a.local_address))
+...         frame = await anext(aiter(b))
+...         return frame.sample_rate, len(frame.pcm)
+>>> asyncio.run(loopback())
+(8000, 160)
+
+Closing a stream, leaving its ``with``/``async with`` block, an exception
+in the task that holds it or cancelling its ``async for`` all release its
+ports and sockets (RTCP BYE sent first).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import ipaddress
+import os
+import weakref
+from collections.abc import AsyncIterator, Iterable, Iterator
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Union
+
+from rtpcore import _core
+from rtpcore._core import AudioFrame, PayloadFrame
+from rtpcore.errors import MediaError, QueueFullError, StreamClosedError
+from rtpcore.srtp import CryptoAttribute
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
+
+    from rtpcore.sdp import NegotiatedAudio
+
+__all__ = [
+    "Engine",
+    "EngineStats",
+    "MediaStream",
+    "MediaConfig",
+    "MediaStats",
+    "AudioFrame",
+    "PayloadFrame",
+    "MediaEvent",
+    "DTMFReceived",
+    "SSRCChanged",
+    "RemoteLatched",
+    "PacketsDropped",
+    "RTCPReport",
+    "MarkPlayed",
+    "RemoteBye",
+    "StreamClosed",
+    "MediaError",
+    "QueueFullError",
+    "StreamClosedError",
+]
+
+#: Codecs the engine runs, with their static payload type and audio rate.
+CODECS: dict[str, tuple[int, int]] = {"PCMU": (0, 8000), "PCMA": (8, 8000), "G722": (9, 16000)}
+#: Rates the application may exchange PCM at.
+SAMPLE_RATES = (8000, 16000, 24000, 48000)
+
+# Ready bits of _core (what a wake-up says became available).
+_FRAMES, _EVENTS, _WRITABLE = 1, 2, 4
+_ALL = _FRAMES | _EVENTS | _WRITABLE
+
+Address = tuple[str, int]
+
+
+def _check_int(name: str, value: Any, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
+    if not low <= value <= high:
+        raise ValueError(f"{name}: must be {low} to {high}, got {value}")
+    return value
+
+
+def _check_address(name: str, value: Any) -> Address:
+    if not isinstance(value, tuple) or len(value) != 2:
+        raise TypeError(f"{name}: expected a (host, port) tuple, got {value!r}")
+    host, port = value
+    if not isinstance(host, str):
+        raise TypeError(f"{name}: host must be a str, got {type(host).__name__}")
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        # Media addresses come from SDP as literals; resolving a name here
+        # would block the caller and is the signalling layer's job.
+        raise ValueError(f"{name}: host must be an IP address literal, got {host!r}") from None
+    return (str(ip), _check_int(f"{name}: port", port, 1, 65535))
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class MediaConfig:
+    """What a stream needs to run: the negotiated media plus the
+    application's choices. Every field is checked here; a bad value raises
+    ``ValueError`` (or ``TypeError``) naming it.
+
+    ``remote`` is where RTP goes; ``remote_rtcp`` where RTCP goes, or
+    ``None`` to multiplex it on the RTP port (rtcp-mux, RFC 5761).
+    ``payload_type`` defaults to the codec's static one. ``telephone_event``
+    and ``comfort_noise`` are the negotiated payload types of RFC 4733 DTMF
+    and RFC 3389 CN, or ``None``. ``srtp_send`` keys what we send and
+    ``srtp_recv`` what the peer sends (both or neither). ``sample_rate`` is
+    the rate of the PCM exchanged with the application; with
+    ``passthrough`` (G.711 only) the application reads and writes the codec
+    payload bytes instead. ``record_path`` records both directions to a
+    stereo WAV (left received, right sent). ``latch`` sends to where the
+    peer's media actually comes from (symmetric RTP, for NAT).
+    """
+
+    codec: str = "PCMU"
+    remote: Address
+    remote_rtcp: Address | None = None
+    payload_type: int | None = None
+    ptime: int = 20
+    telephone_event: int | None = 101
+    comfort_noise: int | None = None
+    srtp_send: CryptoAttribute | None = None
+    srtp_recv: CryptoAttribute | None = None
+    sample_rate: int = 8000
+    passthrough: bool = False
+    record_path: str | os.PathLike[str] | None = None
+    latch: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.codec, str):
+            raise TypeError(f"codec: expected a str, got {type(self.codec).__name__}")
+        codec = self.codec.upper()
+        if codec not in CODECS:
+            raise ValueError(f"codec: must be one of {', '.join(CODECS)}, got {self.codec!r}")
+        object.__setattr__(self, "codec", codec)
+        object.__setattr__(self, "remote", _check_address("remote", self.remote))
+        if self.remote_rtcp is not None:
+            object.__setattr__(self, "remote_rtcp", _check_address("remote_rtcp", self.remote_rtcp))
+        if self.payload_type is None:
+            object.__setattr__(self, "payload_type", CODECS[codec][0])
+        else:
+            _check_int("payload_type", self.payload_type, 0, 127)
+        _check_int("ptime", self.ptime, 10, 60)
+        for name in ("telephone_event", "comfort_noise"):
+            value = getattr(self, name)
+            if value is not None and _check_int(name, value, 0, 127) == self.payload_type:
+                raise ValueError(f"{name}: payload type {value} is already the audio codec's")
+        if (self.telephone_event is not None and self.telephone_event == self.comfort_noise):
+            raise ValueError(f"comfort_noise: payload type {self.comfort_noise} is already telephone_event's")
+        for name in ("srtp_send", "srtp_recv"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, CryptoAttribute):
+                raise TypeError(f"{name}: expected a rtpcore.srtp.CryptoAttribute, got {type(value).__name__}")
+        if (self.srtp_send is None) != (self.srtp_recv is None):
+            raise ValueError("srtp_send/srtp_recv: SRTP needs keys for both directions, or neither")
+        if _check_int("sample_rate", self.sample_rate, 0, 2**31) not in SAMPLE_RATES:
+            raise ValueError(f"sample_rate: must be one of {SAMPLE_RATES}, got {self.sample_rate}")
+        for name in ("passthrough", "latch"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name}: expected a bool, got {type(getattr(self, name)).__name__}")
+        for crypto in (self.srtp_send, self.srtp_recv):
+            if crypto is not None and (crypto.mki is not None or crypto.session_params):
+                # The engine's SRTP contexts take the plain suite, key and salt.
+                raise ValueError("srtp_send/srtp_recv: MKI and session parameters (KDR, WSH ...) are not supported")
+        if self.passthrough and codec == "G722":
+            raise ValueError("passthrough: only G.711 (PCMU, PCMA) payloads can be passed through")
+        if self.record_path is not None:
+            object.__setattr__(self, "record_path", os.fspath(self.record_path))
+
+    @classmethod
+    def from_negotiated(
+        cls,
+        media: NegotiatedAudio,
+        *,
+        sample_rate: int | None = None,
+        passthrough: bool = False,
+        record_path: str | os.PathLike[str] | None = None,
+        latch: bool = True,
+    ) -> MediaConfig:
+        """The configuration for what offer/answer settled
+        (:class:`rtpcore.sdp.NegotiatedAudio`): codec, payload types, ptime,
+        remote addresses (rtcp-mux or not) and SDES keys. ``sample_rate``
+        defaults to the codec's own rate (8000 for G.711, 16000 for G.722).
+        """
+        codec = media.codec.encoding.upper()
+        if codec not in CODECS:
+            raise ValueError(f"media.codec: the engine does not run {media.codec.encoding!r}")
+        remote = (media.remote_address, media.remote_port)
+        return cls(
+            codec=codec,
+            payload_type=media.codec.payload_type,
+            remote=remote,
+            remote_rtcp=None if media.rtcp_mux else (media.remote_address, media.remote_rtcp_port),
+            ptime=media.ptime,
+            telephone_event=media.telephone_event.payload_type if media.telephone_event else None,
+            comfort_noise=media.comfort_noise.payload_type if media.comfort_noise else None,
+            srtp_send=media.local_crypto,
+            srtp_recv=media.remote_crypto,
+            sample_rate=CODECS[codec][1] if sample_rate is None else sample_rate,
+            passthrough=passthrough,
+            record_path=record_path,
+            latch=latch,
+        )
+
+
+# --- events ---------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DTMFReceived:
+    """The peer pressed ``digit`` (``0-9 * # A-D``) for ``duration_ms``
+    (RFC 4733, reported when the digit ended)."""
+
+    digit: str
+    duration_ms: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SSRCChanged:
+    """The peer's SSRC changed (a restart or transfer); receive statistics
+    start over."""
+
+    old: int
+    new: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RemoteLatched:
+    """Media is now accepted from, and (with latching) sent to, ``address``."""
+
+    address: Address
+    ssrc: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PacketsDropped:
+    """``count`` datagrams were dropped for ``reason`` (``"malformed"``,
+    ``"authentication"``, ``"foreign"``, ``"late"`` ...) since the last such
+    event. Reported at most once per tick and reason."""
+
+    reason: str
+    count: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RTCPReport:
+    """The peer reported on our stream (RTCP SR/RR report block)."""
+
+    fraction_lost: float
+    cumulative_lost: int
+    jitter_ms: float
+    rtt_ms: float | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MarkPlayed:
+    """Everything written before :meth:`MediaStream.mark` has gone out on
+    the wire (``cleared=False``), or it was dropped by
+    :meth:`MediaStream.clear` or close (``cleared=True``)."""
+
+    name: str
+    cleared: bool
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RemoteBye:
+    """The peer sent an RTCP BYE, with its reason if it gave one."""
+
+    reason: str | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StreamClosed:
+    """The stream closed: the last event of every stream."""
+
+
+MediaEvent = Union[
+    DTMFReceived, SSRCChanged, RemoteLatched, PacketsDropped, RTCPReport, MarkPlayed, RemoteBye, StreamClosed
+]
+
+_EVENT_TYPES: dict[str, Any] = {
+    "dtmf": DTMFReceived,
+    "ssrc_changed": SSRCChanged,
+    "remote_latched": RemoteLatched,
+    "packets_dropped": PacketsDropped,
+    "rtcp_report": RTCPReport,
+    "mark_played": MarkPlayed,
+    "bye": RemoteBye,
+}
+
+
+def _event(raw: tuple[Any, ...]) -> MediaEvent:
+    event: MediaEvent = _EVENT_TYPES[raw[0]](*raw[1:])
+    return event
+
+
+# --- statistics -----------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class MediaStats:
+    """A stream's statistics (a snapshot at most ten ticks old).
+
+    ``packets_sent``/``octets_sent`` (payload octets, as RTCP counts them),
+    ``packets_received``/``packets_expected``/``packets_lost`` and
+    ``jitter_ms`` (RFC 3550 A.3/A.8) of what we receive, ``rtt_ms`` from
+    RTCP, the jitter buffer's ``concealed_ms`` and current delay
+    (``jitter_delay_ms``), datagrams ``dropped`` by reason
+    (``{"malformed": 3, ...}``), frames handed to the application and
+    dropped because it did not read in time (``frames_overrun``), send
+    intervals that carried application audio (``frames_sent``) or not
+    (``idle_frames``), audio dropped by ``clear`` (``cleared_ms``) and
+    still queued (``queued_ms``), and the ITU-T G.107 E-model estimate of
+    the receive direction: ``mos`` (conversational) and ``mos_listening``
+    (``None`` before media came).
+    """
+
+    codec: str | None
+    packets_sent: int
+    octets_sent: int
+    packets_received: int
+    packets_expected: int
+    packets_lost: int
+    jitter_ms: float
+    rtt_ms: float | None
+    concealed_ms: float
+    jitter_delay_ms: float
+    dropped: dict[str, int]
+    frames_to_app: int
+    frames_overrun: int
+    frames_sent: int
+    idle_frames: int
+    cleared_ms: int
+    queued_ms: int
+    send_errors: int
+    mos: float | None
+    mos_listening: float | None
+    events_overrun: int
+    writes_rejected: int
+    ticks_skipped: int
+
+
+@dataclasses.dataclass(frozen=True)
+class EngineStats:
+    """Engine-wide counters: worker threads, running calls, ports in use,
+    how often Python was woken (``app_wakeups``), datagrams in and out,
+    ptime ticks, ticks more than 2 ms late and the worst lateness."""
+
+    workers: int
+    active_calls: int
+    ports_in_use: int
+    app_wakeups: int
+    rounds: int
+    datagrams_received: int
+    datagrams_sent: int
+    send_failures: int
+    datagrams_truncated: int
+    ticks: int
+    late_ticks: int
+    skipped_ticks: int
+    max_lateness_ms: float
+
+
+# --- engine and streams ---------------------------------------------------
+
+
+class Engine:
+    """The media engine: worker threads, the port range and every stream.
+
+    ``bind_host`` is the local address the RTP sockets bind to (the one
+    to put in SDP, or ``"0.0.0.0"`` for every interface); ``port_range``
+    the inclusive range of RTP/RTCP ports; ``workers`` the number of worker
+    threads (``None``: one per core). ``frame_queue`` frames are kept for a
+    stream whose application does not read (then the oldest are dropped and
+    counted); writes wait once ``max_queued_ms`` of outbound audio is
+    queued.
+    """
+
+    def __init__(
+        self,
+        bind_host: str = "127.0.0.1",
+        port_range: tuple[int, int] = (20000, 40000),
+        workers: int | None = None,
+        *,
+        frame_queue: int = 50,
+        max_queued_ms: int = 60_000,
+    ) -> None:
+        if not isinstance(bind_host, str):
+            raise TypeError(f"bind_host: expected a str, got {type(bind_host).__name__}")
+        try:
+            ipaddress.ip_address(bind_host)
+        except ValueError:
+            raise ValueError(f"bind_host: must be an IP address literal, got {bind_host!r}") from None
+        if not isinstance(port_range, tuple) or len(port_range) != 2:
+            raise TypeError(f"port_range: expected a (low, high) tuple, got {port_range!r}")
+        low = _check_int("port_range: low", port_range[0], 1, 65535)
+        high = _check_int("port_range: high", port_range[1], 1, 65535)
+        if workers is not None:
+            _check_int("workers", workers, 1, 1024)
+        _check_int("frame_queue", frame_queue, 1, 100_000)
+        _check_int("max_queued_ms", max_queued_ms, 1, 3_600_000)
+        self._core = _core.MediaEngine(bind_host, low, high, workers or 0, frame_queue, max_queued_ms)
+        self._streams: weakref.WeakValueDictionary[int, MediaStream] = weakref.WeakValueDictionary()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._batch: list[tuple[MediaStream, AudioFrame | PayloadFrame]] = []
+        self._batch_waiter: asyncio.Future[None] | None = None
+
+    def allocate(self, *, batch: bool = False) -> MediaStream:
+        """Reserves an even RTP port and the next one for RTCP (sockets
+        open) and returns the stream, ready for :meth:`MediaStream.start`.
+
+        With ``batch=True`` the stream's frames are read through
+        :meth:`read_frames` (one task serving many calls) instead of the
+        stream's own iterators. Raises ``MediaError`` when the range is
+        exhausted or the engine is closed.
+        """
+        stream = MediaStream(self, self._core.allocate(batch))
+        self._streams[stream.id] = stream
+        return stream
+
+    async def read_frames(self) -> list[tuple[MediaStream, AudioFrame | PayloadFrame]]:
+        """Waits for frames of the streams allocated with ``batch=True`` and
+        returns every one available, in order per stream, as ``(stream,
+        frame)`` pairs: one wake-up and one call for many calls' frames."""
+        while not self._batch:
+            if self._core.closed:
+                return []
+            loop = self._watch()
+            self._batch_waiter = loop.create_future()
+            try:
+                await self._batch_waiter
+            finally:
+                self._batch_waiter = None
+        batch, self._batch = self._batch, []
+        return batch
+
+    def write_frames(self, items: Iterable[tuple[MediaStream, Buffer]]) -> list[MediaStream]:
+        """Queues one chunk of audio on each of many streams without
+        waiting; returns the streams that refused theirs because their
+        outbound queue is full (try those again later)."""
+        return [stream for stream, audio in items if not stream._core.write(audio, False)]
+
+    def stats(self) -> EngineStats:
+        """Engine-wide counters now."""
+        return EngineStats(**self._core.stats())
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return bool(self._core.closed)
+
+    def close(self) -> None:
+        """Closes every stream (RTCP BYE, ports released) and stops the
+        worker threads. Idempotent."""
+        for stream in list(self._streams.values()):
+            stream.close()
+        self._core.close()
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.remove_reader(self._core.fileno())
+        self._loop = None
+        self._wake_batch()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Engine:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+    # The engine's fd joins the running loop the first time a coroutine
+    # waits; every wait-up after that is one callback for all streams.
+    def _watch(self) -> asyncio.AbstractEventLoop:
+        loop = asyncio.get_running_loop()
+        if self._loop is None or self._loop.is_closed():
+            loop.add_reader(self._core.fileno(), self._on_ready)
+            self._loop = loop
+        elif self._loop is not loop:
+            raise RuntimeError("this Engine already serves another event loop")
+        return loop
+
+    def _on_ready(self) -> None:
+        wakes, frames = self._core.take_ready()
+        streams = self._streams
+        for stream_id, bits in wakes:
+            stream = streams.get(stream_id)
+            if stream is not None:
+                stream._wake(bits)
+        if frames:
+            batch = self._batch
+            for stream_id, frame in frames:
+                stream = streams.get(stream_id)
+                if stream is not None:
+                    batch.append((stream, frame))
+            self._wake_batch()
+
+    def _wake_batch(self) -> None:
+        waiter = self._batch_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+
+class MediaStream:
+    """One call's media: iterate it for received frames, write audio to
+    it, read its events. Made by :meth:`Engine.allocate`."""
+
+    __slots__ = ("_core", "_engine", "_waiters", "_closed_reported", "config", "__weakref__")
+
+    def __init__(self, engine: Engine, core: _core.MediaStreamHandle) -> None:
+        self._core = core
+        self._engine = engine
+        self._waiters: dict[int, list[asyncio.Future[None]]] = {}
+        self._closed_reported = False
+        #: The configuration the stream runs with, once started.
+        self.config: MediaConfig | None = None
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else ("running" if self.config else "allocated")
+        return f"<MediaStream {self.id} {state} local={self.local_address}>"
+
+    @property
+    def id(self) -> int:
+        """Engine-unique id."""
+        return int(self._core.id)
+
+    @property
+    def local_address(self) -> Address:
+        """``(host, port)`` of the RTP socket: what goes in the SDP."""
+        return self._core.local_address
+
+    @property
+    def local_port(self) -> int:
+        """The (even) local RTP port."""
+        return int(self._core.local_address[1])
+
+    @property
+    def local_rtcp_port(self) -> int:
+        """The local RTCP port (RTP + 1; unused with rtcp-mux)."""
+        return int(self._core.local_rtcp_port)
+
+    @property
+    def closed(self) -> bool:
+        """Whether the stream has closed."""
+        return bool(self._core.closed)
+
+    @property
+    def queued_ms(self) -> int:
+        """Milliseconds of outbound audio waiting to be sent."""
+        return int(self._core.queued_ms)
+
+    def start(self, config: MediaConfig) -> None:
+        """Starts media with ``config``; on a running stream, applies it
+        (the re-INVITE case: new remote address, keys or codec). A bad
+        configuration raises ``ValueError`` and leaves the stream as it was."""
+        if not isinstance(config, MediaConfig):
+            raise TypeError(f"config: expected a MediaConfig, got {type(config).__name__}")
+        rtcp = config.remote_rtcp
+        self._core.start(
+            codec=config.codec,
+            payload_type=config.payload_type,
+            remote=config.remote,
+            remote_rtcp=rtcp,
+            ptime=config.ptime,
+            telephone_event=config.telephone_event,
+            comfort_noise=config.comfort_noise,
+            srtp_send=_keying(config.srtp_send),
+            srtp_recv=_keying(config.srtp_recv),
+            sample_rate=config.sample_rate,
+            passthrough=config.passthrough,
+            latch=config.latch,
+            record_path=config.record_path,
+        )
+        self.config = config
+
+    update = start
+
+    # --- receiving ---
+
+    def __aiter__(self) -> AsyncIterator[AudioFrame | PayloadFrame]:
+        return self
+
+    async def __anext__(self) -> AudioFrame | PayloadFrame:
+        """The next frame; ends when the stream closes. Cancelling the
+        iteration closes the stream (the reader is gone, so is the call):
+        use :meth:`read` to wait with a timeout instead."""
+        core = self._core
+        frame = core.pop_frame(True)
+        if frame is not None:
+            return frame
+        try:
+            frame = await self._next_frame()
+        except asyncio.CancelledError:
+            self.close()
+            raise
+        if frame is None:
+            raise StopAsyncIteration
+        return frame
+
+    async def read(self) -> AudioFrame | PayloadFrame | None:
+        """The next frame, or ``None`` once the stream has closed. Unlike
+        ``async for``, cancelling it (``asyncio.timeout``) leaves the stream
+        open."""
+        return await self._next_frame()
+
+    async def _next_frame(self) -> AudioFrame | PayloadFrame | None:
+        core = self._core
+        while True:
+            frame = core.pop_frame(True)
+            if frame is not None:
+                return frame
+            if core.closed:
+                return None
+            await self._wait(_FRAMES)
+
+    def frames(self, timeout: float | None = None) -> Iterator[AudioFrame | PayloadFrame]:
+        """Blocking iterator over received frames, for a thread of its own
+        (the GIL is released while waiting). Ends when the stream closes;
+        raises ``TimeoutError`` if no frame came within ``timeout`` seconds."""
+        core = self._core
+        while True:
+            frame = core.wait_frame(timeout)
+            if frame is not None:
+                yield frame
+            elif core.closed:
+                return
+            else:
+                raise TimeoutError(f"no frame within {timeout} s")
+
+    def read_nowait(self) -> list[AudioFrame | PayloadFrame]:
+        """Every frame queued now, without waiting (possibly none)."""
+        frames: list[AudioFrame | PayloadFrame] = self._core.pop_frames()
+        return frames
+
+    # --- sending ---
+
+    async def write(self, audio: Buffer) -> None:
+        """Queues ``audio`` (int16 PCM at the configured sample rate as a
+        numpy array or any buffer; payload bytes in passthrough) to be paced
+        out one ptime per tick. Returns at once unless ``max_queued_ms`` is
+        already queued, then waits until there is room (backpressure).
+        Raises ``StreamClosedError`` once the stream has closed."""
+        core = self._core
+        while not core.write(audio, True):
+            await self._wait(_WRITABLE)
+
+    def write_nowait(self, audio: Buffer) -> None:
+        """Like :meth:`write`, but raises ``QueueFullError`` instead of
+        waiting when the outbound queue is full."""
+        if not self._core.write(audio, False):
+            raise QueueFullError(f"outbound queue full ({self.queued_ms} ms queued)")
+
+    def mark(self, name: str) -> None:
+        """Sets a play-out mark behind the audio written so far:
+        :class:`MarkPlayed` ``(name, cleared=False)`` comes once that audio
+        has gone out on the wire, or ``cleared=True`` if :meth:`clear` (or
+        close) dropped it first."""
+        if not isinstance(name, str):
+            raise TypeError(f"name: expected a str, got {type(name).__name__}")
+        self._core.mark(name)
+
+    def clear(self) -> None:
+        """Barge-in: drops the queued outbound audio (within one frame);
+        pending marks fire with ``cleared=True``."""
+        self._core.clear()
+
+    def send_dtmf(self, digits: str, duration_ms: int = 100) -> None:
+        """Sends RFC 4733 DTMF ``digits`` (``0-9 * # A-D``), each lasting
+        ``duration_ms``, interrupting queued audio for their duration."""
+        if not isinstance(digits, str):
+            raise TypeError(f"digits: expected a str, got {type(digits).__name__}")
+        bad = [d for d in digits if d.upper() not in "0123456789*#ABCD"]
+        if bad or not digits:
+            raise ValueError(f"digits: must be 1 or more of 0-9 * # A-D, got {digits!r}")
+        _check_int("duration_ms", duration_ms, 40, 8000)
+        self._core.send_dtmf(digits.upper(), duration_ms)
+
+    # --- events and statistics ---
+
+    def poll_events(self) -> list[MediaEvent]:
+        """Every event queued now; the last one of a closed stream is
+        :class:`StreamClosed`."""
+        events = [_event(raw) for raw in self._core.pop_events()]
+        if self._core.closed and not self._closed_reported:
+            self._closed_reported = True
+            events.append(StreamClosed())
+        return events
+
+    async def next_event(self) -> MediaEvent:
+        """Waits for the next event. After :class:`StreamClosed` has been
+        returned, raises ``StreamClosedError``."""
+        core = self._core
+        while True:
+            raw = core.pop_event(True)
+            if raw is not None:
+                return _event(raw)
+            if core.closed:
+                if self._closed_reported:
+                    raise StreamClosedError("the stream is closed")
+                self._closed_reported = True
+                return StreamClosed()
+            await self._wait(_EVENTS)
+
+    def stats(self) -> MediaStats:
+        """The stream's statistics (see :class:`MediaStats`)."""
+        return MediaStats(**self._core.stats())
+
+    # --- closing ---
+
+    def close(self) -> None:
+        """Ends the call: RTCP BYE, sockets closed, ports released, readers
+        woken (their iteration ends). Idempotent."""
+        self._core.close()
+        self._wake(_ALL)
+
+    async def aclose(self) -> None:
+        """:meth:`close`, for ``async with`` and symmetry with async APIs."""
+        self.close()
+
+    def __enter__(self) -> MediaStream:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> MediaStream:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # --- waiting ---
+
+    async def _wait(self, bit: int) -> None:
+        # _core armed the notification in the call that found nothing; the
+        # wake-up is delivered by Engine._on_ready on this same loop, so it
+        # cannot slip in before the future is registered.
+        loop = self._engine._watch()
+        future = loop.create_future()
+        self._waiters.setdefault(bit, []).append(future)
+        try:
+            await future
+        finally:
+            waiters = self._waiters.get(bit)
+            if waiters and future in waiters:
+                waiters.remove(future)
+
+    def _wake(self, bits: int) -> None:
+        for bit in (_FRAMES, _EVENTS, _WRITABLE):
+            if bits & bit:
+                for future in self._waiters.pop(bit, ()):
+                    if not future.done():
+                        future.set_result(None)
+
+
+def _keying(crypto: CryptoAttribute | None) -> tuple[str, bytes, bytes] | None:
+    if crypto is None:
+        return None
+    return (crypto.suite, crypto.key, crypto.salt)
