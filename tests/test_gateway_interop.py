@@ -257,7 +257,7 @@ async def test_pipecat_twilio_serializer_through_the_gateway() -> None:
     # frame or two of the clear (it would have gone on for 10 s).
     loud = [t for t, pcm in heard if rms(pcm) > 1000]
     assert loud, "the caller heard nothing from the agent"
-    assert max(loud) - pipecat.cleared_at < 0.2
+    assert max(loud) - pipecat.cleared_at < 0.1
     # Pipecat's REST hang-up ended the call: the gateway sent BYE.
     assert ended.reason == "remote hangup"
     assert not gateway.calls

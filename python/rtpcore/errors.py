@@ -157,6 +157,8 @@ class SIPLimitError(SIPParseError):
     Entity Too Large) for a body, 513 (Message Too Large) for the message or
     its header section, 400 for too many header fields or an over-long line.
     """
+
+
 class AudioopError(RtpcoreError):
     """A bad argument to :mod:`rtpcore.audioop` (sample width not 1 to 4, or
     a fragment that is not a whole number of samples); exported there as
@@ -211,8 +213,8 @@ class CallRateExceeded(RtpcoreError):
 
     def __reduce__(self) -> tuple[type[CallRateExceeded], tuple[str, float, float]]:
         return (type(self), (self.trunk, self.cps, self.retry_after))
-    def __reduce__(self) -> tuple[type[CallFailed], tuple[int, str]]:
-        return (type(self), (self.status_code, self.reason))
+
+
 class MediaError(RtpcoreError):
     """The media engine refused a request: no free port left in its range,
     the engine closed, a worker that did not answer."""
