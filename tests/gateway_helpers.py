@@ -101,16 +101,20 @@ class Caller:
 
     @classmethod
     async def start(cls, *, codecs: tuple[str, ...] = ("PCMU",), srtp: str = "off",
-                    ports: tuple[int, int] = (42000, 42999), user: str = "caller") -> Caller:
+                    ports: tuple[int, int] = (42000, 42999), user: str = "caller",
+                    transport: str = "UDP", ssl_context: Any = None,
+                    client_ssl_context: Any = None) -> Caller:
         from rtpcore.aio.sip import SIPEndpoint
         from rtpcore.media import Engine
         from rtpcore.sdp import AudioPolicy
         from rtpcore.sip.ua import UserAgent
 
-        ua = UserAgent("127.0.0.1", 0, "UDP", user=user,
+        ua = UserAgent("127.0.0.1", 0, transport, user=user,
                        policy=AudioPolicy(codecs=codecs, srtp=srtp))
         events: asyncio.Queue[object] = asyncio.Queue()
-        endpoint = await SIPEndpoint.start(ua, on_event=events.put_nowait)
+        endpoint = await SIPEndpoint.start(ua, on_event=events.put_nowait,
+                                           ssl_context=ssl_context,
+                                           client_ssl_context=client_ssl_context)
         return cls(endpoint, Engine(bind_host="127.0.0.1", port_range=ports, workers=1), events)
 
     async def dial(self, address: tuple[str, int], *, sample_rate: int = 8000,

@@ -19,8 +19,8 @@
     await call.hangup()
 
 Everything an agent does is non-blocking for the media: ``play`` queues
-(bounded by ``agent.queue_ms``; beyond that the audio is dropped and the
-drop logged), events are kept in bounded queues (the oldest dropped when an
+(bounded by the config's ``agent.queue_ms``; beyond that the audio is
+dropped and the drop logged), events are kept in bounded queues (the oldest dropped when an
 agent does not read them), and frames an agent does not read are dropped by
 the engine — the caller keeps hearing the call either way.
 
@@ -39,6 +39,8 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
+
+from rtpcore.errors import QueueFullError, StreamClosedError
 
 __all__ = [
     "Agent",
@@ -154,7 +156,7 @@ class Call:
 
     def __init__(self, *, call_sid: str, stream_sid: str, account_sid: str, direction: str,
                  from_number: str, to_number: str, sample_rate: int, media: MediaPort,
-                 control: CallControl, queue_ms: int = 60000,
+                 control: CallControl,
                  custom_parameters: dict[str, str] | None = None) -> None:
         self.call_sid = call_sid
         self.stream_sid = stream_sid
@@ -164,7 +166,6 @@ class Call:
         self.to_number = to_number
         self.sample_rate = sample_rate
         self.custom_parameters = dict(custom_parameters or {})
-        self.queue_ms = queue_ms
         #: Misbehaviour counts (frames the agent sent too fast, events it did
         #: not read, malformed protocol messages ...), for the call report.
         self.agent_errors: dict[str, int] = {}
@@ -195,24 +196,20 @@ class Call:
     def play(self, pcm: npt.ArrayLike | bytes | bytearray | memoryview) -> bool:
         """Queue int16 PCM at ``sample_rate`` for the caller (numpy int16 or
         any buffer of native-order int16). Returns False, and drops the audio,
-        when more than ``queue_ms`` would be waiting (an agent sending far
-        ahead of real time) or the call is over."""
+        when the call's outbound queue is full (``agent.queue_ms`` of audio:
+        an agent sending far ahead of real time) or the call is over."""
         if self.ended.is_set():
             return False
         samples = _as_int16(pcm)
         if samples.size == 0:
             return True
-        ms = samples.size * 1000 // self.sample_rate
-        if self._media.queued_ms + ms > self.queue_ms:
-            self.note_agent_error("audio_overflow", f"{ms} ms dropped, "
-                                  f"{self._media.queued_ms} ms already queued")
-            return False
         try:
             self._media.write_nowait(samples)
-        except (BufferError, asyncio.QueueFull, OverflowError) as exc:
-            self.note_agent_error("audio_overflow", str(exc))
+        except QueueFullError:
+            self.note_agent_error("audio_overflow", f"{samples.size * 1000 // self.sample_rate}"
+                                  f" ms dropped, {self._media.queued_ms} ms already queued")
             return False
-        except RuntimeError:  # the stream closed under us: the call is ending
+        except StreamClosedError:  # the call is ending
             return False
         return True
 

@@ -156,8 +156,7 @@ class GatewayCall:
         self.agent_call = Call(
             call_sid=self.call_sid, stream_sid=self.stream_sid, account_sid=self.account_sid,
             direction=self.direction, from_number=self.from_number, to_number=self.to_number,
-            sample_rate=self._sample_rate, media=self.stream, control=self,
-            queue_ms=self.gateway.config.agent.queue_ms)
+            sample_rate=self._sample_rate, media=self.stream, control=self)
         self._agent_task = asyncio.create_task(self._run_agent(self.agent_call))
         log.info("call connected", extra={
             "event": "call_connected", "call_sid": self.call_sid, "direction": self.direction,
@@ -281,25 +280,24 @@ class GatewayCall:
     def _build_report(self) -> CallReport:
         media = self.sip_call.media
         stats = self.stream.stats() if self.stream is not None else None
-        received = getattr(stats, "packets_received", 0)
-        lost = max(0, getattr(stats, "packets_lost", getattr(stats, "lost", 0)))
-        expected = received + lost
         end = self._finished if self._finished is not None else time.monotonic()
+        expected = stats.packets_expected if stats is not None else 0
+        lost = max(0, stats.packets_lost) if stats is not None else 0
         return CallReport(
             call_sid=self.call_sid, direction=self.direction, from_number=self.from_number,
             to_number=self.to_number,
             duration_s=round(end - self._answered, 3) if self._answered is not None else 0.0,
             codec=media.codec.encoding if media is not None else "",
             srtp=media is not None and media.local_crypto is not None,
-            jitter_ms=float(getattr(stats, "jitter_ms", 0.0)),
+            jitter_ms=round(stats.jitter_ms, 2) if stats is not None else 0.0,
             loss_percent=round(100.0 * lost / expected, 2) if expected else 0.0,
-            concealed_ms=float(getattr(stats, "concealed_ms", 0.0)),
-            mos=getattr(stats, "mos", None),
+            concealed_ms=stats.concealed_ms if stats is not None else 0.0,
+            mos=round(stats.mos, 2) if stats is not None and stats.mos is not None else None,
             setup_time_ms=round(self.setup_time_ms, 1) if self.setup_time_ms is not None
             else None,
             hangup_cause=self.hangup_cause or "in progress",
-            packets_sent=int(getattr(stats, "packets_sent", 0)),
-            packets_received=int(received),
+            packets_sent=stats.packets_sent if stats is not None else 0,
+            packets_received=stats.packets_received if stats is not None else 0,
             agent_errors=dict(self.agent_call.agent_errors) if self.agent_call else {},
             recording=self.recording)
 

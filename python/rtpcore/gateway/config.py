@@ -352,8 +352,8 @@ def load(path: str | os.PathLike[str] | None = None,
             raise ConfigError("trunks", "an array of tables ([[trunks]])", where("trunks"))
         built = []
         for i, table in enumerate(trunks):
-            name = table.get("name") if isinstance(table, dict) else None
-            built.append(_build(TrunkSettings, table, f"trunks.{name or i}", where))
+            trunk_name = table.get("name") if isinstance(table, dict) else None
+            built.append(_build(TrunkSettings, table, f"trunks.{trunk_name or i}", where))
         kwargs["trunks"] = tuple(built)
     try:
         return GatewayConfig(**kwargs)

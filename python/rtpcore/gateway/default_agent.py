@@ -44,7 +44,8 @@ def prompt(name: str, sample_rate: int) -> npt.NDArray[np.int16]:
         pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.int16)
     if sample_rate != PROMPT_RATE:
         resampler = Resampler(PROMPT_RATE, sample_rate)
-        pcm = np.concatenate([resampler.process(pcm), resampler.flush()])
+        pcm = np.concatenate([resampler.process(pcm.data),
+                              resampler.flush()]).astype(np.int16, copy=False)
     pcm.setflags(write=False)
     return pcm
 

@@ -37,7 +37,7 @@ from rtpcore.gateway.config import (
 )
 from rtpcore.gateway.default_agent import prompt
 from rtpcore.gateway.server import Gateway
-from rtpcore.media import Engine, MediaConfig, MediaStats
+from rtpcore.media import AudioFrame, Engine, MediaConfig, MediaStats
 from rtpcore.sdp import AudioPolicy
 from rtpcore.sip.ua import CallAnswered, CallEnded, UserAgent
 
@@ -89,7 +89,8 @@ def _find_echo(answer: np.ndarray, speech: np.ndarray) -> tuple[float | None, fl
     s = speech.astype(np.float64)
     n = 1 << int(np.ceil(np.log2(len(a) + len(s))))
     correlation = np.fft.irfft(np.fft.rfft(a, n) * np.conj(np.fft.rfft(s, n)), n)[:len(a) - len(s) + 1]
-    energy = np.sqrt(np.convolve(a * a, np.ones(len(s)), "valid"))
+    power = np.concatenate([[0.0], np.cumsum(a * a)])
+    energy = np.sqrt(np.maximum(power[len(s):] - power[:-len(s)], 0.0))  # sliding window
     score = correlation / (np.linalg.norm(s) * np.maximum(energy, 1e-9))
     best = int(np.argmax(score))
     return best / RATE, float(score[best])
@@ -124,11 +125,12 @@ async def place_demo_call(gateway: Gateway, speech: np.ndarray, out: Path) -> De
 
         async def listen() -> None:
             while (frame := await stream.read()) is not None:
+                assert isinstance(frame, AudioFrame)  # invariant: not a passthrough stream
                 heard.append(frame.pcm.copy())
 
         listening = asyncio.create_task(listen())
         started = time.monotonic()
-        await stream.write(speech)
+        await stream.write(speech.data)
         greeting = len(prompt("greeting", RATE)) / RATE
         # Keys once the speech is out; '#' once greeting, echo and readback have played.
         await asyncio.sleep(len(speech) / RATE + 0.3)

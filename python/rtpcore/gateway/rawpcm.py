@@ -31,6 +31,7 @@ From the agent::
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
@@ -172,7 +173,7 @@ def _control(call: Call, message: Control,
 
 async def _send_audio(call: Call, outbox: Outbox) -> None:
     async for frame in call.audio:
-        outbox.put_media(lambda pcm=frame.pcm: RawPCMStream.audio(pcm))
+        outbox.put_media(functools.partial(RawPCMStream.audio, frame.pcm))
 
 
 async def _send_events(call: Call, outbox: Outbox) -> None:

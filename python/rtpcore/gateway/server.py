@@ -102,7 +102,7 @@ class Gateway:
         """Open the media engine and the SIP listeners, register to trunks."""
         media = self.config.media
         self.engine = Engine(bind_host=media.host, port_range=(media.port_min, media.port_max),
-                             workers=media.workers)
+                             workers=media.workers, max_queued_ms=self.config.agent.queue_ms)
         sip = self.config.sip
         allow = None
         if sip.allow is not None:

@@ -33,12 +33,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from rtpcore.g711 import ulaw_decode, ulaw_encode
 from rtpcore.gateway import _websocket
@@ -242,9 +244,13 @@ async def _send_audio(call: Call, stream: TwilioStream, outbox: Outbox) -> None:
         for start in range(0, whole, CHUNK_SAMPLES):
             chunk = pending[start:start + CHUNK_SAMPLES]
             timestamp = position * 1000 // SAMPLE_RATE
-            outbox.put_media(lambda c=chunk, t=timestamp: stream.media(ulaw_encode(c), t))
+            outbox.put_media(functools.partial(_media_message, stream, chunk, timestamp))
             position += CHUNK_SAMPLES
         pending = pending[whole:]
+
+
+def _media_message(stream: TwilioStream, chunk: npt.NDArray[np.int16], timestamp: int) -> str:
+    return stream.media(ulaw_encode(chunk.data), timestamp)
 
 
 async def _send_events(call: Call, stream: TwilioStream, outbox: Outbox) -> None:
