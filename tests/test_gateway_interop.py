@@ -462,3 +462,74 @@ async def test_kamailio_dispatcher_spreads_calls_and_survives_a_stopped_gateway(
     finally:
         for gateway in gateways:
             await gateway.stop()
+
+
+# --- rtpcore call ---------------------------------------------------------------------------
+
+
+async def _rtpcore_call(directory: Path, sipp_port: int, *args: str) -> tuple[int, str, str]:
+    low, high = _media_ports()
+    config = directory / "call.toml"
+    config.write_text(textwrap.dedent(f"""
+        [sip]
+        host = "127.0.0.1"
+        udp_port = 0
+        [[trunks]]
+        name = "sipp"
+        proxy = "127.0.0.1:{sipp_port}"
+        caller_id = "+15550100"
+        [media]
+        port_min = {low}
+        port_max = {high}
+        codecs = ["PCMU"]
+        srtp = "off"
+        [logging]
+        level = "warning"
+    """))
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "rtpcore.cli", "call", *args, "--config", str(config),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode is not None  # invariant: communicate() waited for the exit
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_rtpcore_call_command(tmp_path: Path) -> None:
+    """``rtpcore call`` to SIPp's UAS with a WebSocket agent that hangs up by
+    closing its socket after half a second: exit 0 and the call report;
+    busy: exit 1 with the SIP cause; a bad number: exit 2, nothing sent."""
+    import websockets
+
+    async def brief_agent(ws: Any) -> None:
+        await ws.recv()  # connected
+        await ws.recv()  # start
+        await asyncio.sleep(0.5)
+
+    agent_port = free_port(socket.SOCK_STREAM)
+    server = await websockets.serve(brief_agent, "127.0.0.1", agent_port)
+    try:
+        sipp_port = free_port()
+        sipp = asyncio.get_running_loop().create_task(run_sipp(
+            "-sn", "uas", "-i", "127.0.0.1", "-p", str(sipp_port), "-m", "1", timeout=20))
+        await asyncio.sleep(0.5)
+        code, out, err = await _rtpcore_call(tmp_path, sipp_port, "+15551234567", "--agent",
+                                             f"ws://127.0.0.1:{agent_port}", "--json")
+        sipp_code, sipp_out = await sipp
+        assert (code, sipp_code) == (0, 0), err + sipp_out[-2000:]
+        report = json.loads(out)
+        assert report["direction"] == "outbound" and report["to_number"] == "+15551234567"
+        assert report["codec"] == "PCMU" and report["duration_s"] >= 0.4
+
+        busy_port = free_port()
+        sipp = asyncio.get_running_loop().create_task(run_sipp(
+            "-sf", str(HERE / "sipp" / "uas_busy.xml"), "-i", "127.0.0.1", "-p",
+            str(busy_port), "-m", "1", timeout=20))
+        await asyncio.sleep(0.5)
+        code, out, err = await _rtpcore_call(tmp_path, busy_port, "+15551234567")
+        assert code == 1 and "busy: SIP 486 Busy Here" in err, err
+        assert (await sipp)[0] == 0
+
+        code, out, err = await _rtpcore_call(tmp_path, busy_port, "12")
+        assert code == 2 and "rtpcore call: to: '12'" in err, err
+    finally:
+        server.close()
