@@ -24,6 +24,7 @@ idle gateway, per call) are read from /proc.
 
     python bench/gateway_load.py                                # ramp 25..500
     python bench/gateway_load.py --steps 10,50 --hold 5 --json out.json
+    python bench/gateway_load.py --steps 50 --profile gw.prof   # where the gateway's CPU goes
     python bench/gateway_load.py agent --port 8765 --think 0.2  # the agent alone
 
 Run it on a release build (``scripts/build-ext --release``).
@@ -131,8 +132,9 @@ class Rig:
 
 @contextlib.asynccontextmanager
 async def rig(think: float, agent_procs: int = 1, workers: int | None = None,
-              log_dir: Path | None = None) -> AsyncIterator[Rig]:
-    """Start the agent(s) and the gateway; stop them on exit."""
+              log_dir: Path | None = None, profile: str | None = None) -> AsyncIterator[Rig]:
+    """Start the agent(s) and the gateway (under cProfile, writing ``profile``,
+    when given); stop them on exit."""
     directory = Path(tempfile.mkdtemp(prefix="gateway-load-"))
     agent_port = free_port(socket.SOCK_STREAM)
     sip_port = free_port()
@@ -163,8 +165,9 @@ async def rig(think: float, agent_procs: int = 1, workers: int | None = None,
                                 "--think", str(think)],
                                stderr=open(logs / f"agent{i}.log", "wb"))  # noqa: SIM115
               for i in range(agent_procs)]
-    gateway = subprocess.Popen([sys.executable, "-m", "rtpcore.cli", "gateway", "--config",
-                                str(config)], stderr=subprocess.PIPE)
+    profiling = ["-m", "cProfile", "-o", profile] if profile else []
+    gateway = subprocess.Popen([sys.executable, *profiling, "-m", "rtpcore.cli", "gateway",
+                                "--config", str(config)], stderr=subprocess.PIPE)
     try:
         assert gateway.stderr is not None  # invariant: stderr=PIPE
         deadline = time.monotonic() + 30
@@ -222,6 +225,7 @@ class StepResult:
     gateway_rss_kb_per_call: float
     agent_cpu_cores: float
     caller_cpu_cores: float
+    load_average: float  # the machine's 1-minute load when the step ended (shared hosts)
     passed: bool
     failures: dict[str, int] = field(default_factory=dict)
 
@@ -365,15 +369,16 @@ async def run_step(rig_: Rig, calls: int, hold: float, cps: float, think: float)
         gateway_rss_kb_per_call=round((rss_busy - rss_idle) / 1024 / max(1, len(connected)), 1),
         agent_cpu_cores=round(agent_cpu, 3),
         caller_cpu_cores=round((caller_end - caller_start) / window, 3),
+        load_average=round(os.getloadavg()[0], 2),
         passed=(len(connected) == calls and gap_p90 < GAP_P90_LIMIT_MS
                 and setup_p95 < SETUP_P95_LIMIT_MS),
         failures=failures)
 
 
 async def ramp(steps: list[int], hold: float, cps: float, think: float, agent_procs: int,
-               workers: int | None) -> dict[str, Any]:
+               workers: int | None, profile: str | None = None) -> dict[str, Any]:
     results: list[StepResult] = []
-    async with rig(think, agent_procs, workers) as rig_:
+    async with rig(think, agent_procs, workers, profile=profile) as rig_:
         # The gateway's first calls pay for imports and first connections: not measured.
         await run_step(rig_, calls=2, hold=1.0, cps=cps, think=think)
         for calls in steps:
@@ -395,7 +400,8 @@ def _row(r: StepResult) -> str:
             f"{r.gap_max_ms:.0f} ms, gateway {r.gateway_cpu_cores:.2f} cores "
             f"({r.gateway_cpu_ms_per_call_s:.2f} ms CPU per call-second), "
             f"{r.gateway_rss_mb:.0f} MB ({r.gateway_rss_kb_per_call:.0f} KB/call), agent "
-            f"{r.agent_cpu_cores:.2f} cores, callers {r.caller_cpu_cores:.2f} cores"
+            f"{r.agent_cpu_cores:.2f} cores, callers {r.caller_cpu_cores:.2f} cores, "
+            f"load average {r.load_average:.1f}"
             f"{'' if r.passed else '  FAILED'}")
 
 
@@ -413,13 +419,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--agent-procs", type=int, default=1, help="echo agent processes")
     parser.add_argument("--workers", type=int, help="the gateway's media worker threads")
     parser.add_argument("--json", metavar="FILE", help="write the report as JSON here")
+    parser.add_argument("--profile", metavar="FILE",
+                        help="run the gateway under cProfile and write its stats here")
     args = parser.parse_args(argv)
     if args.command == "agent":
         asyncio.run(serve_echo_agent(args.port, args.think))
         return 0
     steps = [int(s) for s in args.steps.split(",") if s.strip()]
     report = asyncio.run(ramp(steps, args.hold, args.cps, args.think, args.agent_procs,
-                              args.workers))
+                              args.workers, args.profile))
     text = json.dumps(report, indent=2)
     if args.json:
         Path(args.json).write_text(text)
