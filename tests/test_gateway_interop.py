@@ -218,10 +218,23 @@ async def test_pipecat_twilio_serializer_through_the_gateway() -> None:
                 heard.append((loop.time(), frame.pcm.copy()))
 
         listening = loop.create_task(listen())
+        async with asyncio.timeout(10):
+            while not pipecat.start:  # speak once the agent listens (its stream has started)
+                await asyncio.sleep(0.01)
         await stream.write(tone(1.5, 440))
+        (call_sid,) = gateway.calls  # the REST view of the running call
+        async with aiohttp.ClientSession() as session, session.get(
+                f"http://127.0.0.1:{http_port}/2010-04-01/Accounts/{gateway.account_sid}"
+                f"/Calls/{call_sid}.json",
+                headers={"Authorization": aiohttp.encode_basic_auth(gateway.account_sid,
+                                                                    TOKEN)}) as response:
+            resource = await response.json()
+        assert resource["status"] == "in-progress" and resource["direction"] == "inbound"
+        assert resource["from"] == "+15550199" and resource["to"] == "+15550100"
         # DTMF once the agent has interrupted itself, '#' last.
-        while not pipecat.cleared_at and not pipecat.done.is_set():
-            await asyncio.sleep(0.05)
+        async with asyncio.timeout(20):
+            while not pipecat.cleared_at and not pipecat.done.is_set():
+                await asyncio.sleep(0.05)
         await asyncio.sleep(0.5)
         stream.send_dtmf("7#", duration_ms=100)
         ended = await _wait(caller, CallEnded, timeout=15)
@@ -243,9 +256,11 @@ async def test_pipecat_twilio_serializer_through_the_gateway() -> None:
     assert pipecat.start["mediaFormat"] == {"encoding": "audio/x-mulaw", "sampleRate": 8000,
                                             "channels": 1}
     assert pipecat.start["customParameters"]["from_number"] == "+15550199"
-    # The caller's tone reached Pipecat as 8 kHz PCM, at its level.
+    # The caller's 1.5 s tone reached Pipecat as 8 kHz PCM, at its level.
     got = np.frombuffer(bytes(pipecat.audio), dtype="<i2")
-    assert rms(got) > 0.5 * rms(tone(1.0))
+    chunks = got[: len(got) // FRAME * FRAME].reshape(-1, FRAME)
+    loud_chunks = sum(rms(chunk) > 0.7 * rms(tone(1.0)) for chunk in chunks)
+    assert 65 <= loud_chunks <= 76, loud_chunks
     # DTMF, as Pipecat's own InputDTMFFrame keypad entries.
     assert pipecat.digits[:2] == ["7", "#"]
     # Marks came back: "reply" after its 1 s of audio, "long" as soon as it was cleared.
@@ -253,11 +268,12 @@ async def test_pipecat_twilio_serializer_through_the_gateway() -> None:
     assert names == ["reply", "long"]
     long_at = dict(pipecat.marks)["long"]
     assert long_at - pipecat.cleared_at < 0.5
-    # The caller heard the 660 Hz reply, and the 880 Hz tone stopped within a
-    # frame or two of the clear (it would have gone on for 10 s).
+    # The caller heard the 660 Hz reply, and the 880 Hz tone stopped soon after
+    # the clear (it would have gone on for 10 s): what was already on its way
+    # (the caller's jitter buffer, a frame in the gateway) on a shared machine.
     loud = [t for t, pcm in heard if rms(pcm) > 1000]
     assert loud, "the caller heard nothing from the agent"
-    assert max(loud) - pipecat.cleared_at < 0.1
+    assert max(loud) - pipecat.cleared_at < 0.2
     # Pipecat's REST hang-up ended the call: the gateway sent BYE.
     assert ended.reason == "remote hangup"
     assert not gateway.calls
