@@ -4,6 +4,8 @@ side records what the agent asks of it (no media engine involved)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +15,20 @@ from rtpcore.gateway.agent import Call
 
 SIDS = {"stream_sid": "MZ" + "1" * 32, "call_sid": "CA" + "2" * 32,
         "account_sid": "AC" + "3" * 32}
+
+
+def rms(pcm: np.ndarray[Any, Any]) -> float:
+    return float(np.sqrt(np.mean(pcm.astype(np.float64) ** 2))) if len(pcm) else 0.0
+
+
+@contextlib.asynccontextmanager
+async def running(gateway: Any) -> AsyncIterator[Any]:
+    """A started gateway, stopped (briefly drained) on the way out."""
+    await gateway.start()
+    try:
+        yield gateway
+    finally:
+        await gateway.stop(drain_timeout=0.5)
 
 
 @dataclass

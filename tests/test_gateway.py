@@ -7,17 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 import socket
+import textwrap
 import wave
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from gateway_helpers import Caller, wait_until
+from gateway_helpers import Caller, rms, running, wait_until
 from websockets.asyncio.server import ServerConnection, serve
 
 from rtpcore import g711
@@ -44,10 +43,6 @@ def tone(ms: int, rate: int, freq: float = 440.0, dbfs: float = -12.0) -> np.nda
     n = rate * ms // 1000
     return np.round(32767 * 10 ** (dbfs / 20) * np.sin(2 * np.pi * freq * np.arange(n) / rate)
                     ).astype(np.int16)
-
-
-def rms(pcm: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(pcm.astype(np.float64) ** 2))) if len(pcm) else 0.0
 
 
 def config(tmp_path: Path | None = None, **overrides: Any) -> GatewayConfig:
@@ -80,15 +75,6 @@ class Reports:
         self.failed.append((status_code, reason))
 
 
-@contextlib.asynccontextmanager
-async def running(gw: Gateway) -> AsyncIterator[Gateway]:
-    await gw.start()
-    try:
-        yield gw
-    finally:
-        await gw.stop(drain_timeout=0.5)
-
-
 async def test_in_process_agent_end_to_end(tmp_path: Path) -> None:
     """Audio both ways, DTMF by RFC 4733 and SIP INFO, hang-up by the agent,
     the report and the stereo recording."""
@@ -114,6 +100,8 @@ async def test_in_process_agent_end_to_end(tmp_path: Path) -> None:
                 if len(got["dtmf"]) == 2:
                     break
         listener.cancel()
+        call.send_dtmf("1#", duration_ms=100)  # RFC 4733 to the caller
+        await asyncio.sleep(0.6)
         await call.hangup()
 
     reports = Reports()
@@ -136,6 +124,8 @@ async def test_in_process_agent_end_to_end(tmp_path: Path) -> None:
     assert ended.reason == "remote hangup"
     assert got["call"] == ("+15550100", "agent", 16000, "inbound")
     assert got["dtmf"] == [("5", "rfc4733"), ("9", "info")]
+    from rtpcore.media import DTMFReceived
+    assert [e.digit for e in caller.media_events if isinstance(e, DTMFReceived)] == ["1", "#"]
     assert any(getattr(e, "name", None) == "greeting" and not e.cleared for e in got["events"])
     heard = caller.heard_pcm()
     assert rms(heard[:16000]) > 1000  # the greeting tone came through
@@ -313,7 +303,7 @@ async def test_twilio_socket_close_hangs_up_and_other_calls_keep_flowing() -> No
             await ws.wait_closed()
 
     agent = TwilioAgent(script)
-    async with serve(agent.handler, "127.0.0.1", 0, max_queue=1) as server:
+    async with serve(agent.handler, "127.0.0.1", 0, max_queue=1, close_timeout=0.5) as server:
         url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}"
         gw = Gateway(config(), agent=url)
         async with running(gw):
@@ -499,6 +489,19 @@ async def test_dial_out_and_failures() -> None:
             await answering
             assert info.value.status_code == 486
             assert reports.failed == [(486, "Busy Here")]
+
+            # Ringing, never answered: CallFailed(487) after the timeout, and a CANCEL.
+            while not events.empty():
+                events.get_nowait()  # what the busy call left
+            with pytest.raises(CallFailed) as info:
+                await gw.dial(target, timeout=1.0)
+            assert info.value.status_code == 487
+            assert reports.failed[-1] == (487, "no answer")
+            assert isinstance(await asyncio.wait_for(events.get(), 5), IncomingCall)
+            while not isinstance(event := await asyncio.wait_for(events.get(), 5), CallEnded):
+                pass
+            assert event.status_code == 487  # the callee saw the CANCEL
+            assert not gw.calls
     finally:
         await callee.close()
         engine.close()
@@ -627,3 +630,108 @@ async def test_bursty_agent_is_bounded_and_clear_still_works() -> None:
     frames = heard[:len(heard) // 160 * 160].reshape(-1, 160)
     loud_s = sum(rms(f) > 500 for f in frames) * 0.02
     assert 0.3 < loud_s < 1.5  # about the 0.5 s before the clear, not the 2 s queued
+
+
+async def test_cli_runs_the_gateway_and_drains_on_sigterm(tmp_path: Path) -> None:
+    """`rtpcore gateway --config FILE`: JSON logs, calls answered by the default
+    agent, SIGTERM drains the running call, then exits 0."""
+    import signal
+    import sys
+
+    path = tmp_path / "gateway.toml"
+    path.write_text(textwrap.dedent("""
+        drain_timeout = 1
+        [sip]
+        udp_port = 0
+        [media]
+        port_min = 47000
+        port_max = 47099
+        [logging]
+        format = "json"
+    """))
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "rtpcore.cli", "gateway", "--config", str(path),
+        stderr=asyncio.subprocess.PIPE)
+    assert process.stderr is not None
+    lines: list[str] = []
+    try:
+        while "listening for SIP over UDP" not in (line := (await asyncio.wait_for(
+                process.stderr.readline(), 20)).decode()):
+            lines.append(line)
+        port = int(line.rsplit(":", 1)[1])
+        caller = await Caller.start()
+        try:
+            await caller.dial(("127.0.0.1", port))
+            await asyncio.sleep(0.5)
+            process.send_signal(signal.SIGTERM)
+            ended = await caller.wait_ended(timeout=10)
+        finally:
+            await caller.close()
+        _, rest = await asyncio.wait_for(process.communicate(), 10)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode == 0
+    assert ended.reason == "remote hangup"
+    assert rms(caller.heard_pcm()) > 500  # the greeting
+    logs = [json.loads(line) for line in lines + (rest or b"").decode().splitlines()
+            if line.startswith("{")]
+    by_event = {entry.get("event"): entry for entry in logs}
+    assert by_event["gateway_started"]["level"] == "info"
+    connected = by_event["call_connected"]
+    assert connected["call_sid"].startswith("CA") and connected["from"] == "+15550100"
+    report = by_event["call_ended"]
+    assert report["hangup_cause"] == "gateway shutdown" and report["codec"] == "PCMU"
+    assert report["call_sid"] == connected["call_sid"]
+
+
+async def test_reinvite_moves_the_media() -> None:
+    """The caller's re-INVITEs (hold, resume, a new media port) reach the
+    gateway's stream: it sends to the new port, and audio flows both ways."""
+    from rtpcore.media import MediaConfig
+    from rtpcore.sip.ua import CallUpdated
+
+    heard: list[float] = []
+
+    async def agent(call: Call) -> None:
+        call.play(tone(10000, 16000))
+        async for frame in call.audio:
+            heard.append(rms(frame.pcm))
+
+    async def updated(caller: Caller) -> None:
+        while not isinstance(await asyncio.wait_for(caller.events.get(), 5), CallUpdated):
+            pass
+
+    gw = Gateway(config(), agent=agent)
+    async with running(gw):
+        caller = await Caller.start()
+        try:
+            await caller.dial(gw.address())
+            for command in ("hold", "resume"):
+                getattr(caller.endpoint, command)(caller.call)
+                await updated(caller)
+            assert caller.call.on_hold is False
+            old = caller.stream
+            caller.stream = caller.engine.allocate()
+            caller.endpoint.command("update_media", caller.call, "127.0.0.1",
+                                    caller.stream.local_port)
+            await updated(caller)
+            caller.stream.start(MediaConfig.from_negotiated(caller.call.media, sample_rate=8000))
+            old.close()
+            (gw_call,) = gw.calls.values()
+            assert gw_call.stream is not None and gw_call.stream.config is not None
+            assert gw_call.stream.config.remote == ("127.0.0.1", caller.stream.local_port)
+            heard.clear()
+            await caller.stream.write(tone(500, 8000))
+            await wait_until(lambda: sum(level > 1000 for level in heard) > 15)
+            levels = []
+            while len(levels) < 25:  # the agent's tone, at the new port
+                frame = await asyncio.wait_for(caller.stream.read(), 2)
+                assert frame is not None
+                levels.append(rms(frame.pcm))
+            assert sum(level > 1000 for level in levels) > 10
+            caller.endpoint.hangup(caller.call)
+            await caller.wait_ended()
+        finally:
+            await caller.close()

@@ -114,7 +114,11 @@ async def test_twilio_adapter_both_ways() -> None:
     received: list[dict[str, Any]] = []
     tone = (8000 * np.sin(np.arange(320) / 5)).astype(np.int16)
 
+    extensions: list[str | None] = []
+
     async def agent(ws: ServerConnection) -> None:
+        assert ws.request is not None
+        extensions.append(ws.request.headers.get("Sec-WebSocket-Extensions"))
         async for message in ws:
             data = json.loads(message)
             received.append(data)
@@ -141,6 +145,7 @@ async def test_twilio_adapter_both_ways() -> None:
         await end_call(call, media)
         await asyncio.wait_for(task, 5)
 
+    assert extensions == [None]  # no permessage-deflate: Twilio sends plain frames
     events = [m["event"] for m in received]
     assert events[:2] == ["connected", "start"]
     assert events[-1] == "stop"

@@ -44,9 +44,14 @@ from rtpcore.errors import MediaError, QueueFullError, StreamClosedError
 from rtpcore.srtp import CryptoAttribute
 
 if TYPE_CHECKING:
-    from typing_extensions import Buffer
+    import numpy.typing as npt
+    from typing_extensions import Buffer, TypeAlias
 
     from rtpcore.sdp import NegotiatedAudio
+
+    #: What ``write`` takes: int16 PCM as a numpy array or any buffer, or
+    #: payload bytes in passthrough.
+    AudioInput: TypeAlias = Buffer | npt.NDArray[Any]
 
 __all__ = [
     "Engine",
@@ -446,7 +451,7 @@ class Engine:
         batch, self._batch = self._batch, []
         return batch
 
-    def write_frames(self, items: Iterable[tuple[MediaStream, Buffer]]) -> list[MediaStream]:
+    def write_frames(self, items: Iterable[tuple[MediaStream, AudioInput]]) -> list[MediaStream]:
         """Queues one chunk of audio on each of many streams without
         waiting; returns the streams that refused theirs because their
         outbound queue is full (try those again later)."""
@@ -496,18 +501,13 @@ class Engine:
         return loop
 
     def _on_ready(self) -> None:
+        # _core hands back the MediaStream objects themselves (bound at
+        # allocation), so a wake-up costs no lookup per stream or frame.
         wakes, frames = self._core.take_ready()
-        streams = self._streams
-        for stream_id, bits in wakes:
-            stream = streams.get(stream_id)
-            if stream is not None:
-                stream._wake(bits)
+        for stream, bits in wakes:
+            stream._wake(bits)
         if frames:
-            batch = self._batch
-            for stream_id, frame in frames:
-                stream = streams.get(stream_id)
-                if stream is not None:
-                    batch.append((stream, frame))
+            self._batch.extend(frames)
             self._wake_batch()
 
     def _wake_batch(self) -> None:
@@ -524,6 +524,7 @@ class MediaStream:
 
     def __init__(self, engine: Engine, core: _core.MediaStreamHandle) -> None:
         self._core = core
+        core.bind(self)
         self._engine = engine
         self._waiters: dict[int, list[asyncio.Future[None]]] = {}
         self._closed_reported = False
@@ -570,12 +571,15 @@ class MediaStream:
         configuration raises ``ValueError`` and leaves the stream as it was."""
         if not isinstance(config, MediaConfig):
             raise TypeError(f"config: expected a MediaConfig, got {type(config).__name__}")
-        rtcp = config.remote_rtcp
+        if self.config is not None and self.config.record_path != config.record_path:
+            raise ValueError("record_path: a recording is set when the stream first starts and cannot change")
+        # __post_init__ filled in the codec's static payload type.
+        assert config.payload_type is not None
         self._core.start(
             codec=config.codec,
             payload_type=config.payload_type,
             remote=config.remote,
-            remote_rtcp=rtcp,
+            remote_rtcp=config.remote_rtcp,
             ptime=config.ptime,
             telephone_event=config.telephone_event,
             comfort_noise=config.comfort_noise,
@@ -584,7 +588,7 @@ class MediaStream:
             sample_rate=config.sample_rate,
             passthrough=config.passthrough,
             latch=config.latch,
-            record_path=config.record_path,
+            record_path=None if config.record_path is None else os.fspath(config.record_path),
         )
         self.config = config
 
@@ -649,7 +653,7 @@ class MediaStream:
 
     # --- sending ---
 
-    async def write(self, audio: Buffer) -> None:
+    async def write(self, audio: AudioInput) -> None:
         """Queues ``audio`` (int16 PCM at the configured sample rate as a
         numpy array or any buffer; payload bytes in passthrough) to be paced
         out one ptime per tick. Returns at once unless ``max_queued_ms`` is
@@ -659,7 +663,7 @@ class MediaStream:
         while not core.write(audio, True):
             await self._wait(_WRITABLE)
 
-    def write_nowait(self, audio: Buffer) -> None:
+    def write_nowait(self, audio: AudioInput) -> None:
         """Like :meth:`write`, but raises ``QueueFullError`` instead of
         waiting when the outbound queue is full."""
         if not self._core.write(audio, False):

@@ -7,14 +7,13 @@ use std::hash::{BuildHasher, RandomState};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use numpy::PyArray1;
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBytes, PyDict, PyList, PyTuple, PyType};
+use pyo3::types::{PyBytes, PyDict, PyList, PyTuple, PyType, PyWeakrefMethods, PyWeakrefReference};
 use rtpcore_engine::call::{ntp_clock, Call, CallConfig};
 use rtpcore_engine::leg::{AppFrame, FrameData, LegConfig, LegError, LegEvent, LegStats, SrtpKeying};
 use rtpcore_engine::{ready, AppAudio, Engine, EngineConfig, EngineError, Pop, StreamCounters, StreamShared, WriteError};
@@ -24,7 +23,7 @@ use rtpcore_proto::srtp::Profile;
 use crate::buffer::with_bytes;
 use crate::errors::error_class;
 use crate::jitter::AudioFrame;
-use crate::pcm::with_pcm16;
+use crate::pcm::{new_pcm16_array, with_pcm16};
 
 type Stream = Arc<StreamShared<Call>>;
 
@@ -53,8 +52,12 @@ fn engine_error(py: Python<'_>, err: EngineError<LegError>) -> PyErr {
 }
 
 /// What a handle needs to turn its stream's frames into Python objects,
-/// and whether its frames go to the engine's batch reader.
+/// whether its frames go to the engine's batch reader, and the Python
+/// object that stands for the stream in wake-ups.
 struct StreamInfo {
+    /// A weak reference to the application's stream object: wake-ups and
+    /// batched frames name it directly, sparing Python a lookup per frame.
+    owner: OnceLock<Py<PyWeakrefReference>>,
     /// The application's sample rate (frames carry samples, not their rate).
     sample_rate: AtomicU32,
     /// Whether the application exchanges payload bytes instead of PCM.
@@ -77,8 +80,9 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 fn frame_object(py: Python<'_>, frame: AppFrame, sample_rate: u32) -> PyResult<Py<PyAny>> {
     match frame.data {
         FrameData::Pcm(samples) => {
-            // from_vec hands the Vec's buffer to numpy: no copy.
-            let pcm = PyArray1::from_vec(py, samples).unbind();
+            // A fresh numpy array filled by one copy: cheaper than handing
+            // numpy the Vec (which wraps it in a Python-level owner object).
+            let pcm = new_pcm16_array(py, samples.len(), |out| out.copy_from_slice(&samples)).unbind();
             Ok(Py::new(py, AudioFrame::from_parts(pcm, sample_rate, frame.rtp_timestamp, frame.kind))?.into_any())
         }
         FrameData::Payload(payload) => Ok(Py::new(
@@ -214,7 +218,12 @@ impl MediaEngine {
     /// `take_ready` instead of the stream's own reads.
     fn allocate(&self, py: Python<'_>, batch: bool) -> PyResult<MediaStreamHandle> {
         let stream = py.detach(|| self.core.allocate()).map_err(|e| engine_error(py, e))?;
-        let info = Arc::new(StreamInfo { sample_rate: AtomicU32::new(8000), passthrough: AtomicBool::new(false), batch });
+        let info = Arc::new(StreamInfo {
+            owner: OnceLock::new(),
+            sample_rate: AtomicU32::new(8000),
+            passthrough: AtomicBool::new(false),
+            batch,
+        });
         if batch {
             // Batch streams are always armed, so their first frame wakes the reader.
             let _ = stream.pop_frame(true);
@@ -223,9 +232,10 @@ impl MediaEngine {
         Ok(MediaStreamHandle { engine: Arc::clone(&self.core), streams: Arc::clone(&self.streams), stream, info })
     }
 
-    /// `(wakes, frames)`: `(stream id, ready bits)` for the streams whose
-    /// waiters should wake, and `(stream id, frame)` for every frame of the
-    /// batch streams that had some.
+    /// `(wakes, frames)`: `(stream, ready bits)` for the streams whose
+    /// waiters should wake, and `(stream, frame)` for every frame of the
+    /// batch streams that had some; `stream` is the object given to
+    /// `MediaStreamHandle.bind`. Streams whose object is gone are skipped.
     #[allow(clippy::type_complexity)]
     fn take_ready<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyList>)> {
         let ready = self.core.take_ready();
@@ -238,16 +248,17 @@ impl MediaEngine {
         let mut drained = Vec::new();
         for (stream, mut bits) in ready {
             let Some(info) = streams.get(&stream.id) else { continue };
+            let Some(owner) = info.owner.get().and_then(|owner| owner.bind(py).upgrade()) else { continue };
             if info.batch && bits & ready::FRAMES != 0 {
                 bits &= !ready::FRAMES;
                 stream.drain_frames(&mut drained, true);
                 let rate = info.sample_rate.load(Ordering::Relaxed);
                 for frame in drained.drain(..) {
-                    frames.append((stream.id, frame_object(py, frame, rate)?))?;
+                    frames.append((&owner, frame_object(py, frame, rate)?))?;
                 }
             }
             if bits != 0 {
-                wakes.append((stream.id, bits))?;
+                wakes.append((owner, bits))?;
             }
         }
         Ok((wakes, frames))
@@ -373,6 +384,13 @@ impl MediaStreamHandle {
     #[getter]
     fn id(&self) -> u64 {
         self.stream.id
+    }
+
+    /// Names `owner` (held weakly) as the object that stands for this
+    /// stream in the engine's wake-ups; once only.
+    fn bind(&self, owner: &Bound<'_, PyAny>) -> PyResult<()> {
+        let weak = PyWeakrefReference::new(owner)?.unbind();
+        self.info.owner.set(weak).map_err(|_| PyValueError::new_err("owner: this stream is already bound"))
     }
 
     #[getter]

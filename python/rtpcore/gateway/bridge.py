@@ -62,6 +62,7 @@ class CallReport:
     hangup_cause: str
     packets_sent: int
     packets_received: int
+    frames_unread: int = 0  # caller audio frames the agent did not read in time
     agent_errors: dict[str, int] = field(default_factory=dict)
     recording: str | None = None
 
@@ -80,6 +81,8 @@ class CallReport:
             f"  jitter {self.jitter_ms:.1f} ms, loss {self.loss_percent:.1f} %, concealed "
             f"{self.concealed_ms:.0f} ms, MOS {mos}",
         ]
+        if self.frames_unread:
+            lines.append(f"  {self.frames_unread} frames of caller audio not read by the agent")
         if self.agent_errors:
             lines.append("  agent problems: " + ", ".join(
                 f"{k} x{v}" for k, v in sorted(self.agent_errors.items())))
@@ -298,6 +301,7 @@ class GatewayCall:
             hangup_cause=self.hangup_cause or "in progress",
             packets_sent=stats.packets_sent if stats is not None else 0,
             packets_received=stats.packets_received if stats is not None else 0,
+            frames_unread=stats.frames_overrun if stats is not None else 0,
             agent_errors=dict(self.agent_call.agent_errors) if self.agent_call else {},
             recording=self.recording)
 

@@ -94,7 +94,9 @@ class SIPSettings:
     tls_key: str | None = None
     allow: tuple[str, ...] | None = None
     user: str = "rtpcore"
-    rate: float | None = 50.0  # requests per second per source (None: no limit)
+    # Requests per second per source address (None: no limit). Off by default:
+    # a trunk sends every call from the same few addresses.
+    rate: float | None = None
 
     def check(self, key: str) -> None:
         _check_host(self.host, f"{key}.host")

@@ -70,8 +70,9 @@ class Gateway:
         self._listeners: list[Any] = []
         self._endpoints: dict[str, SIPEndpoint] = {}
         self._trunk_endpoints: dict[str, SIPEndpoint] = {}
-        self._by_dialog: dict[tuple[int, str], GatewayCall] = {}
-        self._dialing: dict[tuple[int, str], asyncio.Future[None]] = {}
+        # by id() of the user agent's Call object, which lives as long as the call
+        self._by_sip_call: dict[int, GatewayCall] = {}
+        self._dialing: dict[int, asyncio.Future[None]] = {}
         self._accepting = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._idle = asyncio.Event()
@@ -154,8 +155,10 @@ class Gateway:
                 await asyncio.wait_for(self._idle.wait(), timeout)
         for call in list(self.calls.values()):
             await call.hangup(cause="gateway shutdown")
-        for task in list(self._tasks):
-            task.cancel()
+        if self._tasks:  # calls the far end ended meanwhile: let them finish their reports
+            _, late = await asyncio.wait(set(self._tasks), timeout=5.0)
+            for task in late:
+                task.cancel()
         await self._close_endpoints()
         if self.engine is not None:
             self.engine.close()
@@ -174,7 +177,8 @@ class Gateway:
         straight to the URI's host) and bridge it to ``agent`` once answered.
 
         Raises ``CallFailed(status_code, reason)`` when the call is not
-        answered (486 busy, 480/408 no answer, 487 after ``timeout`` ...).
+        answered: the callee's final status (486 busy, 480, 603 ...), or 487
+        when nothing answered within ``timeout`` seconds (we sent CANCEL).
         """
         if not self._accepting or self.engine is None:
             raise RuntimeError("gateway: not started, or stopping")
@@ -202,8 +206,8 @@ class Gateway:
                            to_number=uri.user or str(uri), agent=run, sample_rate=rate)
         call.pending_stream = stream
         call.early_media = early_media
-        key = (id(endpoint), sip_call.call_id)
-        self._register(key, call)
+        key = id(sip_call)
+        self._register(call)
         answered = asyncio.get_running_loop().create_future()
         self._dialing[key] = answered
         try:
@@ -260,12 +264,19 @@ class Gateway:
         return None
 
     def _call_for(self, sip_call: Any) -> GatewayCall | None:
-        for (_, call_id), call in self._by_dialog.items():
-            if call_id == sip_call.call_id and call.sip_call is sip_call:
-                return call
-        return None
+        call = self._by_sip_call.get(id(sip_call))
+        return call if call is not None and call.sip_call is sip_call else None
 
     def _on_sip_event(self, event: object) -> None:
+        # Called from inside the SIP endpoint's input path: an exception here
+        # would cut the endpoint's processing short for every call.
+        try:
+            self._dispatch(event)
+        except Exception:
+            log.exception("error handling a SIP event", extra={
+                "event": "internal_error", "sip_event": type(event).__name__})
+
+    def _dispatch(self, event: object) -> None:
         if isinstance(event, IncomingCall):
             self._on_incoming(event)
         elif isinstance(event, Registered):
@@ -301,7 +312,7 @@ class Gateway:
                            from_number=request.from_.uri.user or str(request.from_.uri),
                            to_number=request.to.uri.user or str(request.to.uri),
                            agent=run, sample_rate=rate)
-        self._register((id(endpoint), sip_call.call_id), call)
+        self._register(call)
         try:
             endpoint.answer(sip_call, self.media_host, stream.local_port)
         except OfferAnswerError as exc:  # the agent has answered 488 already
@@ -309,12 +320,19 @@ class Gateway:
             log.info("no usable media in offer", extra={
                 "event": "call_rejected", "call_sid": call.call_sid, "reason": str(exc)})
             return
-        call.start_media(stream)
+        try:
+            call.start_media(stream)
+        except ValueError as exc:  # negotiated, but not something the engine runs
+            stream.close()
+            log.warning("media not started", extra={"event": "media_failed",
+                                                    "call_sid": call.call_sid, "reason": str(exc)})
+            self._spawn(call.hangup(cause=f"media failed: {exc}"))
+            return
         call.connected()
 
     def _on_call_event(self, call: GatewayCall, event: object) -> None:
         if isinstance(event, CallEnded):
-            dialing = self._dialing.get((id(call.endpoint), call.sip_call.call_id))
+            dialing = self._dialing.get(id(call.sip_call))
             if call.state == "dialing" and call.direction == "outbound":
                 self._notify("call_failed", call, event.status_code, event.reason)
                 if dialing is not None and not dialing.done():
@@ -339,17 +357,17 @@ class Gateway:
             if call.stream is None:
                 call.start_media(call.take_pending_stream())
             call.connected()
-            dialing = self._dialing.get((id(call.endpoint), call.sip_call.call_id))
+            dialing = self._dialing.get(id(call.sip_call))
             if dialing is not None and not dialing.done():
                 dialing.set_result(None)
 
-    def _register(self, key: tuple[int, str], call: GatewayCall) -> None:
-        self._by_dialog[key] = call
+    def _register(self, call: GatewayCall) -> None:
+        self._by_sip_call[id(call.sip_call)] = call
         self.calls[call.call_sid] = call
         self._idle.clear()
 
     def _call_finished(self, call: GatewayCall, report: CallReport) -> None:
-        self._by_dialog.pop((id(call.endpoint), call.sip_call.call_id), None)
+        self._by_sip_call.pop(id(call.sip_call), None)
         self.calls.pop(call.call_sid, None)
         stream = call.take_pending_stream(missing_ok=True)
         if stream is not None:

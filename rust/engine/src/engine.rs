@@ -92,7 +92,7 @@ impl<E> From<io::Error> for EngineError<E> {
     }
 }
 
-/// A snapshot of [`EngineCounters`].
+/// A snapshot of the engine-wide counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct EngineStats {
     /// Worker threads.

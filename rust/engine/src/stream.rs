@@ -16,7 +16,7 @@ use crate::driven::{AppAudio, DrivenLeg};
 use crate::ports::PortAllocator;
 use crate::sys::EventFd;
 
-/// Bits of [`StreamShared::take_ready`]: what became available.
+/// Bits of [`Engine::take_ready`](crate::Engine::take_ready): what became available.
 pub mod ready {
     /// Frames can be read (or the stream ended).
     pub const FRAMES: u8 = 1;

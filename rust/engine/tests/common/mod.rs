@@ -261,8 +261,10 @@ fn correlation_at(sent: &[i16], received: &[i16], from: usize, to: usize, lag: u
 /// How well `received` reproduces `sent` through a path of unknown,
 /// varying delay (the jitter buffer adapts its delay by time-stretching,
 /// so one lag does not fit a whole call): `sent` is cut into segments of
-/// `segment` samples, each finds its best lag up to `max_lag` (coarse on
-/// every 4th sample, then refined), and the segments' correlations are
+/// `segment` samples, each finds its best lag up to `max_lag` (every lag,
+/// summing over every 4th sample, then refined at the best few with every
+/// sample; a coarser lag grid would catch pitch-period multiples of
+/// voiced speech instead), and the segments' correlations are
 /// averaged weighted by their energy (pauses do not count).
 pub fn segment_correlation(sent: &[i16], received: &[i16], segment: usize, max_lag: usize) -> f64 {
     let (mut total, mut weight) = (0.0, 0.0);
@@ -273,10 +275,9 @@ pub fn segment_correlation(sent: &[i16], received: &[i16], segment: usize, max_l
             continue;
         }
         let coarse = (0..max_lag)
-            .step_by(4)
             .max_by(|&a, &b| correlation_at(sent, received, from, to, a, 4).total_cmp(&correlation_at(sent, received, from, to, b, 4)))
             .unwrap_or(0);
-        let best = (coarse.saturating_sub(4)..coarse + 5)
+        let best = (coarse.saturating_sub(3)..coarse + 4)
             .map(|lag| correlation_at(sent, received, from, to, lag, 1))
             .fold(f64::MIN, f64::max);
         total += best * energy;

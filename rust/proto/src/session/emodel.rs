@@ -203,7 +203,9 @@ pub fn mos_from_r(r: f64) -> f64 {
     } else if r >= 100.0 {
         4.5
     } else {
-        1.0 + 0.035 * r + r * (r - 60.0) * (100.0 - r) * 7e-6
+        // The B-4 polynomial dips just under 1 for R below about 6.5 (its
+        // slope at 0 is -0.007); the scale's floor is 1.
+        (1.0 + 0.035 * r + r * (r - 60.0) * (100.0 - r) * 7e-6).max(1.0)
     }
 }
 
@@ -316,6 +318,9 @@ mod tests {
         assert_eq!(mos_from_r(-3.0), 1.0);
         assert_eq!(mos_from_r(120.0), 4.5);
         assert_eq!(mos_from_r(f64::NAN), 1.0);
+        // Small positive R stays on the scale (the raw polynomial gives 0.99 at 4.6).
+        assert!((0..=65).all(|tenths| mos_from_r(f64::from(tenths) / 10.0) == 1.0));
+        assert!(mos_from_r(7.0) > 1.0);
     }
 
     #[test]
