@@ -12,8 +12,9 @@ Three kinds of process, so each one's CPU is its own:
   engine, one RTP stream per call, reading every call's frames through the
   engine's batched ``read_frames``.
 
-Each step of the ramp places N calls (at ``--cps``), and every call sends a
-continuous 440 Hz tone for ``--hold`` seconds. What comes back is the tone,
+Each step of the ramp places N calls (at ``--cps``); every call sends a
+continuous 440 Hz tone from its answer until it is hung up, ``--hold``
+seconds after the last one was placed. What comes back is the tone,
 echoed by the agent through the gateway: any silent or concealed 20 ms frame
 between the first and the last echoed one is an *audible gap*; a call's
 figure is its longest gap. Call setup is INVITE to 200 OK. A step passes
@@ -206,6 +207,9 @@ class CallResult:
     status_code: int | None = None
     longest_gap_ms: float = 0.0
     echoed_ms: float = 0.0
+    silent_ms: float = 0.0
+    concealed_ms: float = 0.0
+    gaps_ms: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -215,9 +219,14 @@ class StepResult:
     failed: int
     setup_p50_ms: float
     setup_p95_ms: float
-    gap_p50_ms: float
-    gap_p90_ms: float
-    gap_max_ms: float
+    # Per call, its longest audible gap; the step's p50/p90/max over the calls.
+    longest_gap_p50_ms: float
+    longest_gap_p90_ms: float
+    longest_gap_max_ms: float
+    every_gap_p90_ms: float  # p90 over every gap of every call
+    gap_percent: float  # share of the echoed time that was gap
+    silent_ms_per_call: float  # gaps the gateway sent as silence (agent audio ran dry)
+    concealed_ms_per_call: float  # gaps the caller concealed (RTP late or lost)
     echo_ms_mean: float
     gateway_cpu_cores: float
     gateway_cpu_ms_per_call_s: float
@@ -231,29 +240,43 @@ class StepResult:
 
 
 class _Listening:
-    """Per stream: whether each received frame carried the echo."""
+    """Per stream, what each received frame was: the echo, silence the gateway
+    sent (its queue of agent audio ran dry), or a frame the caller's jitter
+    buffer concealed (the gateway's RTP came late or not at all)."""
 
-    __slots__ = ("loud",)
+    ECHO, SILENT, CONCEALED = 0, 1, 2
+    __slots__ = ("frames",)
 
     def __init__(self) -> None:
-        self.loud: list[bool] = []
+        self.frames = bytearray()
 
-    def gaps(self) -> tuple[float, float]:
-        """(longest gap, echoed span) in ms, between the first and last loud frame."""
-        loud = self.loud
-        if True not in loud:
-            return float("inf"), 0.0
-        first = loud.index(True)
-        last = len(loud) - 1 - loud[::-1].index(True)
-        longest = run = 0
-        for is_loud in loud[first:last + 1]:
-            run = 0 if is_loud else run + 1
-            longest = max(longest, run)
-        return longest * FRAME_MS, (last - first + 1) * FRAME_MS
+    def add(self, kind: str, level: float) -> None:
+        # Time-stretched frames ("accelerated", "expanded", "merged") are real
+        # audio; concealment and comfort noise stand in for audio that is missing.
+        if kind in ("concealed", "comfort_noise"):
+            self.frames.append(self.CONCEALED)
+        else:
+            self.frames.append(self.ECHO if level >= QUIET_RMS else self.SILENT)
+
+    def measure(self, result: CallResult) -> None:
+        """Gaps between the first and the last echoed frame, into ``result``."""
+        frames = bytes(self.frames)
+        first, last = frames.find(self.ECHO), frames.rfind(self.ECHO)
+        if first < 0:
+            result.longest_gap_ms = float("inf")
+            return
+        span = frames[first:last + 1]
+        runs = [len(run) * FRAME_MS for run in span.replace(b"\x02", b"\x01").split(b"\x00")
+                if run]
+        result.gaps_ms = runs
+        result.longest_gap_ms = max(runs, default=0)
+        result.echoed_ms = len(span) * FRAME_MS
+        result.silent_ms = span.count(self.SILENT) * FRAME_MS
+        result.concealed_ms = span.count(self.CONCEALED) * FRAME_MS
 
 
 async def run_step(rig_: Rig, calls: int, hold: float, cps: float, think: float) -> StepResult:
-    """``calls`` concurrent calls through the gateway for ``hold`` s each."""
+    """``calls`` concurrent calls through the gateway, all up together for ``hold`` s."""
     from rtpcore.aio.sip import SIPEndpoint
     from rtpcore.media import Engine, MediaConfig
     from rtpcore.sip.ua import CallAnswered, CallEnded, UserAgent
@@ -276,8 +299,11 @@ async def run_step(rig_: Rig, calls: int, hold: float, cps: float, think: float)
     endpoint = await SIPEndpoint.start(UserAgent("127.0.0.1", 0, user="load"), on_event=on_event)
     listening: dict[int, _Listening] = {}
     results = [CallResult() for _ in range(calls)]
-    signal_pcm = (8000 * np.sin(2 * np.pi * 440 * np.arange(int(RATE * (hold + think + 1)))
-                                / RATE)).astype(np.int16)
+    # Every call talks from its answer until the hang-up, so that all of them
+    # overlap for ``hold`` s however long placing them took.
+    talk = calls / cps + hold + think + 1.0
+    signal_pcm = (8000 * np.sin(2 * np.pi * 440 * np.arange(int(RATE * talk)) / RATE)
+                  ).astype(np.int16)
     reading = True
 
     async def read_all() -> None:
@@ -287,8 +313,7 @@ async def run_step(rig_: Rig, calls: int, hold: float, cps: float, think: float)
                 if state is None:
                     continue
                 pcm = frame.pcm
-                level = float(np.sqrt(np.mean(pcm.astype(np.float32) ** 2)))
-                state.loud.append(frame.kind == "normal" and level >= QUIET_RMS)
+                state.add(frame.kind, float(np.sqrt(np.mean(pcm.astype(np.float32) ** 2))))
 
     async def one_call(index: int) -> tuple[int, Any, Any] | None:
         stream = engine.allocate(batch=True)
@@ -312,7 +337,7 @@ async def run_step(rig_: Rig, calls: int, hold: float, cps: float, think: float)
         results[index].status_code = 200
         stream.start(MediaConfig.from_negotiated(call.media, sample_rate=RATE))
         listening[stream.id] = _Listening()
-        stream.write_nowait(signal_pcm[: int(RATE * hold)])
+        stream.write_nowait(signal_pcm)
         return index, call, stream
 
     reader = loop.create_task(read_all())
@@ -326,7 +351,7 @@ async def run_step(rig_: Rig, calls: int, hold: float, cps: float, think: float)
     window_start = time.monotonic()
     cpu_start = {p.pid: cpu_seconds(p.pid) for p in (rig_.gateway, *rig_.agents)}
     caller_start = time.process_time()
-    await asyncio.sleep(max(1.0, hold - calls / cps + think))
+    await asyncio.sleep(hold)
     window = time.monotonic() - window_start
     cpu_end = {p.pid: cpu_seconds(p.pid) for p in (rig_.gateway, *rig_.agents)}
     caller_end = time.process_time()
@@ -338,7 +363,7 @@ async def run_step(rig_: Rig, calls: int, hold: float, cps: float, think: float)
         await asyncio.wait_for(asyncio.gather(*(ended[c.call_id] for _, c, _ in live)), 15)
     reading = False
     for index, _, stream in live:
-        results[index].longest_gap_ms, results[index].echoed_ms = listening[stream.id].gaps()
+        listening[stream.id].measure(results[index])
         stream.close()
     reader.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -359,8 +384,15 @@ async def run_step(rig_: Rig, calls: int, hold: float, cps: float, think: float)
     return StepResult(
         calls=calls, connected=len(connected), failed=calls - len(connected),
         setup_p50_ms=round(percentile(setups, 50), 1), setup_p95_ms=round(setup_p95, 1),
-        gap_p50_ms=percentile(gaps, 50), gap_p90_ms=gap_p90,
-        gap_max_ms=max(gaps) if gaps else float("nan"),
+        longest_gap_p50_ms=percentile(gaps, 50), longest_gap_p90_ms=gap_p90,
+        longest_gap_max_ms=max(gaps) if gaps else float("nan"),
+        every_gap_p90_ms=percentile([g for r in connected for g in r.gaps_ms], 90),
+        gap_percent=round(100 * sum(sum(r.gaps_ms) for r in connected)
+                          / max(1.0, sum(r.echoed_ms for r in connected)), 2),
+        silent_ms_per_call=round(float(np.mean([r.silent_ms for r in connected])), 1)
+        if connected else 0.0,
+        concealed_ms_per_call=round(float(np.mean([r.concealed_ms for r in connected])), 1)
+        if connected else 0.0,
         echo_ms_mean=round(float(np.mean([r.echoed_ms for r in connected])), 0)
         if connected else 0.0,
         gateway_cpu_cores=round(gateway_cpu, 3),
@@ -396,8 +428,11 @@ async def ramp(steps: list[int], hold: float, cps: float, think: float, agent_pr
 
 def _row(r: StepResult) -> str:
     return (f"{r.calls:5d} calls: {r.connected} up, setup p50/p95 {r.setup_p50_ms:.0f}/"
-            f"{r.setup_p95_ms:.0f} ms, gap p50/p90/max {r.gap_p50_ms:.0f}/{r.gap_p90_ms:.0f}/"
-            f"{r.gap_max_ms:.0f} ms, gateway {r.gateway_cpu_cores:.2f} cores "
+            f"{r.setup_p95_ms:.0f} ms, longest gap p50/p90/max {r.longest_gap_p50_ms:.0f}/"
+            f"{r.longest_gap_p90_ms:.0f}/{r.longest_gap_max_ms:.0f} ms (every gap p90 "
+            f"{r.every_gap_p90_ms:.0f} ms, {r.gap_percent:.1f} % of the echo; silent "
+            f"{r.silent_ms_per_call:.0f} / concealed {r.concealed_ms_per_call:.0f} ms per call), "
+            f"gateway {r.gateway_cpu_cores:.2f} cores "
             f"({r.gateway_cpu_ms_per_call_s:.2f} ms CPU per call-second), "
             f"{r.gateway_rss_mb:.0f} MB ({r.gateway_rss_kb_per_call:.0f} KB/call), agent "
             f"{r.agent_cpu_cores:.2f} cores, callers {r.caller_cpu_cores:.2f} cores, "
@@ -413,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--think", type=float, default=0.2)
     parser.add_argument("--steps", default="25,50,100,200,300,400,500",
                         help="concurrent calls per step (comma-separated)")
-    parser.add_argument("--hold", type=float, default=10.0, help="seconds each call lasts")
+    parser.add_argument("--hold", type=float, default=10.0, help="seconds all the calls of a step run together")
     parser.add_argument("--cps", type=float, default=50.0, help="calls placed per second")
     parser.add_argument("--think", type=float, default=0.2, help="the agent's think time, s")
     parser.add_argument("--agent-procs", type=int, default=1, help="echo agent processes")
