@@ -38,6 +38,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -64,6 +65,14 @@ def free_port(kind: int = socket.SOCK_DGRAM) -> int:
     with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def port_block(size: int = 4000) -> tuple[int, int]:
+    """A block of RTP ports no other run of this tool on the machine is likely
+    to use at the same time (two runs sharing one range slow each other down
+    with bind retries): a random one of the blocks between 20000 and 60000."""
+    base = 20000 + random.randrange(40000 // size) * size
+    return base, base + size - 1
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -129,6 +138,7 @@ class Rig:
     agents: list[subprocess.Popen[bytes]]
     sip_port: int
     http_port: int
+    logs: Path
 
 
 @contextlib.asynccontextmanager
@@ -140,6 +150,7 @@ async def rig(think: float, agent_procs: int = 1, workers: int | None = None,
     agent_port = free_port(socket.SOCK_STREAM)
     sip_port = free_port()
     http_port = free_port(socket.SOCK_STREAM)
+    media_ports = port_block()
     config = directory / "gateway.toml"
     config.write_text(textwrap.dedent(f"""
         [sip]
@@ -148,8 +159,8 @@ async def rig(think: float, agent_procs: int = 1, workers: int | None = None,
         rate = "off"
         [media]
         host = "127.0.0.1"
-        port_min = 20000
-        port_max = 29999
+        port_min = {media_ports[0]}
+        port_max = {media_ports[1]}
         codecs = ["PCMU"]
         srtp = "off"
         {f"workers = {workers}" if workers else ""}
@@ -183,7 +194,7 @@ async def rig(think: float, agent_procs: int = 1, workers: int | None = None,
         drain = asyncio.get_running_loop().run_in_executor(
             None, lambda: [log.write(chunk) for chunk in iter(gateway.stderr.readline, b"")])
         await asyncio.sleep(0.5)  # the agents listening
-        yield Rig(gateway, agents, sip_port, http_port)
+        yield Rig(gateway, agents, sip_port, http_port, logs)
     finally:
         for process in (gateway, *agents):
             if process.poll() is None:
@@ -295,7 +306,7 @@ async def run_step(rig_: Rig, calls: int, hold: float, cps: float, think: float)
             if future is not None and not future.done():
                 future.set_result(event)
 
-    engine = Engine(port_range=(30000, 39999))
+    engine = Engine(port_range=port_block())
     endpoint = await SIPEndpoint.start(UserAgent("127.0.0.1", 0, user="load"), on_event=on_event)
     listening: dict[int, _Listening] = {}
     results = [CallResult() for _ in range(calls)]
@@ -408,7 +419,8 @@ async def run_step(rig_: Rig, calls: int, hold: float, cps: float, think: float)
 
 
 async def ramp(steps: list[int], hold: float, cps: float, think: float, agent_procs: int,
-               workers: int | None, profile: str | None = None) -> dict[str, Any]:
+               workers: int | None, profile: str | None = None,
+               keep_going: bool = False) -> dict[str, Any]:
     results: list[StepResult] = []
     async with rig(think, agent_procs, workers, profile=profile) as rig_:
         # The gateway's first calls pay for imports and first connections: not measured.
@@ -417,11 +429,12 @@ async def ramp(steps: list[int], hold: float, cps: float, think: float, agent_pr
             result = await run_step(rig_, calls, hold, cps, think)
             results.append(result)
             print(_row(result), file=sys.stderr, flush=True)
-            if not result.passed:
+            if not (result.passed or keep_going):
                 break
             await asyncio.sleep(2)  # let the gateway settle (calls drained)
     held = [r.calls for r in results if r.passed]
     return {"max_calls_held": max(held) if held else 0, "hold_s": hold, "cps": cps,
+            "logs": str(rig_.logs),
             "think_s": think, "agent_procs": agent_procs, "cores": os.cpu_count(),
             "steps": [asdict(r) for r in results]}
 
@@ -454,6 +467,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--agent-procs", type=int, default=1, help="echo agent processes")
     parser.add_argument("--workers", type=int, help="the gateway's media worker threads")
     parser.add_argument("--json", metavar="FILE", help="write the report as JSON here")
+    parser.add_argument("--keep-going", action="store_true",
+                        help="run every step even after one failed (CPU and memory figures)")
     parser.add_argument("--profile", metavar="FILE",
                         help="run the gateway under cProfile and write its stats here")
     args = parser.parse_args(argv)
@@ -462,7 +477,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     steps = [int(s) for s in args.steps.split(",") if s.strip()]
     report = asyncio.run(ramp(steps, args.hold, args.cps, args.think, args.agent_procs,
-                              args.workers, args.profile))
+                              args.workers, args.profile, args.keep_going))
     text = json.dumps(report, indent=2)
     if args.json:
         Path(args.json).write_text(text)
