@@ -46,7 +46,7 @@ from rtpcore.gateway.config import (  # noqa: E402
     TrunkSettings,
 )
 from rtpcore.gateway.http import GatewayHTTP  # noqa: E402
-from rtpcore.gateway.outbound import CallStatus, Outbound  # noqa: E402
+from rtpcore.gateway.outbound import CallStatus  # noqa: E402
 from rtpcore.media import Engine, MediaConfig  # noqa: E402
 from rtpcore.sip.ua import CallAnswered, CallEnded, UserAgent  # noqa: E402
 
@@ -283,6 +283,11 @@ async def test_pipecat_twilio_serializer_through_the_gateway() -> None:
 
 
 async def test_outbound_call_to_sipp_uas(tmp_path: Path) -> None:
+    """POST /calls places a call through the trunk to SIPp's UAS; the agent
+    hangs up after half a second; the status callback URL hears Twilio's
+    in-progress then completed."""
+    from aiohttp import web
+
     sipp_port = free_port()
     trunk = TrunkSettings(name="sipp", proxy=f"127.0.0.1:{sipp_port}", caller_id="+15550100")
     hung_up = asyncio.Event()
@@ -293,31 +298,54 @@ async def test_outbound_call_to_sipp_uas(tmp_path: Path) -> None:
         await call.hangup()
         hung_up.set()
 
+    statuses: list[dict[str, str]] = []
+
+    async def status_callback(request: web.Request) -> web.Response:
+        statuses.append(dict(await request.post()))
+        return web.Response()
+
+    collector = web.Application()
+    collector.router.add_post("/status", status_callback)
+    collector_runner = web.AppRunner(collector)
+    await collector_runner.setup()
+    collector_port = free_port(socket.SOCK_STREAM)
+    await web.TCPSite(collector_runner, "127.0.0.1", collector_port).start()
     gateway = Gateway(_config(trunks=(trunk,)), agent=agent)
     await gateway.start()
-    statuses: list[CallStatus] = []
+    http = GatewayHTTP(gateway)
+    _, http_port = await http.start()
     try:
         sipp = asyncio.get_running_loop().create_task(run_sipp(
             "-sn", "uas", "-i", "127.0.0.1", "-p", str(sipp_port), "-m", "1",
             "-trace_msg", "-message_file", str(tmp_path / "messages.log"), timeout=20))
         await asyncio.sleep(0.5)  # SIPp listening
-        outbound = Outbound(gateway)
-        call = await outbound.place_call("+1 555 123 4567", caller_name="Acme Support",
-                                         status_callback=statuses.append)
-        assert call.direction == "outbound" and call.setup_time_ms is not None
+        async with aiohttp.ClientSession() as session, session.post(
+                f"http://127.0.0.1:{http_port}/calls",
+                headers={"Authorization": aiohttp.encode_basic_auth(gateway.account_sid, TOKEN)},
+                json={"to": "+1 555 123 4567", "caller_name": "Acme Support",
+                      "status_callback": f"http://127.0.0.1:{collector_port}/status"}
+        ) as response:
+            status, resource = response.status, await response.json()
         await asyncio.wait_for(hung_up.wait(), 10)
         code, out = await sipp
-        await outbound.drain()
+        await http.outbound.drain()
     finally:
+        await http.stop()
         await gateway.stop(drain_timeout=0)
+        await collector_runner.cleanup()
     assert code == 0, out[-3000:]
+    assert status == 201 and resource["status"] == "in-progress", resource
+    assert resource["direction"] == "outbound-api" and resource["to"] == "+15551234567"
     messages = (tmp_path / "messages.log").read_text(errors="replace")
     assert re.search(rf"INVITE sip:\+15551234567@127\.0\.0\.1:{sipp_port};user=phone SIP/2\.0",
                      messages)
     assert (f'P-Asserted-Identity: "Acme Support" <sip:+15550100@127.0.0.1:{sipp_port};'
             "user=phone>") in messages
     assert re.search(r"From: <sip:\+15550100@", messages)
-    assert [s.status for s in statuses] == ["in-progress", "completed"]
+    assert [(s["CallStatus"], s["SipResponseCode"]) for s in statuses] == [
+        ("in-progress", "200"), ("completed", "200")]
+    assert {s["CallSid"] for s in statuses} == {resource["sid"]}
+    assert statuses[1]["To"] == "+15551234567" and statuses[1]["From"] == "+15550100"
 
 
 async def test_outbound_call_busy_at_sipp(tmp_path: Path) -> None:
