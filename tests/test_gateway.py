@@ -156,7 +156,10 @@ async def test_default_agent_over_sip(tmp_path: Path) -> None:
     answer = result.answer
     greeting = prompt("greeting", 16000)
     assert rms(answer[:len(greeting)]) > 500  # the greeting came first
-    assert result.echo_at_s is not None and result.echo_similarity > 0.7
+    assert list(result.found) == ["greeting", "speech", "key 4", "key 2", "goodbye"]
+    # All heard, in that order (similarity > 0.5: a loaded machine's jitter
+    # buffer stretches time, which lowers the correlation of long pieces).
+    assert result.complete, result.found
     assert result.echo_at_s >= len(greeting) / 16000 - 0.1  # after the greeting
     assert (tmp_path / "demo-answer.wav").exists()
 
@@ -735,3 +738,8 @@ async def test_reinvite_moves_the_media() -> None:
             await caller.wait_ended()
         finally:
             await caller.close()
+
+
+def test_bad_agent_is_refused_up_front() -> None:
+    with pytest.raises(ValueError, match="agent"):
+        Gateway(config(), agent="http://agent.example/")

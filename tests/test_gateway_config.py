@@ -150,6 +150,8 @@ def test_environment_without_file() -> None:
      "trunks.c.password"),
     ("[[trunks]]\nname = \"c\"\nregistrar = \"not a uri\"", "trunks.c.registrar"),
     ("[[trunks]]\nname = \"c\"\ntransport = \"SCTP\"", "trunks.c.transport"),
+    ("[[trunks]]\nname = \"c\"\ntransport = \"tls\"\nusername = \"u\"\npassword = \"p\"",
+     "trunks.c.transport"),
     ("[[trunks]]\nname = \"c\"\nproxy = \"192.0.2.1:99999\"", "trunks.c.proxy"),
     ("[[trunks]]\nname = \"c\"\ncps = -1", "trunks.c.cps"),
     ("[[trunks]]\nname = \"bad name\"", "trunks.bad name.name"),

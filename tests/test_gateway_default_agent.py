@@ -124,3 +124,26 @@ async def test_default_agent_ends_with_the_call() -> None:
     await end_call(call, media)
     await asyncio.wait_for(task, 2)
     assert not control.hung_up.is_set()
+
+
+async def test_event_queues_serve_several_readers_and_stay_bounded() -> None:
+    call, media, control = make_call(8000)
+    got: list[list[str]] = [[], []]
+
+    async def read(into: list[str]) -> None:
+        async for event in call.events:
+            into.append(event.digit)  # type: ignore[union-attr]
+
+    readers = [asyncio.create_task(read(into)) for into in got]
+    await asyncio.sleep(0)
+    for digit in "123456":
+        call.deliver(DTMF(digit, 100))
+        await asyncio.sleep(0.01)
+    await wait_until(lambda: len(got[0]) + len(got[1]) == 6)
+    assert sorted(got[0] + got[1]) == list("123456")  # each event to one reader
+    for task in readers:
+        task.cancel()
+    for i in range(300):  # nobody reads: the oldest go, counted
+        call.deliver(DTMF(str(i % 10), 100))
+    assert call.agent_errors == {"events_dropped": 300 - 256, "dtmf_dropped": 306 - 256}
+    await end_call(call, media)

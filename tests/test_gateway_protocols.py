@@ -42,6 +42,16 @@ def test_twilio_messages_byte_for_byte() -> None:
         '{"event":"media","sequenceNumber":"2","media":{"track":"inbound","chunk":"1",'
         '"timestamp":"0","payload":"/38A"},"streamSid":"' + mz + '"}')
     assert json.loads(stream.media(b"\xff", 20))["media"]["chunk"] == "2"
+    # media is formatted by hand (it is the message of every 20 ms): the same
+    # as json.dumps, whatever the stream SID holds.
+    odd = TwilioStream('MZ"\\\u00e9', "CA1", "AC1")
+    for payload in (b"", b"\x00" * 160, bytes(range(256))):
+        expected = json.dumps({"event": "media", "sequenceNumber": "1", "media": {
+            "track": "inbound", "chunk": "1", "timestamp": "40",
+            "payload": base64.b64encode(payload).decode()}, "streamSid": 'MZ"\\\u00e9'},
+            separators=(",", ":"))
+        assert odd.media(payload, 40) == expected
+        odd = TwilioStream('MZ"\\\u00e9', "CA1", "AC1")
     assert stream.dtmf("7") == (
         '{"event":"dtmf","streamSid":"' + mz + '","sequenceNumber":"4",'
         '"dtmf":{"track":"inbound_track","digit":"7"}}')

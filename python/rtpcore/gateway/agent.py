@@ -20,9 +20,10 @@
 
 Everything an agent does is non-blocking for the media: ``play`` queues
 (bounded by the config's ``agent.queue_ms``; beyond that the audio is
-dropped and the drop logged), events are kept in bounded queues (the oldest dropped when an
-agent does not read them), and frames an agent does not read are dropped by
-the engine — the caller keeps hearing the call either way.
+dropped and the drop logged), events are kept in bounded queues (the
+oldest dropped when an agent does not read them), and frames an agent does
+not read are dropped by the engine — the caller keeps hearing the call
+either way.
 
 The WebSocket protocols (``rtpcore.gateway.twilio``, ``rtpcore.gateway.rawpcm``)
 are themselves agents written against this API.
@@ -111,13 +112,14 @@ Agent = Callable[["Call"], Awaitable[None]]
 
 
 class _Queue(Generic[E]):
-    """A bounded queue that drops its oldest item when full and ends when closed."""
+    """A bounded queue that drops its oldest item when full and ends when
+    closed. Several iterators may read it at once; each item goes to one."""
 
     def __init__(self, size: int, on_drop: Callable[[], None]) -> None:
         self._items: deque[E] = deque()
         self._size = size
         self._on_drop = on_drop
-        self._waiter: asyncio.Future[None] | None = None
+        self._waiters: list[asyncio.Future[None]] = []
         self._closed = False
 
     def put(self, item: E) -> None:
@@ -134,8 +136,10 @@ class _Queue(Generic[E]):
         self._wake()
 
     def _wake(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     def __aiter__(self) -> AsyncIterator[E]:
         return self._iterate()
@@ -146,9 +150,9 @@ class _Queue(Generic[E]):
                 yield self._items.popleft()
             if self._closed:
                 return
-            self._waiter = asyncio.get_running_loop().create_future()
-            await self._waiter
-            self._waiter = None
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            await waiter
 
 
 class Call:
@@ -223,10 +227,8 @@ class Call:
         before it has been sent (or cleared)."""
         if not isinstance(name, str):
             raise TypeError(f"name: a str, got {type(name).__name__}")
-        if self.ended.is_set():
-            self._events.put(MarkPlayed(name, cleared=True))
-            return
-        self._media.mark(name)
+        if not self.ended.is_set():
+            self._media.mark(name)
 
     def send_dtmf(self, digits: str, duration_ms: int = 100) -> None:
         """Send digits to the caller as RFC 4733 events."""

@@ -63,6 +63,7 @@ class CallReport:
     packets_sent: int
     packets_received: int
     frames_unread: int = 0  # caller audio frames the agent did not read in time
+    dropped: dict[str, int] = field(default_factory=dict)  # datagrams dropped, by reason
     agent_errors: dict[str, int] = field(default_factory=dict)
     recording: str | None = None
 
@@ -81,6 +82,9 @@ class CallReport:
             f"  jitter {self.jitter_ms:.1f} ms, loss {self.loss_percent:.1f} %, concealed "
             f"{self.concealed_ms:.0f} ms, MOS {mos}",
         ]
+        if self.dropped:
+            lines.append("  datagrams dropped: " + ", ".join(
+                f"{k} x{v}" for k, v in sorted(self.dropped.items())))
         if self.frames_unread:
             lines.append(f"  {self.frames_unread} frames of caller audio not read by the agent")
         if self.agent_errors:
@@ -126,6 +130,7 @@ class GatewayCall:
         self._tasks: set[asyncio.Task[None]] = set()
         self._agent_task: asyncio.Task[None] | None = None
         self._transfer_target: str | None = None
+        self._drop_reasons: set[str] = set()
 
     # --- set-up --------------------------------------------------------------------
 
@@ -142,11 +147,13 @@ class GatewayCall:
         self.stream = stream
         self._spawn(self._pump_media_events(stream))
 
-    def take_pending_stream(self, missing_ok: bool = False) -> MediaStream:
-        stream, self.pending_stream = self.pending_stream, None
-        if stream is None and not missing_ok:
+    def start_pending_media(self) -> None:
+        """Outbound: start the stream reserved when dialing (on early media
+        or the answer, whichever has the SDP first)."""
+        if self.pending_stream is None:
             raise RuntimeError("call: no media stream reserved")
-        return stream  # type: ignore[return-value]
+        self.start_media(self.pending_stream)  # if it raises, finish() closes the stream
+        self.pending_stream = None
 
     def connected(self) -> None:
         """The call is answered (2xx sent or received): run the agent."""
@@ -195,7 +202,10 @@ class GatewayCall:
             elif isinstance(event, MediaMark):
                 if call is not None:
                     call.deliver(MarkPlayed(event.name, event.cleared))
-            elif isinstance(event, PacketsDropped):
+            elif isinstance(event, PacketsDropped) and event.reason not in self._drop_reasons:
+                # Once per reason: the engine reports drops every tick while
+                # they last; the totals are in the report.
+                self._drop_reasons.add(event.reason)
                 log.info("packets dropped", extra={
                     "event": "packets_dropped", "call_sid": self.call_sid,
                     "reason": event.reason, "count": event.count})
@@ -258,6 +268,9 @@ class GatewayCall:
         self._final_report = self._build_report()
         if self.stream is not None:
             await self.stream.aclose()
+        if self.pending_stream is not None:  # an outbound call that never got media
+            self.pending_stream.close()
+            self.pending_stream = None
         if self.agent_call is not None:
             self.agent_call.close()
         if self._agent_task is not None and self._agent_task is not asyncio.current_task():
@@ -302,6 +315,7 @@ class GatewayCall:
             packets_sent=stats.packets_sent if stats is not None else 0,
             packets_received=stats.packets_received if stats is not None else 0,
             frames_unread=stats.frames_overrun if stats is not None else 0,
+            dropped=dict(stats.dropped) if stats is not None else {},
             agent_errors=dict(self.agent_call.agent_errors) if self.agent_call else {},
             recording=self.recording)
 

@@ -133,6 +133,9 @@ class TrunkSettings:
     cps: float = 0.0
     caller_id: str | None = None
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "transport", self.transport.upper())  # names, any case
+
     def check(self, key: str) -> None:
         if not re.fullmatch(r"[A-Za-z0-9_-]+", self.name):
             raise ConfigError(f"{key}.name", f"letters, digits, - and _ only, got {self.name!r}")
@@ -179,6 +182,9 @@ class MediaSettings:
     sample_rate: int = 16000
     ptime: int = 20
     workers: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "codecs", tuple(c.upper() for c in self.codecs))
 
     def check(self, key: str) -> None:
         _check_host(self.host, f"{key}.host")
@@ -293,6 +299,10 @@ class GatewayConfig:
             trunk.check(key)
             if trunk.name in seen:
                 raise ConfigError(f"{key}.name", "two trunks have this name")
+            if trunk.transport == "TLS" and trunk.username is not None \
+                    and self.sip.tls_cert is None:
+                # The trunk's own endpoint listens for its calls over TLS too.
+                raise ConfigError(f"{key}.transport", "TLS needs sip.tls_cert and sip.tls_key")
             seen.add(trunk.name)
         if not _SID_RE.match(self.account_sid):
             raise ConfigError("account_sid", f"'AC' and 32 lower-case hex digits, got "
@@ -476,7 +486,7 @@ def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
         raise ConfigError(key, f"a number, got {value!r}", source)
     if hint is str:
         if isinstance(value, str):
-            return value.upper() if key.endswith(("transport", "codecs")) else value
+            return value
         raise ConfigError(key, f"a string, got {value!r}", source)
     raise AssertionError(f"config field {key} has an unhandled type {hint!r}")
 

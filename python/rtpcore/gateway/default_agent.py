@@ -31,6 +31,9 @@ PROMPT_RATE = 16000
 _DIGIT_NAMES = {"*": "star", "#": "pound"}
 #: How long to wait for the goodbye to play out before hanging up anyway.
 GOODBYE_TIMEOUT_S = 5.0
+#: After the goodbye has left, before the BYE: the caller's jitter buffer
+#: still holds its last words, and a BYE would cut them off.
+GOODBYE_TAIL_S = 0.3
 
 
 @functools.lru_cache(maxsize=64)
@@ -120,6 +123,7 @@ async def default_agent(call: Call) -> None:
                 call.play(prompt("goodbye", rate))
                 call.mark("goodbye")
                 await _wait_for_mark(call, "goodbye")
+                await asyncio.sleep(GOODBYE_TAIL_S)
                 await call.hangup()
                 return
             name = _DIGIT_NAMES.get(event.digit, event.digit)

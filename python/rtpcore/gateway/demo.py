@@ -12,7 +12,7 @@ is printed, followed by how to call the gateway from a softphone.
 
 The speech sample is ``audio/s01_en-us_m_16k.wav`` from the project's shared
 data (``$RTPCORE_SHARED``, else ``../shared`` from the working directory);
-without it, one of the gateway's bundled prompts stands in.
+without it, three of the gateway's bundled digit prompts stand in.
 """
 
 from __future__ import annotations
@@ -56,9 +56,20 @@ class DemoResult:
     caller_stats: MediaStats
     answer: npt.NDArray[np.int16]  # what the caller heard, at RATE
     speech: npt.NDArray[np.int16]  # what the caller said
-    echo_at_s: float | None  # where the agent's repeat of the speech starts in ``answer``
-    echo_similarity: float  # normalised cross-correlation there (1.0: identical)
+    #: What was found in ``answer``, in the order the agent should say it:
+    #: label -> (where it starts in s, normalised cross-correlation there).
+    found: dict[str, tuple[float, float]]
     ended_by: str  # how the call ended, seen from the caller
+
+    @property
+    def echo_at_s(self) -> float:
+        return self.found["speech"][0]
+
+    @property
+    def complete(self) -> bool:
+        """Everything heard, alike (> 0.5), in the expected order."""
+        starts = [at for at, _ in self.found.values()]
+        return all(sim > 0.5 for _, sim in self.found.values()) and starts == sorted(starts)
 
 
 def find_speech(path: str | os.PathLike[str] | None = None) -> tuple[np.ndarray, str]:
@@ -78,13 +89,15 @@ def find_speech(path: str | os.PathLike[str] | None = None) -> tuple[np.ndarray,
             return pcm, str(candidate)
     if path is not None:
         raise FileNotFoundError(path)
-    return np.array(prompt("goodbye", RATE)), "the bundled 'goodbye' prompt (no shared audio)"
+    # Words the agent itself never says in the demo (it reads back 4 and 2).
+    words = np.concatenate([prompt(f"digit-{d}", RATE) for d in "731"])
+    return words, "'seven three one' from the bundled prompts (no shared audio found)"
 
 
-def _find_echo(answer: np.ndarray, speech: np.ndarray) -> tuple[float | None, float]:
-    """Where ``speech`` reappears in ``answer`` and how alike it is there."""
+def _find(answer: np.ndarray, speech: np.ndarray) -> tuple[float, float]:
+    """Where ``speech`` appears in ``answer`` and how alike it is there."""
     if len(answer) < len(speech) or not len(speech):
-        return None, 0.0
+        return 0.0, 0.0
     a = answer.astype(np.float64)
     s = speech.astype(np.float64)
     n = 1 << int(np.ceil(np.log2(len(a) + len(s))))
@@ -132,8 +145,9 @@ async def place_demo_call(gateway: Gateway, speech: np.ndarray, out: Path) -> De
         started = time.monotonic()
         await stream.write(speech.data)
         greeting = len(prompt("greeting", RATE)) / RATE
-        # Keys once the speech is out; '#' once greeting, echo and readback have played.
-        await asyncio.sleep(len(speech) / RATE + 0.3)
+        # Keys once the agent has taken the speech in (its VAD waits for 0.7 s
+        # of silence); '#' once greeting, echo and readback have played.
+        await asyncio.sleep(len(speech) / RATE + 1.2)
         stream.send_dtmf(KEYS, duration_ms=120)
         readback = sum(len(prompt(f"digit-{k}", RATE)) for k in KEYS) / RATE
         done_at = greeting + len(speech) / RATE + 0.8 + readback + 1.0
@@ -163,8 +177,11 @@ async def place_demo_call(gateway: Gateway, speech: np.ndarray, out: Path) -> De
         w.setsampwidth(2)
         w.setframerate(RATE)
         w.writeframes(answer.astype("<i2").tobytes())
-    echo_at, similarity = _find_echo(answer, speech)
-    return DemoResult(report, caller_stats, answer, speech, echo_at, similarity, ended_by)
+    expected = {"greeting": prompt("greeting", RATE), "speech": speech,
+                **{f"key {k}": prompt(f"digit-{k}", RATE) for k in KEYS},
+                "goodbye": prompt("goodbye", RATE)}
+    found = {label: _find(answer, pcm) for label, pcm in expected.items()}
+    return DemoResult(report, caller_stats, answer, speech, found, ended_by)
 
 
 def demo_config(out: Path) -> GatewayConfig:
@@ -189,7 +206,7 @@ async def run_demo(out: Path = Path("out"), speech: str | None = None) -> int:
     finally:
         await gateway.stop(drain_timeout=2)
     _print_result(result, out)
-    return 0 if result.echo_at_s is not None and result.echo_similarity > 0.5 else 1
+    return 0 if result.complete else 1
 
 
 def _print_result(result: DemoResult, out: Path) -> None:
@@ -202,11 +219,13 @@ def _print_result(result: DemoResult, out: Path) -> None:
     print(f"caller side: {stats.packets_received} packets received, jitter "
           f"{stats.jitter_ms:.1f} ms, concealed {stats.concealed_ms:.0f} ms, MOS {mos}; "
           f"call ended: {result.ended_by}")
-    heard = len(result.answer) / RATE
-    if result.echo_at_s is not None:
-        print(f"the caller heard {heard:.1f} s: greeting, its own speech repeated at "
-              f"{result.echo_at_s:.2f} s (similarity {result.echo_similarity:.2f}), "
-              f"keys {' '.join(KEYS)} read back, goodbye")
+    print(f"the caller heard {len(result.answer) / RATE:.1f} s; found in it "
+          "(start, similarity to what was sent):")
+    for label, (at, similarity) in result.found.items():
+        what = "its own speech, repeated" if label == "speech" else label
+        print(f"  {at:6.2f} s  {similarity:.3f}  {what}")
+    if not result.complete:
+        print("  NOT all there, or not in that order: see the recordings")
     print(f"what the caller heard: {out / 'demo-answer.wav'}")
     if report.recording:
         print(f"the gateway's stereo recording (left caller, right agent): {report.recording}")

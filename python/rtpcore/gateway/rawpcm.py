@@ -166,9 +166,16 @@ def _control(call: Call, message: Control,
     elif message.event == "dtmf":
         call.send_dtmf(message.value)
     elif message.event == "transfer":
-        spawn(call.transfer(message.value))
+        spawn(_transfer(call, message.value))
     elif message.event == "stop":
         spawn(call.hangup())
+
+
+async def _transfer(call: Call, target: str) -> None:
+    try:
+        await call.transfer(target)
+    except ValueError as exc:  # not a SIP URI, or the call is not connected
+        call.note_agent_error("bad_transfer", str(exc))
 
 
 async def _send_audio(call: Call, outbox: Outbox) -> None:

@@ -31,6 +31,10 @@ from rtpcore.errors import CallFailed
 from rtpcore.gateway.agent import Agent
 from rtpcore.gateway.bridge import CallReport, GatewayCall
 from rtpcore.gateway.config import GatewayConfig
+from rtpcore.gateway.default_agent import default_agent
+from rtpcore.gateway.rawpcm import raw_pcm_agent
+from rtpcore.gateway.twilio import SAMPLE_RATE as TWILIO_RATE
+from rtpcore.gateway.twilio import twilio_agent
 from rtpcore.media import Engine
 from rtpcore.sdp import AudioPolicy, OfferAnswerError
 from rtpcore.sip import parse_uri
@@ -67,6 +71,7 @@ class Gateway:
         self.calls: dict[str, GatewayCall] = {}
         self.engine: Engine | None = None
         self._agent = agent if agent is not None else self.config.agent.url
+        self._resolve_agent(None)  # a bad agent fails here, not on the first call
         self._listeners: list[Any] = []
         self._endpoints: dict[str, SIPEndpoint] = {}
         self._trunk_endpoints: dict[str, SIPEndpoint] = {}
@@ -115,7 +120,7 @@ class Gateway:
                     continue
                 ua = self._user_agent(transport, port, allow)
                 self._endpoints[transport] = await SIPEndpoint.start(
-                    ua, on_event=self._event_handler(), ssl_context=self._tls_context()
+                    ua, on_event=self._on_sip_event, ssl_context=self._tls_context()
                     if transport == "TLS" else None)
             for trunk in self.config.trunks:
                 if trunk.username is None:
@@ -123,7 +128,9 @@ class Gateway:
                 ua = self._user_agent(trunk.transport, 0, allow)
                 ua.credentials = DigestClient([Credentials(trunk.username, trunk.password or "",
                                                            trunk.realm)])
-                endpoint = await SIPEndpoint.start(ua, on_event=self._event_handler())
+                endpoint = await SIPEndpoint.start(
+                    ua, on_event=self._on_sip_event, ssl_context=self._tls_context()
+                    if trunk.transport == "TLS" else None)
                 self._trunk_endpoints[trunk.name] = endpoint
                 if trunk.registrar is not None:
                     destination = trunk.destination
@@ -192,7 +199,7 @@ class Gateway:
             endpoint = self._endpoints.get(transport) or next(iter(self._endpoints.values()))
             destination = _uri_destination(uri, endpoint.ua.transport)
         from_user = parse_uri(from_uri, "from_uri").user if from_uri else None
-        run, rate = self._resolve_agent(agent)
+        run, rate = self._resolve_agent(agent)  # a bad agent fails before anything is sent
         stream = self.engine.allocate()
         try:
             sip_call = endpoint.invite(target_uri, destination, self.media_host,
@@ -206,8 +213,8 @@ class Gateway:
                            to_number=uri.user or str(uri), agent=run, sample_rate=rate)
         call.pending_stream = stream
         call.early_media = early_media
-        key = id(sip_call)
         self._register(call)
+        key = id(sip_call)
         answered = asyncio.get_running_loop().create_future()
         self._dialing[key] = answered
         try:
@@ -236,11 +243,6 @@ class Gateway:
         context.load_cert_chain(sip.tls_cert, sip.tls_key)
         return context
 
-    def _event_handler(self) -> Any:
-        # SIPEndpoint hands events over synchronously; the endpoint a call
-        # belongs to is the one whose agent emitted it, found via the event.
-        return lambda event: self._on_sip_event(event)
-
     def _resolve_agent(self, agent: Agent | str | None) -> tuple[Agent, int]:
         """The agent coroutine for a call, and the PCM rate it wants."""
         chosen = self._agent if agent is None else agent
@@ -248,14 +250,14 @@ class Gateway:
         if callable(chosen):
             return chosen, self.config.media.sample_rate
         if chosen == "default":
-            from rtpcore.gateway.default_agent import default_agent
             return default_agent, self.config.media.sample_rate
+        if not chosen.startswith(("ws://", "wss://")):
+            raise ValueError(f"agent: 'default', a ws:// or wss:// URL, or an async "
+                             f"function, got {chosen!r}")
         if settings.protocol == "raw-pcm":
-            from rtpcore.gateway.rawpcm import raw_pcm_agent
             return (raw_pcm_agent(chosen, connect_timeout=settings.connect_timeout),
                     settings.sample_rate)
-        from rtpcore.gateway.twilio import SAMPLE_RATE, twilio_agent
-        return twilio_agent(chosen, connect_timeout=settings.connect_timeout), SAMPLE_RATE
+        return twilio_agent(chosen, connect_timeout=settings.connect_timeout), TWILIO_RATE
 
     def _endpoint_of(self, sip_call: Any) -> SIPEndpoint | None:
         for endpoint in (*self._endpoints.values(), *self._trunk_endpoints.values()):
@@ -320,15 +322,10 @@ class Gateway:
             log.info("no usable media in offer", extra={
                 "event": "call_rejected", "call_sid": call.call_sid, "reason": str(exc)})
             return
-        try:
-            call.start_media(stream)
-        except ValueError as exc:  # negotiated, but not something the engine runs
+        if self._started_media(call, lambda: call.start_media(stream)):
+            call.connected()
+        else:
             stream.close()
-            log.warning("media not started", extra={"event": "media_failed",
-                                                    "call_sid": call.call_sid, "reason": str(exc)})
-            self._spawn(call.hangup(cause=f"media failed: {exc}"))
-            return
-        call.connected()
 
     def _on_call_event(self, call: GatewayCall, event: object) -> None:
         if isinstance(event, CallEnded):
@@ -352,14 +349,25 @@ class Gateway:
             call.endpoint.command("notify_transfer", call.sip_call, 603)
         elif isinstance(event, CallProgress) and call.direction == "outbound":
             if call.early_media and call.sip_call.media is not None and call.stream is None:
-                call.start_media(call.take_pending_stream())
+                self._started_media(call, call.start_pending_media)
         elif isinstance(event, CallAnswered):
-            if call.stream is None:
-                call.start_media(call.take_pending_stream())
+            if call.stream is None and not self._started_media(call, call.start_pending_media):
+                return
             call.connected()
             dialing = self._dialing.get(id(call.sip_call))
             if dialing is not None and not dialing.done():
                 dialing.set_result(None)
+
+    def _started_media(self, call: GatewayCall, start: Any) -> bool:
+        """Run ``start``; if the engine refuses what was negotiated, hang up."""
+        try:
+            start()
+        except ValueError as exc:  # negotiated, but not something the engine runs
+            log.warning("media not started", extra={"event": "media_failed",
+                                                    "call_sid": call.call_sid, "reason": str(exc)})
+            self._spawn(call.hangup(cause=f"media failed: {exc}"))
+            return False
+        return True
 
     def _register(self, call: GatewayCall) -> None:
         self._by_sip_call[id(call.sip_call)] = call
@@ -369,9 +377,6 @@ class Gateway:
     def _call_finished(self, call: GatewayCall, report: CallReport) -> None:
         self._by_sip_call.pop(id(call.sip_call), None)
         self.calls.pop(call.call_sid, None)
-        stream = call.take_pending_stream(missing_ok=True)
-        if stream is not None:
-            stream.close()
         if not self.calls:
             self._idle.set()
         if call.setup_time_ms is not None:  # it was connected; failures were told apart
