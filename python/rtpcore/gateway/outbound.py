@@ -65,10 +65,10 @@ __all__ = [
 log = logging.getLogger("rtpcore.gateway")
 
 _POSSIBLE_REASONS = {
-    phonenumbers.ValidationResult.INVALID_COUNTRY_CODE: "unknown country code",
-    phonenumbers.ValidationResult.TOO_SHORT: "too short",
-    phonenumbers.ValidationResult.TOO_LONG: "too long",
-    phonenumbers.ValidationResult.INVALID_LENGTH: "a length no number in its country has",
+    phonenumbers.ValidationResult.INVALID_COUNTRY_CODE: "has an unknown country code",
+    phonenumbers.ValidationResult.TOO_SHORT: "is too short",
+    phonenumbers.ValidationResult.TOO_LONG: "is too long",
+    phonenumbers.ValidationResult.INVALID_LENGTH: "has a length no number of its country has",
 }
 
 
@@ -113,8 +113,8 @@ def to_e164(number: str, region: str | None = None, *, argument: str = "number")
     verdict = phonenumbers.is_possible_number_with_reason(parsed)
     if verdict not in (phonenumbers.ValidationResult.IS_POSSIBLE,
                        phonenumbers.ValidationResult.IS_POSSIBLE_LOCAL_ONLY):
-        reason = _POSSIBLE_REASONS.get(verdict, "not a possible number")
-        raise ValueError(f"{argument}: {number!r} is {reason} "
+        reason = _POSSIBLE_REASONS.get(verdict, "is not a possible number")
+        raise ValueError(f"{argument}: {number!r} {reason} "
                          f"(+{parsed.country_code} {parsed.national_number})")
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
