@@ -348,7 +348,14 @@ async def test_outbound_call_to_sipp_uas(tmp_path: Path) -> None:
     assert statuses[1]["To"] == "+15551234567" and statuses[1]["From"] == "+15550100"
 
 
-async def test_outbound_call_busy_at_sipp(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("scenario", "timeout", "code", "status"), [
+    ("uas_busy.xml", 10.0, 486, "busy"),
+    ("uas_no_answer.xml", 1.0, 487, "no-answer"),  # rings; our CANCEL after 1 s
+])
+async def test_outbound_call_not_answered_at_sipp(scenario: str, timeout: float, code: int,
+                                                  status: str) -> None:
+    """The SIP cause reaches the caller of place_call, its status callback
+    (Twilio's status) and /metrics."""
     sipp_port = free_port()
     trunk = TrunkSettings(name="sipp", proxy=f"127.0.0.1:{sipp_port}", caller_id="+15550100")
     gateway = Gateway(_config(trunks=(trunk,)))
@@ -357,27 +364,28 @@ async def test_outbound_call_busy_at_sipp(tmp_path: Path) -> None:
     _, http_port = await http.start()
     try:
         sipp = asyncio.get_running_loop().create_task(run_sipp(
-            "-sf", str(HERE / "sipp" / "uas_busy.xml"), "-i", "127.0.0.1", "-p", str(sipp_port),
+            "-sf", str(HERE / "sipp" / scenario), "-i", "127.0.0.1", "-p", str(sipp_port),
             "-m", "1", timeout=20))
         await asyncio.sleep(0.5)
         statuses: list[CallStatus] = []
         with pytest.raises(CallFailed) as info:
-            await http.outbound.place_call("+15551234567", status_callback=statuses.append)
+            await http.outbound.place_call("+15551234567", status_callback=statuses.append,
+                                           timeout=timeout)
         await http.outbound.drain()
-        code, out = await sipp
+        sipp_code, out = await sipp
         async with aiohttp.ClientSession() as session, \
                 session.get(f"http://127.0.0.1:{http_port}/metrics") as response:
             text = await response.text()
     finally:
         await http.stop()
         await gateway.stop(drain_timeout=0)
-    assert code == 0, out[-3000:]
-    assert info.value.status_code == 486 and info.value.call_sid
-    assert [(s.status, s.sip_response_code) for s in statuses] == [("busy", 486)]
+    assert sipp_code == 0, out[-3000:]  # SIPp saw its scenario through (CANCEL included)
+    assert info.value.status_code == code and info.value.call_sid
+    assert [(s.status, s.sip_response_code) for s in statuses] == [(status, code)]
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
                for f in text_string_to_metric_families(text) for s in f.samples}
-    assert samples[("rtpcore_gateway_calls_failed_total", (("code", "486"),
-                                                           ("status", "busy")))] == 1
+    assert samples[("rtpcore_gateway_calls_failed_total", (("code", str(code)),
+                                                           ("status", status)))] == 1
 
 
 # --- Kamailio's dispatcher in front of two gateway processes ----------------------------
