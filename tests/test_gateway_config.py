@@ -208,3 +208,16 @@ def test_cli_reports_a_bad_config(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert main(["gateway", "--config", str(path)]) == 2
     err = capsys.readouterr().err
     assert "media.codecs" in err and "OPUS" in err
+
+
+def test_the_readme_example_loads(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme[readme.index("## Gateway"):]
+    example = section[section.index("```toml") + len("```toml"):]
+    example = example[:example.index("```")]
+    for name in ("cert.pem", "key.pem"):  # the TLS files must exist
+        (tmp_path / name).write_text("")
+        example = example.replace(f'"{name}"', f'"{tmp_path / name}"')
+    config = load(write(tmp_path, example), environ={})
+    assert config.trunk("carrier").destination == ("UDP", "198.51.100.7", 5060)
+    assert config.sip.tls_port == 5061 and config.logging.format == "json"
