@@ -418,6 +418,27 @@ async def run_step(rig_: Rig, calls: int, hold: float, cps: float, think: float)
         failures=failures)
 
 
+async def gateway_calls(rig_: Rig) -> float:
+    """Calls the gateway has connected now, from its /metrics."""
+    import aiohttp
+    from prometheus_client.parser import text_string_to_metric_families
+
+    async with aiohttp.ClientSession() as session, \
+            session.get(f"http://127.0.0.1:{rig_.http_port}/metrics") as response:
+        text = await response.text()
+    return sum(sample.value for family in text_string_to_metric_families(text)
+               for sample in family.samples if sample.name == "rtpcore_gateway_calls_active")
+
+
+async def wait_idle(rig_: Rig, timeout: float = 60.0) -> None:
+    """Until the gateway has no call left (a step that overloaded it leaves a
+    backlog that would count against the next one), then 2 s more."""
+    deadline = time.monotonic() + timeout
+    while await gateway_calls(rig_) > 0 and time.monotonic() < deadline:
+        await asyncio.sleep(1)
+    await asyncio.sleep(2)
+
+
 async def ramp(steps: list[int], hold: float, cps: float, think: float, agent_procs: int,
                workers: int | None, profile: str | None = None,
                keep_going: bool = False) -> dict[str, Any]:
@@ -431,7 +452,7 @@ async def ramp(steps: list[int], hold: float, cps: float, think: float, agent_pr
             print(_row(result), file=sys.stderr, flush=True)
             if not (result.passed or keep_going):
                 break
-            await asyncio.sleep(2)  # let the gateway settle (calls drained)
+            await wait_idle(rig_)
     held = [r.calls for r in results if r.passed]
     return {"max_calls_held": max(held) if held else 0, "hold_s": hold, "cps": cps,
             "logs": str(rig_.logs),
