@@ -7,6 +7,11 @@
   to a WAV file and draws its delay plot beside it.
 - ``rtpcore gateway [--config FILE]``: runs the SIP-to-agent gateway (see
   :mod:`rtpcore.gateway`) until interrupted, then drains the calls.
+- ``rtpcore call NUMBER [--agent URL] [--config FILE] [--trunk NAME] [--from
+  NUMBER] ...``: places one call through the gateway's trunk (see
+  :mod:`rtpcore.gateway.outbound`), bridges it to the agent and prints the
+  call report when it ends; exit status 1 with the SIP cause if it was not
+  answered.
 - ``rtpcore demo``: starts the gateway with its default agent and calls it
   over loopback with rtpcore's own user agent (see :mod:`rtpcore.gateway.demo`).
 - ``rtpcore demo capture [--out DIR]``: writes a demo capture (see
@@ -157,17 +162,24 @@ def _cmd_demo(args: Any) -> int:
     return 0 if _analyze_and_print(capture, args.json, []) is not None else 1
 
 
-def _cmd_gateway(args: Any) -> int:
+def _gateway_config(command: str, path: str | None) -> Any:
+    """The gateway configuration with logging set up, or None after printing
+    why it is bad."""
     from rtpcore.errors import ConfigError
     from rtpcore.gateway import load_config, logs
 
     try:
-        config = load_config(args.config)
+        config = load_config(path)
     except ConfigError as e:
-        print(f"rtpcore gateway: bad configuration: {e}", file=sys.stderr)
-        return 2
+        print(f"rtpcore {command}: bad configuration: {e}", file=sys.stderr)
+        return None
     logs.configure(config.logging)
-    return asyncio.run(_serve(config))
+    return config
+
+
+def _cmd_gateway(args: Any) -> int:
+    config = _gateway_config("gateway", args.config)
+    return 2 if config is None else asyncio.run(_serve(config))
 
 
 async def _serve(config: Any) -> int:
@@ -181,6 +193,20 @@ async def _serve(config: Any) -> int:
     except OSError as e:  # a port in use, a certificate that does not load ...
         print(f"rtpcore gateway: cannot start: {e}", file=sys.stderr)
         return 1
+    http = None
+    if config.http.listen is not None:
+        from rtpcore.gateway.http import GatewayHTTP
+
+        host, _, port = config.http.listen.rpartition(":")
+        http = GatewayHTTP(gateway)
+        try:
+            await http.start(host.strip("[]"), int(port))
+        except OSError as e:
+            print(f"rtpcore gateway: cannot listen for HTTP on {config.http.listen}: {e}",
+                  file=sys.stderr)
+            await gateway.stop(drain_timeout=0)
+            return 1
+        print(f"HTTP (REST subset, /metrics) on {config.http.listen}", file=sys.stderr)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -193,6 +219,60 @@ async def _serve(config: Any) -> int:
     print(f"stopping: draining {len(gateway.calls)} call(s) for up to "
           f"{config.drain_timeout:g} s", file=sys.stderr)
     await gateway.stop()
+    if http is not None:
+        await http.stop()
+    return 0
+
+
+def _cmd_call(args: Any) -> int:
+    config = _gateway_config("call", args.config)
+    return 2 if config is None else asyncio.run(_call(config, args))
+
+
+async def _call(config: Any, args: Any) -> int:
+    """One call out; waits for its end and prints its report."""
+    from rtpcore.errors import CallFailed, CallRateExceeded
+    from rtpcore.gateway import Gateway
+    from rtpcore.gateway.outbound import Outbound, twilio_call_status
+
+    gateway = Gateway(config, agent=args.agent)
+    ended: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+    class _Ended:
+        def call_ended(self, call: Any, report: Any) -> None:
+            if not ended.done():
+                ended.set_result(report)
+
+    try:  # a bad number or trunk is reported before anything starts listening
+        outbound = Outbound(gateway, region=args.region)
+        trunk = outbound.trunk_for(args.trunk)
+        outbound.target(args.number, trunk)
+        outbound.caller_id(trunk, args.caller_id, args.caller_name)
+    except ValueError as e:
+        print(f"rtpcore call: {e}", file=sys.stderr)
+        return 2
+    gateway.add_listener(_Ended())
+    try:
+        await gateway.start()
+    except OSError as e:
+        print(f"rtpcore call: cannot start the gateway: {e}", file=sys.stderr)
+        return 1
+    try:
+        call = await outbound.place_call(args.number, trunk=args.trunk,
+                                         caller_id=args.caller_id,
+                                         caller_name=args.caller_name, timeout=args.timeout)
+        print(f"answered: {call.call_sid} -> {call.to_number}", file=sys.stderr)
+        report = await ended
+    except (ValueError, CallRateExceeded) as e:
+        print(f"rtpcore call: {e}", file=sys.stderr)
+        return 2
+    except CallFailed as e:
+        print(f"rtpcore call: {twilio_call_status(e.status_code)}: SIP {e.status_code} "
+              f"{e.reason}", file=sys.stderr)
+        return 1
+    finally:
+        await gateway.stop(drain_timeout=0)
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report.format())
     return 0
 
 
@@ -224,6 +304,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     g.add_argument("--config", metavar="FILE", help="TOML configuration (RTPCORE_* variables "
                    "override it; defaults without one)")
     g.set_defaults(run=_cmd_gateway)
+    o = commands.add_parser("call", help="place a call through the gateway's trunk to an agent")
+    o.add_argument("number", help="E.164 (+15551234567), a national number (with --region or "
+                   "the trunk's caller_id country) or a sip: URI")
+    o.add_argument("--agent", help="ws://... or wss://... agent (default: the config's "
+                   "agent.url)")
+    o.add_argument("--config", metavar="FILE", help="TOML configuration (RTPCORE_* variables "
+                   "override it)")
+    o.add_argument("--trunk", help="trunk to call through (default: the only one configured)")
+    o.add_argument("--from", dest="caller_id", metavar="NUMBER",
+                   help="caller ID (default: the trunk's caller_id)")
+    o.add_argument("--caller-name", help="display name sent in P-Asserted-Identity")
+    o.add_argument("--region", help="region for numbers without a country code, e.g. US")
+    o.add_argument("--timeout", type=float, default=60.0,
+                   help="seconds to ring before giving up (default: 60)")
+    o.add_argument("--json", action="store_true", help="print the call report as JSON")
+    o.set_defaults(run=_cmd_call)
     d = commands.add_parser("demo", help="call the gateway's default agent over loopback "
                             "(SRTP, G.722) and print the call report")
     d.add_argument("--out", default="out", help="directory for the recordings (default: out)")

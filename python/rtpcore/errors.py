@@ -19,6 +19,7 @@ __all__ = [
     "SIPLimitError",
     "ConfigError",
     "CallFailed",
+    "CallRateExceeded",
     "MediaError",
     "StreamClosedError",
     "QueueFullError",
@@ -156,6 +157,8 @@ class SIPLimitError(SIPParseError):
     Entity Too Large) for a body, 513 (Message Too Large) for the message or
     its header section, 400 for too many header fields or an over-long line.
     """
+
+
 class AudioopError(RtpcoreError):
     """A bad argument to :mod:`rtpcore.audioop` (sample width not 1 to 4, or
     a fragment that is not a whole number of samples); exported there as
@@ -183,15 +186,35 @@ class ConfigError(RtpcoreError, ValueError):
 
 class CallFailed(RtpcoreError):
     """A call that did not get answered: ``status_code`` and ``reason`` are
-    the SIP final response (486 busy, 408/480 no answer, 503 ...)."""
+    the SIP final response (486 busy, 408/480 no answer, 503 ...);
+    ``call_sid`` the gateway's SID of the failed call, when there was one."""
 
-    def __init__(self, status_code: int, reason: str) -> None:
+    def __init__(self, status_code: int, reason: str, call_sid: str | None = None) -> None:
         super().__init__(f"{status_code} {reason}")
         self.status_code = status_code
         self.reason = reason
+        self.call_sid = call_sid
 
-    def __reduce__(self) -> tuple[type[CallFailed], tuple[int, str]]:
-        return (type(self), (self.status_code, self.reason))
+    def __reduce__(self) -> tuple[type[CallFailed], tuple[int, str, str | None]]:
+        return (type(self), (self.status_code, self.reason, self.call_sid))
+
+
+class CallRateExceeded(RtpcoreError):
+    """A call out through ``trunk`` refused before anything was sent: the
+    trunk's limit of ``cps`` new calls per second is used up. The next call
+    is allowed in ``retry_after`` seconds."""
+
+    def __init__(self, trunk: str, cps: float, retry_after: float) -> None:
+        super().__init__(f"trunk {trunk!r}: over its limit of {cps:g} calls per second; "
+                         f"the next call is allowed in {retry_after:.3f} s")
+        self.trunk = trunk
+        self.cps = cps
+        self.retry_after = retry_after
+
+    def __reduce__(self) -> tuple[type[CallRateExceeded], tuple[str, float, float]]:
+        return (type(self), (self.trunk, self.cps, self.retry_after))
+
+
 class MediaError(RtpcoreError):
     """The media engine refused a request: no free port left in its range,
     the engine closed, a worker that did not answer."""

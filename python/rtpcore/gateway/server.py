@@ -223,7 +223,7 @@ class Gateway:
             # Listeners hear about it now: the CANCEL's 487 comes after the call is gone.
             self._notify("call_failed", call, 487, "no answer")
             await call.hangup(cause="no answer")
-            raise CallFailed(487, "no answer") from None
+            raise CallFailed(487, "no answer", call.call_sid) from None
         finally:
             self._dialing.pop(key, None)
         return call
@@ -333,7 +333,8 @@ class Gateway:
             if call.state == "dialing" and call.direction == "outbound":
                 self._notify("call_failed", call, event.status_code, event.reason)
                 if dialing is not None and not dialing.done():
-                    dialing.set_exception(CallFailed(event.status_code, event.reason))
+                    dialing.set_exception(CallFailed(event.status_code, event.reason,
+                                                     call.call_sid))
             cause = event.reason if event.status_code < 300 else \
                 f"{event.status_code} {event.reason}"
             self._spawn(call.finish(cause))

@@ -1,0 +1,510 @@
+"""End-to-end concurrent calls through the gateway, over loopback.
+
+Three kinds of process, so each one's CPU is its own:
+
+- **the gateway** (``rtpcore gateway``), the system under test, with a
+  Media Streams agent URL and its ``/metrics``;
+- **a stand-in agent** speaking Twilio's Media Streams protocol: every
+  ``media`` message is sent back unchanged after a fixed think time (an echo
+  with the latency of a model); ``--agent-procs N`` runs N of them on one
+  port (SO_REUSEPORT) when one core cannot keep up;
+- **the callers** (this process): rtpcore's own user agent and media
+  engine, one RTP stream per call, reading every call's frames through the
+  engine's batched ``read_frames``.
+
+Each step of the ramp places N calls (at ``--cps``); every call sends a
+continuous 440 Hz tone from its answer until it is hung up, ``--hold``
+seconds after the last one was placed. What comes back is the tone,
+echoed by the agent through the gateway: any silent or concealed 20 ms frame
+between the first and the last echoed one is an *audible gap*; a call's
+figure is its longest gap. Call setup is INVITE to 200 OK. A step passes
+when every call connected, the gaps' p90 is under 50 ms and setup's p95
+under 200 ms; the ramp stops at the first step that fails. The gateway's
+CPU (cores busy while the N calls run) and resident memory (growth over the
+idle gateway, per call) are read from /proc.
+
+    python bench/gateway_load.py                                # ramp 25..500
+    python bench/gateway_load.py --steps 10,50 --hold 5 --json out.json
+    python bench/gateway_load.py --steps 50 --profile gw.prof   # where the gateway's CPU goes
+    python bench/gateway_load.py agent --port 8765 --think 0.2  # the agent alone
+
+Run it on a release build (``scripts/build-ext --release``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RATE = 8000
+FRAME_MS = 20
+#: A received frame quieter than this (RMS) carries no echo: a gap.
+QUIET_RMS = 500.0
+GAP_P90_LIMIT_MS = 50.0
+SETUP_P95_LIMIT_MS = 200.0
+
+
+def free_port(kind: int = socket.SOCK_DGRAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def port_block(size: int = 4000) -> tuple[int, int]:
+    """A block of RTP ports no other run of this tool on the machine is likely
+    to use at the same time (two runs sharing one range slow each other down
+    with bind retries): a random one of the blocks between 20000 and 60000."""
+    base = 20000 + random.randrange(40000 // size) * size
+    return base, base + size - 1
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+# --- the stand-in agent ----------------------------------------------------------------
+
+
+async def serve_echo_agent(port: int, think: float) -> None:
+    """A Media Streams server that echoes each media message after ``think`` s."""
+    import websockets
+
+    async def handler(ws: Any) -> None:
+        loop = asyncio.get_running_loop()
+        stream_sid = ""
+        pending: set[asyncio.Task[None]] = set()
+
+        def echo(payload: str) -> None:
+            message = json.dumps({"event": "media", "streamSid": stream_sid,
+                                  "media": {"payload": payload}})
+            task = loop.create_task(ws.send(message))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+
+        with contextlib.suppress(websockets.ConnectionClosed):
+            async for raw in ws:
+                message = json.loads(raw)
+                event = message.get("event")
+                if event == "start":
+                    stream_sid = message["start"]["streamSid"]
+                elif event == "media":
+                    loop.call_later(think, echo, message["media"]["payload"])
+                elif event == "stop":
+                    break
+
+    async with websockets.serve(handler, "127.0.0.1", port, reuse_port=True,
+                                ping_interval=None, max_queue=None):
+        await asyncio.Future()
+
+
+# --- processes ---------------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` (and its threads) so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+@dataclass
+class Rig:
+    """The gateway and agent processes, and where they listen."""
+
+    gateway: subprocess.Popen[bytes]
+    agents: list[subprocess.Popen[bytes]]
+    sip_port: int
+    http_port: int
+    logs: Path
+
+
+@contextlib.asynccontextmanager
+async def rig(think: float, agent_procs: int = 1, workers: int | None = None,
+              log_dir: Path | None = None, profile: str | None = None) -> AsyncIterator[Rig]:
+    """Start the agent(s) and the gateway (under cProfile, writing ``profile``,
+    when given); stop them on exit."""
+    directory = Path(tempfile.mkdtemp(prefix="gateway-load-"))
+    agent_port = free_port(socket.SOCK_STREAM)
+    sip_port = free_port()
+    http_port = free_port(socket.SOCK_STREAM)
+    media_ports = port_block()
+    config = directory / "gateway.toml"
+    config.write_text(textwrap.dedent(f"""
+        [sip]
+        host = "127.0.0.1"
+        udp_port = {sip_port}
+        rate = "off"
+        [media]
+        host = "127.0.0.1"
+        port_min = {media_ports[0]}
+        port_max = {media_ports[1]}
+        codecs = ["PCMU"]
+        srtp = "off"
+        {f"workers = {workers}" if workers else ""}
+        [agent]
+        url = "ws://127.0.0.1:{agent_port}"
+        protocol = "twilio"
+        [http]
+        listen = "127.0.0.1:{http_port}"
+        [logging]
+        level = "warning"
+    """))
+    logs = log_dir or directory
+    agents = [subprocess.Popen([sys.executable, __file__, "agent", "--port", str(agent_port),
+                                "--think", str(think)],
+                               stderr=open(logs / f"agent{i}.log", "wb"))  # noqa: SIM115
+              for i in range(agent_procs)]
+    profiling = ["-m", "cProfile", "-o", profile] if profile else []
+    gateway = subprocess.Popen([sys.executable, *profiling, "-m", "rtpcore.cli", "gateway",
+                                "--config", str(config)], stderr=subprocess.PIPE)
+    try:
+        assert gateway.stderr is not None  # invariant: stderr=PIPE
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            line = await asyncio.to_thread(gateway.stderr.readline)
+            if not line:
+                raise RuntimeError("the gateway exited during start-up")
+            if b"HTTP (REST subset, /metrics)" in line:
+                break
+        # Keep reading its stderr (into a file) so it never blocks on a full pipe.
+        log = open(logs / "gateway.log", "wb")  # noqa: SIM115
+        drain = asyncio.get_running_loop().run_in_executor(
+            None, lambda: [log.write(chunk) for chunk in iter(gateway.stderr.readline, b"")])
+        await asyncio.sleep(0.5)  # the agents listening
+        yield Rig(gateway, agents, sip_port, http_port, logs)
+    finally:
+        for process in (gateway, *agents):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in (gateway, *agents):
+            try:
+                await asyncio.to_thread(process.wait, 20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        with contextlib.suppress(NameError):
+            await drain
+            log.close()
+
+
+# --- the callers ------------------------------------------------------------------------
+
+
+@dataclass
+class CallResult:
+    setup_ms: float | None = None  # None: not answered
+    status_code: int | None = None
+    longest_gap_ms: float = 0.0
+    echoed_ms: float = 0.0
+    silent_ms: float = 0.0
+    concealed_ms: float = 0.0
+    gaps_ms: list[float] = field(default_factory=list)
+
+
+@dataclass
+class StepResult:
+    calls: int
+    connected: int
+    failed: int
+    setup_p50_ms: float
+    setup_p95_ms: float
+    # Per call, its longest audible gap; the step's p50/p90/max over the calls.
+    longest_gap_p50_ms: float
+    longest_gap_p90_ms: float
+    longest_gap_max_ms: float
+    every_gap_p90_ms: float  # p90 over every gap of every call
+    gap_percent: float  # share of the echoed time that was gap
+    silent_ms_per_call: float  # gaps the gateway sent as silence (agent audio ran dry)
+    concealed_ms_per_call: float  # gaps the caller concealed (RTP late or lost)
+    echo_ms_mean: float
+    gateway_cpu_cores: float
+    gateway_cpu_ms_per_call_s: float
+    gateway_rss_mb: float
+    gateway_rss_kb_per_call: float
+    agent_cpu_cores: float
+    caller_cpu_cores: float
+    load_average: float  # the machine's 1-minute load when the step ended (shared hosts)
+    passed: bool
+    failures: dict[str, int] = field(default_factory=dict)
+
+
+class _Listening:
+    """Per stream, what each received frame was: the echo, silence the gateway
+    sent (its queue of agent audio ran dry), or a frame the caller's jitter
+    buffer concealed (the gateway's RTP came late or not at all)."""
+
+    ECHO, SILENT, CONCEALED = 0, 1, 2
+    __slots__ = ("frames",)
+
+    def __init__(self) -> None:
+        self.frames = bytearray()
+
+    def add(self, kind: str, level: float) -> None:
+        # Time-stretched frames ("accelerated", "expanded", "merged") are real
+        # audio; concealment and comfort noise stand in for audio that is missing.
+        if kind in ("concealed", "comfort_noise"):
+            self.frames.append(self.CONCEALED)
+        else:
+            self.frames.append(self.ECHO if level >= QUIET_RMS else self.SILENT)
+
+    def measure(self, result: CallResult) -> None:
+        """Gaps between the first and the last echoed frame, into ``result``."""
+        frames = bytes(self.frames)
+        first, last = frames.find(self.ECHO), frames.rfind(self.ECHO)
+        if first < 0:
+            result.longest_gap_ms = float("inf")
+            return
+        span = frames[first:last + 1]
+        runs = [len(run) * FRAME_MS for run in span.replace(b"\x02", b"\x01").split(b"\x00")
+                if run]
+        result.gaps_ms = runs
+        result.longest_gap_ms = max(runs, default=0)
+        result.echoed_ms = len(span) * FRAME_MS
+        result.silent_ms = span.count(self.SILENT) * FRAME_MS
+        result.concealed_ms = span.count(self.CONCEALED) * FRAME_MS
+
+
+async def run_step(rig_: Rig, calls: int, hold: float, cps: float, think: float) -> StepResult:
+    """``calls`` concurrent calls through the gateway, all up together for ``hold`` s."""
+    from rtpcore.aio.sip import SIPEndpoint
+    from rtpcore.media import Engine, MediaConfig
+    from rtpcore.sip.ua import CallAnswered, CallEnded, UserAgent
+
+    loop = asyncio.get_running_loop()
+    waiting: dict[str, asyncio.Future[Any]] = {}
+    ended: dict[str, asyncio.Future[Any]] = {}
+
+    def on_event(event: object) -> None:
+        if isinstance(event, (CallAnswered, CallEnded)):
+            future = waiting.pop(event.call.call_id, None)
+            if future is not None and not future.done():
+                future.set_result(event)
+        if isinstance(event, CallEnded):
+            future = ended.get(event.call.call_id)
+            if future is not None and not future.done():
+                future.set_result(event)
+
+    engine = Engine(port_range=port_block())
+    endpoint = await SIPEndpoint.start(UserAgent("127.0.0.1", 0, user="load"), on_event=on_event)
+    listening: dict[int, _Listening] = {}
+    results = [CallResult() for _ in range(calls)]
+    # Every call talks from its answer until the hang-up, so that all of them
+    # overlap for ``hold`` s however long placing them took.
+    talk = calls / cps + hold + think + 1.0
+    signal_pcm = (8000 * np.sin(2 * np.pi * 440 * np.arange(int(RATE * talk)) / RATE)
+                  ).astype(np.int16)
+    reading = True
+
+    async def read_all() -> None:
+        while reading:
+            for stream, frame in await engine.read_frames():
+                state = listening.get(stream.id)
+                if state is None:
+                    continue
+                pcm = frame.pcm
+                state.add(frame.kind, float(np.sqrt(np.mean(pcm.astype(np.float32) ** 2))))
+
+    async def one_call(index: int) -> tuple[int, Any, Any] | None:
+        stream = engine.allocate(batch=True)
+        started = loop.time()
+        call = endpoint.invite(f"sip:+1555{index:07d}@127.0.0.1:{rig_.sip_port}",
+                               ("127.0.0.1", rig_.sip_port), "127.0.0.1", stream.local_port,
+                               from_user="+15550100")
+        future = waiting[call.call_id] = loop.create_future()
+        ended[call.call_id] = loop.create_future()
+        try:
+            event = await asyncio.wait_for(future, 10)
+        except TimeoutError:
+            stream.close()
+            results[index].status_code = 408
+            return None
+        if isinstance(event, CallEnded):
+            stream.close()
+            results[index].status_code = event.status_code
+            return None
+        results[index].setup_ms = (loop.time() - started) * 1000
+        results[index].status_code = 200
+        stream.start(MediaConfig.from_negotiated(call.media, sample_rate=RATE))
+        listening[stream.id] = _Listening()
+        stream.write_nowait(signal_pcm)
+        return index, call, stream
+
+    reader = loop.create_task(read_all())
+    rss_idle = rss_bytes(rig_.gateway.pid)
+    placed: list[asyncio.Task[tuple[int, Any, Any] | None]] = []
+    for index in range(calls):  # paced at --cps, not all at once
+        placed.append(loop.create_task(one_call(index)))
+        await asyncio.sleep(1 / cps)
+    live = [c for c in await asyncio.gather(*placed) if c is not None]
+    # Every call is up: measure while all of them run.
+    window_start = time.monotonic()
+    cpu_start = {p.pid: cpu_seconds(p.pid) for p in (rig_.gateway, *rig_.agents)}
+    caller_start = time.process_time()
+    await asyncio.sleep(hold)
+    window = time.monotonic() - window_start
+    cpu_end = {p.pid: cpu_seconds(p.pid) for p in (rig_.gateway, *rig_.agents)}
+    caller_end = time.process_time()
+    rss_busy = rss_bytes(rig_.gateway.pid)
+    await asyncio.sleep(think + 0.5)  # the last echoes
+    for _, call, _ in live:
+        endpoint.hangup(call)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.gather(*(ended[c.call_id] for _, c, _ in live)), 15)
+    reading = False
+    for index, _, stream in live:
+        listening[stream.id].measure(results[index])
+        stream.close()
+    reader.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await reader
+    await endpoint.close()
+    engine.close()
+
+    connected = [r for r in results if r.setup_ms is not None]
+    gaps = [r.longest_gap_ms for r in connected]
+    setups = [r.setup_ms for r in connected if r.setup_ms is not None]
+    failures: dict[str, int] = {}
+    for r in results:
+        if r.setup_ms is None:
+            failures[str(r.status_code)] = failures.get(str(r.status_code), 0) + 1
+    gateway_cpu = (cpu_end[rig_.gateway.pid] - cpu_start[rig_.gateway.pid]) / window
+    agent_cpu = sum(cpu_end[a.pid] - cpu_start[a.pid] for a in rig_.agents) / window
+    gap_p90, setup_p95 = percentile(gaps, 90), percentile(setups, 95)
+    return StepResult(
+        calls=calls, connected=len(connected), failed=calls - len(connected),
+        setup_p50_ms=round(percentile(setups, 50), 1), setup_p95_ms=round(setup_p95, 1),
+        longest_gap_p50_ms=percentile(gaps, 50), longest_gap_p90_ms=gap_p90,
+        longest_gap_max_ms=max(gaps) if gaps else float("nan"),
+        every_gap_p90_ms=percentile([g for r in connected for g in r.gaps_ms], 90),
+        gap_percent=round(100 * sum(sum(r.gaps_ms) for r in connected)
+                          / max(1.0, sum(r.echoed_ms for r in connected)), 2),
+        silent_ms_per_call=round(float(np.mean([r.silent_ms for r in connected])), 1)
+        if connected else 0.0,
+        concealed_ms_per_call=round(float(np.mean([r.concealed_ms for r in connected])), 1)
+        if connected else 0.0,
+        echo_ms_mean=round(float(np.mean([r.echoed_ms for r in connected])), 0)
+        if connected else 0.0,
+        gateway_cpu_cores=round(gateway_cpu, 3),
+        gateway_cpu_ms_per_call_s=round(gateway_cpu * 1000 / max(1, len(connected)), 3),
+        gateway_rss_mb=round(rss_busy / 2**20, 1),
+        gateway_rss_kb_per_call=round((rss_busy - rss_idle) / 1024 / max(1, len(connected)), 1),
+        agent_cpu_cores=round(agent_cpu, 3),
+        caller_cpu_cores=round((caller_end - caller_start) / window, 3),
+        load_average=round(os.getloadavg()[0], 2),
+        passed=(len(connected) == calls and gap_p90 < GAP_P90_LIMIT_MS
+                and setup_p95 < SETUP_P95_LIMIT_MS),
+        failures=failures)
+
+
+async def gateway_calls(rig_: Rig) -> float:
+    """Calls the gateway has connected now, from its /metrics."""
+    import aiohttp
+    from prometheus_client.parser import text_string_to_metric_families
+
+    async with aiohttp.ClientSession() as session, \
+            session.get(f"http://127.0.0.1:{rig_.http_port}/metrics") as response:
+        text = await response.text()
+    return sum(sample.value for family in text_string_to_metric_families(text)
+               for sample in family.samples if sample.name == "rtpcore_gateway_calls_active")
+
+
+async def wait_idle(rig_: Rig, timeout: float = 60.0) -> None:
+    """Until the gateway has no call left (a step that overloaded it leaves a
+    backlog that would count against the next one), then 2 s more."""
+    deadline = time.monotonic() + timeout
+    while await gateway_calls(rig_) > 0 and time.monotonic() < deadline:
+        await asyncio.sleep(1)
+    await asyncio.sleep(2)
+
+
+async def ramp(steps: list[int], hold: float, cps: float, think: float, agent_procs: int,
+               workers: int | None, profile: str | None = None,
+               keep_going: bool = False) -> dict[str, Any]:
+    results: list[StepResult] = []
+    async with rig(think, agent_procs, workers, profile=profile) as rig_:
+        # The gateway's first calls pay for imports and first connections: not measured.
+        await run_step(rig_, calls=2, hold=1.0, cps=cps, think=think)
+        for calls in steps:
+            result = await run_step(rig_, calls, hold, cps, think)
+            results.append(result)
+            print(_row(result), file=sys.stderr, flush=True)
+            if not (result.passed or keep_going):
+                break
+            await wait_idle(rig_)
+    held = [r.calls for r in results if r.passed]
+    return {"max_calls_held": max(held) if held else 0, "hold_s": hold, "cps": cps,
+            "logs": str(rig_.logs),
+            "think_s": think, "agent_procs": agent_procs, "cores": os.cpu_count(),
+            "steps": [asdict(r) for r in results]}
+
+
+def _row(r: StepResult) -> str:
+    return (f"{r.calls:5d} calls: {r.connected} up, setup p50/p95 {r.setup_p50_ms:.0f}/"
+            f"{r.setup_p95_ms:.0f} ms, longest gap p50/p90/max {r.longest_gap_p50_ms:.0f}/"
+            f"{r.longest_gap_p90_ms:.0f}/{r.longest_gap_max_ms:.0f} ms (every gap p90 "
+            f"{r.every_gap_p90_ms:.0f} ms, {r.gap_percent:.1f} % of the echo; silent "
+            f"{r.silent_ms_per_call:.0f} / concealed {r.concealed_ms_per_call:.0f} ms per call), "
+            f"gateway {r.gateway_cpu_cores:.2f} cores "
+            f"({r.gateway_cpu_ms_per_call_s:.2f} ms CPU per call-second), "
+            f"{r.gateway_rss_mb:.0f} MB ({r.gateway_rss_kb_per_call:.0f} KB/call), agent "
+            f"{r.agent_cpu_cores:.2f} cores, callers {r.caller_cpu_cores:.2f} cores, "
+            f"load average {r.load_average:.1f}"
+            f"{'' if r.passed else '  FAILED'}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command")
+    a = sub.add_parser("agent", help="run the stand-in echo agent alone")
+    a.add_argument("--port", type=int, required=True)
+    a.add_argument("--think", type=float, default=0.2)
+    parser.add_argument("--steps", default="25,50,100,200,300,400,500",
+                        help="concurrent calls per step (comma-separated)")
+    parser.add_argument("--hold", type=float, default=10.0, help="seconds all the calls of a step run together")
+    parser.add_argument("--cps", type=float, default=50.0, help="calls placed per second")
+    parser.add_argument("--think", type=float, default=0.2, help="the agent's think time, s")
+    parser.add_argument("--agent-procs", type=int, default=1, help="echo agent processes")
+    parser.add_argument("--workers", type=int, help="the gateway's media worker threads")
+    parser.add_argument("--json", metavar="FILE", help="write the report as JSON here")
+    parser.add_argument("--keep-going", action="store_true",
+                        help="run every step even after one failed (CPU and memory figures)")
+    parser.add_argument("--profile", metavar="FILE",
+                        help="run the gateway under cProfile and write its stats here")
+    args = parser.parse_args(argv)
+    if args.command == "agent":
+        asyncio.run(serve_echo_agent(args.port, args.think))
+        return 0
+    steps = [int(s) for s in args.steps.split(",") if s.strip()]
+    report = asyncio.run(ramp(steps, args.hold, args.cps, args.think, args.agent_procs,
+                              args.workers, args.profile, args.keep_going))
+    text = json.dumps(report, indent=2)
+    if args.json:
+        Path(args.json).write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
