@@ -179,6 +179,24 @@ async def test_twilio_adapter_both_ways() -> None:
     assert not control.hung_up.is_set()
 
 
+def test_ulaw_passthrough_call_writes_ulaw_as_it_is() -> None:
+    """On a PCMU passthrough call μ-law goes to the stream untouched and PCM
+    is encoded; otherwise μ-law is decoded to PCM."""
+    call, media, _ = make_call(8000)
+    ulaw = bytes(range(0, 256, 3))
+    assert call.play_ulaw(ulaw)
+    np.testing.assert_array_equal(media.written[-1], g711.ulaw_decode(ulaw))
+    call.ulaw_passthrough = True
+    assert call.play_ulaw(ulaw)
+    assert media.written[-1].tobytes() == ulaw
+    pcm = np.array([0, 1000, -1000, 32767], dtype=np.int16)
+    assert call.play(pcm)
+    assert media.written[-1].tobytes() == g711.ulaw_encode(pcm)
+    assert call.play_ulaw(b"") and len(media.written) == 3  # nothing to queue
+    with pytest.raises(ValueError, match="8000"):
+        make_call(16000)[0].play_ulaw(ulaw)
+
+
 async def test_twilio_socket_close_hangs_up() -> None:
     async def agent(ws: ServerConnection) -> None:
         await ws.recv()

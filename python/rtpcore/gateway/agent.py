@@ -42,6 +42,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rtpcore.errors import QueueFullError, StreamClosedError
+from rtpcore.g711 import ulaw_decode, ulaw_encode
 
 __all__ = [
     "Agent",
@@ -161,7 +162,8 @@ class Call:
     def __init__(self, *, call_sid: str, stream_sid: str, account_sid: str, direction: str,
                  from_number: str, to_number: str, sample_rate: int, media: MediaPort,
                  control: CallControl,
-                 custom_parameters: dict[str, str] | None = None) -> None:
+                 custom_parameters: dict[str, str] | None = None,
+                 ulaw_passthrough: bool = False) -> None:
         self.call_sid = call_sid
         self.stream_sid = stream_sid
         self.account_sid = account_sid
@@ -169,6 +171,13 @@ class Call:
         self.from_number = from_number
         self.to_number = to_number
         self.sample_rate = sample_rate
+        #: The caller's frames carry the call's own G.711 μ-law bytes
+        #: (``PayloadFrame``: ``frame.payload``, 8 kHz) instead of
+        #: ``frame.pcm``, and ``play_ulaw`` queues μ-law as it is: the gateway
+        #: sets it for agents that speak μ-law (Twilio) while the call's codec
+        #: is PCMU (a re-INVITE may change that), so their audio is never
+        #: decoded and encoded again on the way.
+        self.ulaw_passthrough = ulaw_passthrough
         self.custom_parameters = dict(custom_parameters or {})
         #: Misbehaviour counts (frames the agent sent too fast, events it did
         #: not read, malformed protocol messages ...), for the call report.
@@ -205,13 +214,30 @@ class Call:
         if self.ended.is_set():
             return False
         samples = _as_int16(pcm)
-        if samples.size == 0:
+        if self.ulaw_passthrough:  # the stream takes μ-law only
+            return self._write(ulaw_encode(samples.data), samples.size * 1000 // self.sample_rate)
+        return self._write(samples, samples.size * 1000 // self.sample_rate)
+
+    def play_ulaw(self, ulaw: bytes) -> bool:
+        """Like ``play``, for G.711 μ-law at 8 kHz (``sample_rate`` must
+        be 8000): queued as it is on a ``ulaw_passthrough`` call, decoded to
+        PCM otherwise."""
+        if self.ended.is_set():
+            return False
+        if self.sample_rate != 8000:
+            raise ValueError(f"ulaw: 8000 Hz audio, the call runs at {self.sample_rate}")
+        if self.ulaw_passthrough:
+            return self._write(ulaw, len(ulaw) // 8)
+        return self._write(ulaw_decode(ulaw), len(ulaw) // 8)
+
+    def _write(self, audio: Any, ms: int) -> bool:
+        if len(audio) == 0:
             return True
         try:
-            self._media.write_nowait(samples)
+            self._media.write_nowait(audio)
         except QueueFullError:
-            self.note_agent_error("audio_overflow", f"{samples.size * 1000 // self.sample_rate}"
-                                  f" ms dropped, {self._media.queued_ms} ms already queued")
+            self.note_agent_error("audio_overflow", f"{ms} ms dropped, "
+                                  f"{self._media.queued_ms} ms already queued")
             return False
         except StreamClosedError:  # the call is ending
             return False

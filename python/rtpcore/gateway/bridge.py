@@ -100,7 +100,7 @@ class GatewayCall:
 
     def __init__(self, gateway: Gateway, endpoint: SIPEndpoint, sip_call: SIPCall, *,
                  direction: str, from_number: str, to_number: str, agent: Agent,
-                 sample_rate: int) -> None:
+                 sample_rate: int, ulaw_passthrough: bool = False) -> None:
         self.gateway = gateway
         self.endpoint = endpoint
         self.sip_call = sip_call
@@ -123,6 +123,9 @@ class GatewayCall:
         self.early_media = True
         self._agent = agent
         self._sample_rate = sample_rate
+        #: The agent takes μ-law as it is: on a PCMU call the stream passes
+        #: the payload through (see ``Call.ulaw_passthrough``).
+        self._ulaw = ulaw_passthrough
         self._created = time.monotonic()
         self._answered: float | None = None
         self._finished: float | None = None
@@ -141,9 +144,7 @@ class GatewayCall:
         if record is not None:
             Path(record).mkdir(parents=True, exist_ok=True)
             self.recording = str(Path(record) / f"{self.call_sid}.wav")
-        stream.start(MediaConfig.from_negotiated(self.sip_call.media,
-                                                 sample_rate=self._sample_rate,
-                                                 record_path=self.recording))
+        stream.start(self._media_config())
         self.stream = stream
         self._spawn(self._pump_media_events(stream))
 
@@ -166,7 +167,8 @@ class GatewayCall:
         self.agent_call = Call(
             call_sid=self.call_sid, stream_sid=self.stream_sid, account_sid=self.account_sid,
             direction=self.direction, from_number=self.from_number, to_number=self.to_number,
-            sample_rate=self._sample_rate, media=self.stream, control=self)
+            sample_rate=self._sample_rate, media=self.stream, control=self,
+            ulaw_passthrough=self.stream.config is not None and self.stream.config.passthrough)
         self._agent_task = asyncio.create_task(self._run_agent(self.agent_call))
         log.info("call connected", extra={
             "event": "call_connected", "call_sid": self.call_sid, "direction": self.direction,
@@ -221,9 +223,16 @@ class GatewayCall:
     def on_sip_updated(self) -> None:
         """A re-INVITE changed the media (hold, new address, new codec)."""
         if self.stream is not None and self.sip_call.media is not None:
-            self.stream.update(MediaConfig.from_negotiated(self.sip_call.media,
-                                                           sample_rate=self._sample_rate,
-                                                           record_path=self.recording))
+            self.stream.update(self._media_config())
+
+    def _media_config(self) -> MediaConfig:
+        media = self.sip_call.media
+        assert media is not None  # invariant: called once SDP was negotiated
+        passthrough = self._ulaw and media.codec.encoding.upper() == "PCMU"
+        if self.agent_call is not None:  # a re-INVITE may change the codec
+            self.agent_call.ulaw_passthrough = passthrough
+        return MediaConfig.from_negotiated(media, sample_rate=self._sample_rate,
+                                           passthrough=passthrough, record_path=self.recording)
 
     def on_transfer_progress(self, status_code: int) -> None:
         if status_code < 200 or self._transfer_target is None:

@@ -199,7 +199,7 @@ class Gateway:
             endpoint = self._endpoints.get(transport) or next(iter(self._endpoints.values()))
             destination = _uri_destination(uri, endpoint.ua.transport)
         from_user = parse_uri(from_uri, "from_uri").user if from_uri else None
-        run, rate = self._resolve_agent(agent)  # a bad agent fails before anything is sent
+        run, rate, ulaw = self._resolve_agent(agent)  # a bad agent fails before anything is sent
         stream = self.engine.allocate()
         try:
             sip_call = endpoint.invite(target_uri, destination, self.media_host,
@@ -210,7 +210,8 @@ class Gateway:
             raise
         call = GatewayCall(self, endpoint, sip_call, direction="outbound",
                            from_number=from_user or endpoint.ua.user,
-                           to_number=uri.user or str(uri), agent=run, sample_rate=rate)
+                           to_number=uri.user or str(uri), agent=run, sample_rate=rate,
+                           ulaw_passthrough=ulaw)
         call.pending_stream = stream
         call.early_media = early_media
         self._register(call)
@@ -243,21 +244,23 @@ class Gateway:
         context.load_cert_chain(sip.tls_cert, sip.tls_key)
         return context
 
-    def _resolve_agent(self, agent: Agent | str | None) -> tuple[Agent, int]:
-        """The agent coroutine for a call, and the PCM rate it wants."""
+    def _resolve_agent(self, agent: Agent | str | None) -> tuple[Agent, int, bool]:
+        """The agent coroutine for a call, the PCM rate it wants, and whether
+        it takes the caller's μ-law as it is on PCMU calls (Twilio's format:
+        the engine then passes G.711 through instead of decoding it)."""
         chosen = self._agent if agent is None else agent
         settings = self.config.agent
         if callable(chosen):
-            return chosen, self.config.media.sample_rate
+            return chosen, self.config.media.sample_rate, False
         if chosen == "default":
-            return default_agent, self.config.media.sample_rate
+            return default_agent, self.config.media.sample_rate, False
         if not chosen.startswith(("ws://", "wss://")):
             raise ValueError(f"agent: 'default', a ws:// or wss:// URL, or an async "
                              f"function, got {chosen!r}")
         if settings.protocol == "raw-pcm":
             return (raw_pcm_agent(chosen, connect_timeout=settings.connect_timeout),
-                    settings.sample_rate)
-        return twilio_agent(chosen, connect_timeout=settings.connect_timeout), TWILIO_RATE
+                    settings.sample_rate, False)
+        return twilio_agent(chosen, connect_timeout=settings.connect_timeout), TWILIO_RATE, True
 
     def _endpoint_of(self, sip_call: Any) -> SIPEndpoint | None:
         for endpoint in (*self._endpoints.values(), *self._trunk_endpoints.values()):
@@ -309,11 +312,11 @@ class Gateway:
             log.exception("no media stream", extra={"event": "allocate_failed"})
             endpoint.reject(sip_call, 503)
             return
-        run, rate = self._resolve_agent(None)
+        run, rate, ulaw = self._resolve_agent(None)
         call = GatewayCall(self, endpoint, sip_call, direction="inbound",
                            from_number=request.from_.uri.user or str(request.from_.uri),
                            to_number=request.to.uri.user or str(request.to.uri),
-                           agent=run, sample_rate=rate)
+                           agent=run, sample_rate=rate, ulaw_passthrough=ulaw)
         self._register(call)
         try:
             endpoint.answer(sip_call, self.media_host, stream.local_port)
