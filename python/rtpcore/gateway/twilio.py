@@ -236,7 +236,9 @@ async def _send_audio(call: Call, stream: TwilioStream, outbox: Outbox) -> None:
     """Caller audio in 20 ms chunks whatever the call's ptime, as Twilio sends it."""
     position = 0  # samples of caller audio sent so far: dropped chunks still count
     pending = b""
-    async for frame in call.audio:
+
+    def on_frame(frame: Any) -> None:
+        nonlocal position, pending
         # μ-law as the engine passed it through (PCMU calls), or encoded here.
         ulaw = frame.payload if isinstance(frame, PayloadFrame) else ulaw_encode(frame.pcm)
         pending = pending + ulaw if pending else ulaw
@@ -246,6 +248,8 @@ async def _send_audio(call: Call, stream: TwilioStream, outbox: Outbox) -> None:
                                                position * 1000 // SAMPLE_RATE))
             position += CHUNK_SAMPLES
         pending = pending[whole:]
+
+    await call.stream_audio(on_frame)
 
 
 async def _send_events(call: Call, stream: TwilioStream, outbox: Outbox) -> None:
