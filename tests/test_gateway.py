@@ -195,7 +195,10 @@ def media(stream_sid: str, pcm: np.ndarray) -> str:
                        "media": {"payload": base64.b64encode(g711.ulaw_encode(pcm)).decode()}})
 
 
-async def test_twilio_agent_audio_marks_dtmf_stop(tmp_path: Path) -> None:
+@pytest.mark.parametrize("codec", ["PCMU", "G722"])
+async def test_twilio_agent_audio_marks_dtmf_stop(codec: str) -> None:
+    """PCMU calls pass the caller's μ-law through to the agent and back
+    (no decoding); other codecs go through PCM: the agent sees the same."""
     async def script(agent: TwilioAgent, ws: ServerConnection) -> None:
         await agent.pump(ws, until=lambda m: m["event"] == "start")
         sid = agent.received[-1]["streamSid"]
@@ -212,10 +215,13 @@ async def test_twilio_agent_audio_marks_dtmf_stop(tmp_path: Path) -> None:
         url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/stream"
         gw = Gateway(config(), agent=url)
         async with running(gw):
-            caller = await Caller.start(codecs=("PCMU",))
+            caller = await Caller.start(codecs=(codec,))
             try:
                 await caller.dial(gw.address())
-                await caller.stream.write(tone(400, 8000, 300))
+                (call,) = gw.calls.values()
+                assert call.stream is not None and call.stream.config is not None
+                assert call.stream.config.passthrough == (codec == "PCMU")
+                await caller.stream.write(tone(400, caller.stream.config.sample_rate, 300))
                 await wait_until(lambda: len(agent.events("mark")) == 2)
                 marks_at = asyncio.get_running_loop().time()
                 caller.stream.send_dtmf("7", duration_ms=100)

@@ -16,12 +16,20 @@ from typing import Any
 
 import numpy as np
 import pytest
-from gateway_helpers import SIDS, Frame, end_call, make_call, wait_until
+from gateway_helpers import (
+    SIDS,
+    Frame,
+    RecordingControl,
+    RecordingMedia,
+    end_call,
+    make_call,
+    wait_until,
+)
 from websockets.asyncio.server import ServerConnection, serve
 
 from rtpcore import g711
 from rtpcore.gateway._websocket import FLUSH_TIMEOUT_S, ProtocolError
-from rtpcore.gateway.agent import DTMF, MarkPlayed, TransferResult
+from rtpcore.gateway.agent import DTMF, FRAME_QUEUE_SIZE, Call, MarkPlayed, TransferResult
 from rtpcore.gateway.rawpcm import Control, RawPCMStream, raw_pcm_agent
 from rtpcore.gateway.twilio import AgentClear, AgentMark, AgentMedia, TwilioStream, twilio_agent
 
@@ -177,6 +185,94 @@ async def test_twilio_adapter_both_ways() -> None:
     np.testing.assert_array_equal(media.written[0], g711.ulaw_decode(g711.ulaw_encode(tone)))
     assert call.agent_errors == {"malformed_message": 1}
     assert not control.hung_up.is_set()
+
+
+def test_ulaw_passthrough_call_writes_ulaw_as_it_is() -> None:
+    """On a PCMU passthrough call μ-law goes to the stream untouched and PCM
+    is encoded; otherwise μ-law is decoded to PCM."""
+    call, media, _ = make_call(8000)
+    ulaw = bytes(range(0, 256, 3))
+    assert call.play_ulaw(ulaw)
+    np.testing.assert_array_equal(media.written[-1], g711.ulaw_decode(ulaw))
+    call.ulaw_passthrough = True
+    assert call.play_ulaw(ulaw)
+    assert media.written[-1].tobytes() == ulaw
+    pcm = np.array([0, 1000, -1000, 32767], dtype=np.int16)
+    assert call.play(pcm)
+    assert media.written[-1].tobytes() == g711.ulaw_encode(pcm)
+    assert call.play_ulaw(b"") and len(media.written) == 3  # nothing to queue
+    with pytest.raises(ValueError, match="8000"):
+        make_call(16000)[0].play_ulaw(ulaw)
+
+
+async def test_fed_call_hands_frames_to_sink_and_audio() -> None:
+    """A fed call (the gateway's batched reader): frames that come before
+    the agent reads are kept (the oldest beyond the bound dropped and
+    counted), then the sink gets them in order and the later ones as they
+    come; ``audio`` reads the same queue; both end with the call."""
+    def fed_call() -> Call:
+        return Call(direction="inbound", from_number="a", to_number="b", sample_rate=8000,
+                    media=RecordingMedia(), control=RecordingControl(), fed=True, **SIDS)
+
+    call = fed_call()
+    for i in range(FRAME_QUEUE_SIZE + 2):
+        call.feed(i)
+    assert call.frames_dropped == 2
+    got: list[int] = []
+    task = asyncio.create_task(call.stream_audio(got.append))
+    await asyncio.sleep(0)
+    assert got == list(range(2, FRAME_QUEUE_SIZE + 2))
+    call.feed(99)
+    assert got[-1] == 99  # at once, no task in between
+    call.close()
+    await asyncio.wait_for(task, 1)
+
+    call = fed_call()
+    call.feed(1)
+
+    async def read() -> list[int]:
+        return [frame async for frame in call.audio]
+
+    reader = asyncio.create_task(read())
+    await asyncio.sleep(0)
+    call.feed(2)
+    await asyncio.sleep(0)
+    call.close()
+    assert await asyncio.wait_for(reader, 1) == [1, 2]
+
+
+async def test_twilio_fragmented_message_and_bad_utf8() -> None:
+    """A message the agent sends in fragments arrives whole; a text frame
+    that is not UTF-8 fails the connection (1007) and hangs up."""
+    ulaw = bytes(range(0, 160))
+    closes: list[int | None] = []
+
+    async def agent(ws: ServerConnection) -> None:
+        start = json.loads(await ws.recv())
+        while start["event"] != "start":
+            start = json.loads(await ws.recv())
+        message = json.dumps({"event": "media", "streamSid": start["streamSid"],
+                              "media": {"payload": base64.b64encode(ulaw).decode()}})
+        await ws.send([message[:10], message[10:50], message[50:]])  # three frames
+        await asyncio.sleep(0.1)
+        # websockets will not send bad UTF-8 itself: the frame's bytes by hand.
+        ws.transport.write(_unmasked_text_frame(b"\xff\xfe"))
+        await ws.wait_closed()
+        closes.append(ws.close_code)
+
+    async with serve(agent, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        call, media, control = make_call(8000)
+        call.ulaw_passthrough = True
+        await asyncio.wait_for(twilio_agent(f"ws://127.0.0.1:{port}")(call), 5)
+    assert media.written[0].tobytes() == ulaw
+    assert control.hung_up.is_set()
+    assert closes == [1007]
+
+
+def _unmasked_text_frame(payload: bytes) -> bytes:
+    # A server's frames are unmasked: FIN + text opcode, then the length.
+    return bytes([0x81, len(payload)]) + payload
 
 
 async def test_twilio_socket_close_hangs_up() -> None:

@@ -245,10 +245,23 @@ impl MediaEngine {
         if ready.is_empty() {
             return Ok((wakes, frames));
         }
-        let streams = lock(&self.streams);
+        // The map's lock is released before any Python object is made or
+        // dropped: either may run the garbage collector, whose finalizing
+        // of a forgotten MediaStream (MediaStreamHandle::drop) takes this
+        // lock on this same thread, a deadlock seen under load with
+        // batch streams.
+        let ready: Vec<_> = {
+            let streams = lock(&self.streams);
+            ready
+                .into_iter()
+                .filter_map(|(stream, bits)| {
+                    let info = Arc::clone(streams.get(&stream.id)?);
+                    Some((stream, bits, info))
+                })
+                .collect()
+        };
         let mut drained = Vec::new();
-        for (stream, mut bits) in ready {
-            let Some(info) = streams.get(&stream.id) else { continue };
+        for (stream, mut bits, info) in ready {
             let Some(owner) = info.owner.get().and_then(|owner| owner.bind(py).upgrade()) else { continue };
             if info.batch && bits & ready::FRAMES != 0 {
                 bits &= !ready::FRAMES;

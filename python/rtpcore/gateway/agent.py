@@ -42,6 +42,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rtpcore.errors import QueueFullError, StreamClosedError
+from rtpcore.g711 import ulaw_decode, ulaw_encode
 
 __all__ = [
     "Agent",
@@ -56,6 +57,9 @@ log = logging.getLogger("rtpcore.gateway")
 
 #: How many events a call keeps for an agent that does not read them.
 EVENT_QUEUE_SIZE = 256
+#: How many caller frames a fed call keeps for an agent that does not read
+#: them (the media engine's default frame queue: 1 s of 20 ms frames).
+FRAME_QUEUE_SIZE = 50
 
 
 @dataclass(frozen=True)
@@ -161,7 +165,8 @@ class Call:
     def __init__(self, *, call_sid: str, stream_sid: str, account_sid: str, direction: str,
                  from_number: str, to_number: str, sample_rate: int, media: MediaPort,
                  control: CallControl,
-                 custom_parameters: dict[str, str] | None = None) -> None:
+                 custom_parameters: dict[str, str] | None = None,
+                 ulaw_passthrough: bool = False, fed: bool = False) -> None:
         self.call_sid = call_sid
         self.stream_sid = stream_sid
         self.account_sid = account_sid
@@ -169,7 +174,23 @@ class Call:
         self.from_number = from_number
         self.to_number = to_number
         self.sample_rate = sample_rate
+        #: The caller's frames carry the call's own G.711 μ-law bytes
+        #: (``PayloadFrame``: ``frame.payload``, 8 kHz) instead of
+        #: ``frame.pcm``, and ``play_ulaw`` queues μ-law as it is: the gateway
+        #: sets it for agents that speak μ-law (Twilio) while the call's codec
+        #: is PCMU (a re-INVITE may change that), so their audio is never
+        #: decoded and encoded again on the way.
+        self.ulaw_passthrough = ulaw_passthrough
         self.custom_parameters = dict(custom_parameters or {})
+        #: Caller frames dropped because the agent did not take them in
+        #: time (fed calls; otherwise the engine counts them).
+        self.frames_dropped = 0
+        # A fed call's frames come from the gateway's one batched reader of
+        # the engine (``feed``) instead of each call waiting on its stream.
+        self._fed = fed
+        self._frames_queue: deque[Any] = deque()
+        self._frame_waiter: asyncio.Future[None] | None = None
+        self._sink: Callable[[Any], None] | None = None
         #: Misbehaviour counts (frames the agent sent too fast, events it did
         #: not read, malformed protocol messages ...), for the call report.
         self.agent_errors: dict[str, int] = {}
@@ -191,11 +212,42 @@ class Call:
         return self._frames()
 
     async def _frames(self) -> AsyncIterator[Any]:
+        if self._fed:
+            queue = self._frames_queue
+            while True:
+                while queue:
+                    yield queue.popleft()
+                if self.ended.is_set():
+                    return
+                self._frame_waiter = asyncio.get_running_loop().create_future()
+                try:
+                    await self._frame_waiter
+                finally:
+                    self._frame_waiter = None
         # MediaStream.read, not the stream's own iterator: cancelling that
         # one closes the stream, and an agent that stops listening for a
         # while must not end its call.
         while (frame := await self._media.read()) is not None:
             yield frame
+
+    async def stream_audio(self, sink: Callable[[Any], None]) -> None:
+        """Hands each frame of the caller's audio to ``sink`` as it comes
+        (the frames of ``audio``, in order) and returns when the call ends.
+        On the gateway's calls ``sink`` is called straight from its batched
+        reader of the media engine, with no task woken per frame: for
+        agents that only pass frames on (the WebSocket protocols). ``sink``
+        must not block."""
+        if not self._fed:
+            async for frame in self.audio:
+                sink(frame)
+            return
+        while self._frames_queue:
+            sink(self._frames_queue.popleft())
+        self._sink = sink
+        try:
+            await self.ended.wait()
+        finally:
+            self._sink = None
 
     def play(self, pcm: npt.ArrayLike | bytes | bytearray | memoryview) -> bool:
         """Queue int16 PCM at ``sample_rate`` for the caller (numpy int16 or
@@ -205,13 +257,30 @@ class Call:
         if self.ended.is_set():
             return False
         samples = _as_int16(pcm)
-        if samples.size == 0:
+        if self.ulaw_passthrough:  # the stream takes μ-law only
+            return self._write(ulaw_encode(samples.data), samples.size * 1000 // self.sample_rate)
+        return self._write(samples, samples.size * 1000 // self.sample_rate)
+
+    def play_ulaw(self, ulaw: bytes) -> bool:
+        """Like ``play``, for G.711 μ-law at 8 kHz (``sample_rate`` must
+        be 8000): queued as it is on a ``ulaw_passthrough`` call, decoded to
+        PCM otherwise."""
+        if self.ended.is_set():
+            return False
+        if self.sample_rate != 8000:
+            raise ValueError(f"ulaw: 8000 Hz audio, the call runs at {self.sample_rate}")
+        if self.ulaw_passthrough:
+            return self._write(ulaw, len(ulaw) // 8)
+        return self._write(ulaw_decode(ulaw), len(ulaw) // 8)
+
+    def _write(self, audio: Any, ms: int) -> bool:
+        if len(audio) == 0:
             return True
         try:
-            self._media.write_nowait(samples)
+            self._media.write_nowait(audio)
         except QueueFullError:
-            self.note_agent_error("audio_overflow", f"{samples.size * 1000 // self.sample_rate}"
-                                  f" ms dropped, {self._media.queued_ms} ms already queued")
+            self.note_agent_error("audio_overflow", f"{ms} ms dropped, "
+                                  f"{self._media.queued_ms} ms already queued")
             return False
         except StreamClosedError:  # the call is ending
             return False
@@ -269,9 +338,28 @@ class Call:
         if isinstance(event, DTMF):
             self._dtmf.put(event)
 
+    def feed(self, frame: Any) -> None:
+        """Called by the gateway with each caller frame of a fed call."""
+        if self._sink is not None:
+            self._sink(frame)
+            return
+        # Nobody reading yet (the agent is connecting) or a slow reader: as
+        # the engine's own frame queue, the oldest go beyond one second.
+        if len(self._frames_queue) >= FRAME_QUEUE_SIZE:
+            self._frames_queue.popleft()
+            self.frames_dropped += 1
+        self._frames_queue.append(frame)
+        self._wake_reader()
+
+    def _wake_reader(self) -> None:
+        waiter = self._frame_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
     def close(self) -> None:
         """Called by the gateway when the call has ended."""
         self.ended.set()
+        self._wake_reader()
         self._events.close()
         self._dtmf.close()
 

@@ -15,11 +15,19 @@ import contextlib
 import logging
 import secrets
 import time
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rtpcore.gateway.agent import DTMF, Agent, Call, MarkPlayed, TransferResult
+from rtpcore.gateway.agent import (
+    DTMF,
+    FRAME_QUEUE_SIZE,
+    Agent,
+    Call,
+    MarkPlayed,
+    TransferResult,
+)
 from rtpcore.media import MediaConfig, MediaStream
 from rtpcore.media import DTMFReceived as MediaDTMF
 from rtpcore.media import MarkPlayed as MediaMark
@@ -100,7 +108,7 @@ class GatewayCall:
 
     def __init__(self, gateway: Gateway, endpoint: SIPEndpoint, sip_call: SIPCall, *,
                  direction: str, from_number: str, to_number: str, agent: Agent,
-                 sample_rate: int) -> None:
+                 sample_rate: int, ulaw_passthrough: bool = False, fed: bool = False) -> None:
         self.gateway = gateway
         self.endpoint = endpoint
         self.sip_call = sip_call
@@ -123,6 +131,13 @@ class GatewayCall:
         self.early_media = True
         self._agent = agent
         self._sample_rate = sample_rate
+        #: The agent takes μ-law as it is: on a PCMU call the stream passes
+        #: the payload through (see ``Call.ulaw_passthrough``).
+        self._ulaw = ulaw_passthrough
+        #: The stream is read by the gateway's batched reader, which hands
+        #: its frames to ``feed`` (kept here until the agent starts).
+        self._fed = fed
+        self._early_frames: deque[Any] = deque(maxlen=FRAME_QUEUE_SIZE)
         self._created = time.monotonic()
         self._answered: float | None = None
         self._finished: float | None = None
@@ -141,10 +156,10 @@ class GatewayCall:
         if record is not None:
             Path(record).mkdir(parents=True, exist_ok=True)
             self.recording = str(Path(record) / f"{self.call_sid}.wav")
-        stream.start(MediaConfig.from_negotiated(self.sip_call.media,
-                                                 sample_rate=self._sample_rate,
-                                                 record_path=self.recording))
+        stream.start(self._media_config())
         self.stream = stream
+        if self._fed:
+            self.gateway._fed_calls[stream] = self
         self._spawn(self._pump_media_events(stream))
 
     def start_pending_media(self) -> None:
@@ -166,7 +181,11 @@ class GatewayCall:
         self.agent_call = Call(
             call_sid=self.call_sid, stream_sid=self.stream_sid, account_sid=self.account_sid,
             direction=self.direction, from_number=self.from_number, to_number=self.to_number,
-            sample_rate=self._sample_rate, media=self.stream, control=self)
+            sample_rate=self._sample_rate, media=self.stream, control=self,
+            ulaw_passthrough=self.stream.config is not None and self.stream.config.passthrough,
+            fed=self._fed)
+        while self._early_frames:
+            self.agent_call.feed(self._early_frames.popleft())
         self._agent_task = asyncio.create_task(self._run_agent(self.agent_call))
         log.info("call connected", extra={
             "event": "call_connected", "call_sid": self.call_sid, "direction": self.direction,
@@ -210,6 +229,13 @@ class GatewayCall:
                     "event": "packets_dropped", "call_sid": self.call_sid,
                     "reason": event.reason, "count": event.count})
 
+    def feed(self, frame: Any) -> None:
+        """A frame of the caller's audio from the gateway's batched reader."""
+        if self.agent_call is not None:
+            self.agent_call.feed(frame)
+        else:  # early media before the answer, as the engine would keep it
+            self._early_frames.append(frame)
+
     # --- SIP events ---------------------------------------------------------------
 
     def on_sip_dtmf(self, digit: str, duration_ms: int) -> None:
@@ -221,9 +247,16 @@ class GatewayCall:
     def on_sip_updated(self) -> None:
         """A re-INVITE changed the media (hold, new address, new codec)."""
         if self.stream is not None and self.sip_call.media is not None:
-            self.stream.update(MediaConfig.from_negotiated(self.sip_call.media,
-                                                           sample_rate=self._sample_rate,
-                                                           record_path=self.recording))
+            self.stream.update(self._media_config())
+
+    def _media_config(self) -> MediaConfig:
+        media = self.sip_call.media
+        assert media is not None  # invariant: called once SDP was negotiated
+        passthrough = self._ulaw and media.codec.encoding.upper() == "PCMU"
+        if self.agent_call is not None:  # a re-INVITE may change the codec
+            self.agent_call.ulaw_passthrough = passthrough
+        return MediaConfig.from_negotiated(media, sample_rate=self._sample_rate,
+                                           passthrough=passthrough, record_path=self.recording)
 
     def on_transfer_progress(self, status_code: int) -> None:
         if status_code < 200 or self._transfer_target is None:
@@ -267,6 +300,7 @@ class GatewayCall:
         self._finished = time.monotonic()
         self._final_report = self._build_report()
         if self.stream is not None:
+            self.gateway._fed_calls.pop(self.stream, None)
             await self.stream.aclose()
         if self.pending_stream is not None:  # an outbound call that never got media
             self.pending_stream.close()
@@ -314,7 +348,8 @@ class GatewayCall:
             hangup_cause=self.hangup_cause or "in progress",
             packets_sent=stats.packets_sent if stats is not None else 0,
             packets_received=stats.packets_received if stats is not None else 0,
-            frames_unread=stats.frames_overrun if stats is not None else 0,
+            frames_unread=(stats.frames_overrun if stats is not None else 0)
+            + (self.agent_call.frames_dropped if self.agent_call is not None else 0),
             dropped=dict(stats.dropped) if stats is not None else {},
             agent_errors=dict(self.agent_call.agent_errors) if self.agent_call else {},
             recording=self.recording)

@@ -179,8 +179,8 @@ async def _transfer(call: Call, target: str) -> None:
 
 
 async def _send_audio(call: Call, outbox: Outbox) -> None:
-    async for frame in call.audio:
-        outbox.put_media(functools.partial(RawPCMStream.audio, frame.pcm))
+    await call.stream_audio(
+        lambda frame: outbox.put_media(functools.partial(RawPCMStream.audio, frame.pcm)))
 
 
 async def _send_events(call: Call, outbox: Outbox) -> None:

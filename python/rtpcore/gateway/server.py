@@ -35,7 +35,7 @@ from rtpcore.gateway.default_agent import default_agent
 from rtpcore.gateway.rawpcm import raw_pcm_agent
 from rtpcore.gateway.twilio import SAMPLE_RATE as TWILIO_RATE
 from rtpcore.gateway.twilio import twilio_agent
-from rtpcore.media import Engine
+from rtpcore.media import Engine, MediaStream
 from rtpcore.sdp import AudioPolicy, OfferAnswerError
 from rtpcore.sip import parse_uri
 from rtpcore.sip.auth import Credentials, DigestClient
@@ -70,6 +70,9 @@ class Gateway:
         self.account_sid = self.config.account_sid
         self.calls: dict[str, GatewayCall] = {}
         self.engine: Engine | None = None
+        #: Calls whose frames the batched reader hands over, by stream.
+        self._fed_calls: dict[MediaStream, GatewayCall] = {}
+        self._frame_reader: asyncio.Task[None] | None = None
         self._agent = agent if agent is not None else self.config.agent.url
         self._resolve_agent(None)  # a bad agent fails here, not on the first call
         self._listeners: list[Any] = []
@@ -142,6 +145,7 @@ class Gateway:
             self.engine.close()
             raise
         self._accepting = True
+        self._frame_reader = asyncio.create_task(self._read_frames(self.engine))
         log.info("gateway started", extra={
             "event": "gateway_started",
             "sip": {t: f"{e.ua.host}:{e.ua.port}" for t, e in self._endpoints.items()},
@@ -170,6 +174,9 @@ class Gateway:
         if self.engine is not None:
             self.engine.close()
             self.engine = None
+        if self._frame_reader is not None:
+            await self._frame_reader  # it ends once the engine is closed
+            self._frame_reader = None
         log.info("gateway stopped", extra={"event": "gateway_stopped"})
 
     async def hangup(self, call_sid: str) -> None:
@@ -199,8 +206,8 @@ class Gateway:
             endpoint = self._endpoints.get(transport) or next(iter(self._endpoints.values()))
             destination = _uri_destination(uri, endpoint.ua.transport)
         from_user = parse_uri(from_uri, "from_uri").user if from_uri else None
-        run, rate = self._resolve_agent(agent)  # a bad agent fails before anything is sent
-        stream = self.engine.allocate()
+        run, rate, ulaw = self._resolve_agent(agent)  # a bad agent fails before anything is sent
+        stream = self.engine.allocate(batch=ulaw is not None)
         try:
             sip_call = endpoint.invite(target_uri, destination, self.media_host,
                                        stream.local_port, from_user=from_user,
@@ -210,7 +217,8 @@ class Gateway:
             raise
         call = GatewayCall(self, endpoint, sip_call, direction="outbound",
                            from_number=from_user or endpoint.ua.user,
-                           to_number=uri.user or str(uri), agent=run, sample_rate=rate)
+                           to_number=uri.user or str(uri), agent=run, sample_rate=rate,
+                           ulaw_passthrough=bool(ulaw), fed=ulaw is not None)
         call.pending_stream = stream
         call.early_media = early_media
         self._register(call)
@@ -243,21 +251,25 @@ class Gateway:
         context.load_cert_chain(sip.tls_cert, sip.tls_key)
         return context
 
-    def _resolve_agent(self, agent: Agent | str | None) -> tuple[Agent, int]:
-        """The agent coroutine for a call, and the PCM rate it wants."""
+    def _resolve_agent(self, agent: Agent | str | None) -> tuple[Agent, int, bool | None]:
+        """The agent coroutine for a call, the PCM rate it wants, and for
+        the WebSocket protocols (``None`` for in-process agents), whose frames
+        the gateway's batched reader feeds them, whether they take the
+        caller's μ-law as it is on PCMU calls (Twilio's format: the engine
+        then passes G.711 through instead of decoding it)."""
         chosen = self._agent if agent is None else agent
         settings = self.config.agent
         if callable(chosen):
-            return chosen, self.config.media.sample_rate
+            return chosen, self.config.media.sample_rate, None
         if chosen == "default":
-            return default_agent, self.config.media.sample_rate
+            return default_agent, self.config.media.sample_rate, None
         if not chosen.startswith(("ws://", "wss://")):
             raise ValueError(f"agent: 'default', a ws:// or wss:// URL, or an async "
                              f"function, got {chosen!r}")
         if settings.protocol == "raw-pcm":
             return (raw_pcm_agent(chosen, connect_timeout=settings.connect_timeout),
-                    settings.sample_rate)
-        return twilio_agent(chosen, connect_timeout=settings.connect_timeout), TWILIO_RATE
+                    settings.sample_rate, False)
+        return twilio_agent(chosen, connect_timeout=settings.connect_timeout), TWILIO_RATE, True
 
     def _endpoint_of(self, sip_call: Any) -> SIPEndpoint | None:
         for endpoint in (*self._endpoints.values(), *self._trunk_endpoints.values()):
@@ -303,17 +315,18 @@ class Gateway:
         if not self._accepting or self.engine is None:
             endpoint.reject(sip_call, 503)
             return
+        run, rate, ulaw = self._resolve_agent(None)
         try:
-            stream = self.engine.allocate()
+            stream = self.engine.allocate(batch=ulaw is not None)
         except Exception:  # no free port, engine closing: the caller hears 503
             log.exception("no media stream", extra={"event": "allocate_failed"})
             endpoint.reject(sip_call, 503)
             return
-        run, rate = self._resolve_agent(None)
         call = GatewayCall(self, endpoint, sip_call, direction="inbound",
                            from_number=request.from_.uri.user or str(request.from_.uri),
                            to_number=request.to.uri.user or str(request.to.uri),
-                           agent=run, sample_rate=rate)
+                           agent=run, sample_rate=rate, ulaw_passthrough=bool(ulaw),
+                           fed=ulaw is not None)
         self._register(call)
         try:
             endpoint.answer(sip_call, self.media_host, stream.local_port)
@@ -368,6 +381,24 @@ class Gateway:
             self._spawn(call.hangup(cause=f"media failed: {exc}"))
             return False
         return True
+
+    async def _read_frames(self, engine: Engine) -> None:
+        """Caller audio of the WebSocket agents' calls: one wake-up and one
+        call into the engine hand over the frames of every call that has
+        some, instead of a task woken per call and frame."""
+        fed = self._fed_calls
+        while batch := await engine.read_frames():
+            for stream, frame in batch:
+                call = fed.get(stream)
+                if call is None:  # the call has just ended
+                    continue
+                try:
+                    call.feed(frame)
+                except Exception:  # an agent adapter's bug must not stop other calls' audio
+                    log.exception("agent failed on caller audio", extra={
+                        "event": "agent_failed", "call_sid": call.call_sid})
+                    fed.pop(stream, None)
+                    self._spawn(call.hangup(cause="agent failed"))
 
     def _register(self, call: GatewayCall) -> None:
         self._by_sip_call[id(call.sip_call)] = call

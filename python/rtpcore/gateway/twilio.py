@@ -39,13 +39,11 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
-
-from rtpcore.g711 import ulaw_decode, ulaw_encode
+from rtpcore.g711 import ulaw_encode
 from rtpcore.gateway import _websocket
 from rtpcore.gateway._websocket import Outbox, ProtocolError, json_event
 from rtpcore.gateway.agent import DTMF, Call, MarkPlayed
+from rtpcore.media import PayloadFrame
 
 __all__ = [
     "AgentClear",
@@ -224,8 +222,7 @@ async def _run(call: Call, url: str, connect_timeout: float,
             call.note_agent_error("malformed_message", str(exc))
             return
         if isinstance(parsed, AgentMedia):
-            if parsed.payload:
-                call.play(ulaw_decode(parsed.payload))
+            call.play_ulaw(parsed.payload)
         elif isinstance(parsed, AgentMark):
             call.mark(parsed.name)
         elif isinstance(parsed, AgentClear):
@@ -238,20 +235,21 @@ async def _run(call: Call, url: str, connect_timeout: float,
 async def _send_audio(call: Call, stream: TwilioStream, outbox: Outbox) -> None:
     """Caller audio in 20 ms chunks whatever the call's ptime, as Twilio sends it."""
     position = 0  # samples of caller audio sent so far: dropped chunks still count
-    pending = np.zeros(0, dtype=np.int16)
-    async for frame in call.audio:
-        pending = np.concatenate([pending, frame.pcm]) if len(pending) else frame.pcm
+    pending = b""
+
+    def on_frame(frame: Any) -> None:
+        nonlocal position, pending
+        # μ-law as the engine passed it through (PCMU calls), or encoded here.
+        ulaw = frame.payload if isinstance(frame, PayloadFrame) else ulaw_encode(frame.pcm)
+        pending = pending + ulaw if pending else ulaw
         whole = len(pending) - len(pending) % CHUNK_SAMPLES
         for start in range(0, whole, CHUNK_SAMPLES):
-            chunk = pending[start:start + CHUNK_SAMPLES]
-            timestamp = position * 1000 // SAMPLE_RATE
-            outbox.put_media(functools.partial(_media_message, stream, chunk, timestamp))
+            outbox.put_media(functools.partial(stream.media, pending[start:start + CHUNK_SAMPLES],
+                                               position * 1000 // SAMPLE_RATE))
             position += CHUNK_SAMPLES
         pending = pending[whole:]
 
-
-def _media_message(stream: TwilioStream, chunk: npt.NDArray[np.int16], timestamp: int) -> str:
-    return stream.media(ulaw_encode(chunk.data), timestamp)
+    await call.stream_audio(on_frame)
 
 
 async def _send_events(call: Call, stream: TwilioStream, outbox: Outbox) -> None:
