@@ -111,12 +111,9 @@ def rtp_streams(pcap: Path, port: int) -> list[RTPStream]:
             for m in map(_STREAM.match, out.splitlines()) if m]
 
 
-def rtp_only(port: int, to_ports: tuple[int, int] | None = None) -> str:
-    """A capture filter for RTP (not RTCP, RFC 5761) sent from ``port``, and
-    to the inclusive port range ``to_ports`` if given (loopback is shared
-    with whatever else runs on the machine)."""
-    towards = f" and udp dst portrange {to_ports[0]}-{to_ports[1]}" if to_ports else ""
-    return f"udp src port {port}{towards} and not (udp[9] >= 192 and udp[9] <= 223)"
+def rtp_only(port: int) -> str:
+    """A capture filter for RTP (not RTCP, RFC 5761) sent from ``port``."""
+    return f"udp src port {port} and not (udp[9] >= 192 and udp[9] <= 223)"
 
 
 @asynccontextmanager
