@@ -96,10 +96,12 @@ class FakeGateway:
         return call
 
     async def dial(self, target_uri: str, *, trunk: str | None = None,
-                   from_uri: str | None = None, headers: dict[str, str] | None = None,
+                   from_uri: str | None = None, from_name: str | None = None,
+                   headers: dict[str, str] | None = None,
                    agent: Any = None, early_media: bool = True,
                    timeout: float = 60.0) -> FakeCall:
         self.dialed.append({"target_uri": target_uri, "trunk": trunk, "from_uri": from_uri,
+                            "from_name": from_name,
                             "headers": dict(headers or {}), "agent": agent,
                             "early_media": early_media, "timeout": timeout})
         await asyncio.sleep(0)

@@ -341,7 +341,7 @@ async def test_outbound_call_to_sipp_uas(tmp_path: Path) -> None:
                      messages)
     assert (f'P-Asserted-Identity: "Acme Support" <sip:+15550100@127.0.0.1:{sipp_port};'
             "user=phone>") in messages
-    assert re.search(r"From: <sip:\+15550100@", messages)
+    assert re.search(r'From: "Acme Support" <sip:\+15550100@', messages)
     assert [(s["CallStatus"], s["SipResponseCode"]) for s in statuses] == [
         ("in-progress", "200"), ("completed", "200")]
     assert {s["CallSid"] for s in statuses} == {resource["sid"]}

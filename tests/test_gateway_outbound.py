@@ -237,6 +237,7 @@ async def test_place_call_through_the_trunk() -> None:
     assert dial["target_uri"] == "sip:+16502530000@sip.carrier.example;user=phone"
     assert dial["trunk"] == "carrier" and dial["agent"] == "ws://a"
     assert dial["from_uri"] == "sip:+15550100@sip.carrier.example;user=phone"
+    assert dial["from_name"] == "Acme"
     assert dial["headers"] == {
         "P-Asserted-Identity": '"Acme" <sip:+15550100@sip.carrier.example;user=phone>'}
     assert call.state == "connected"

@@ -106,6 +106,27 @@ def test_basic_call_and_bye() -> None:
     assert len(alice.layer) == len(bob.layer) == 0  # every transaction finished
 
 
+def test_invite_carries_the_callers_display_name_quoted() -> None:
+    alice, bob, net = pair()
+    alice.invite("sip:bob@127.0.0.1:5062", ("127.0.0.1", 5062), "127.0.0.1", 40000, 0.0,
+                 from_user="+15550100", from_name='Acme "Support" \\ Desk')
+    net.pump()
+    (incoming,) = net.take(bob, IncomingCall)
+    caller = incoming.request.from_
+    assert caller.display_name == 'Acme "Support" \\ Desk'
+    assert str(caller.uri) == "sip:+15550100@127.0.0.1:5061" and caller.tag
+
+
+@pytest.mark.parametrize("name", ["Acme\r\nX-Injected: 1", "tab\there", "del\x7f"])
+def test_invite_refuses_a_display_name_with_control_characters(name: str) -> None:
+    alice, _, net = pair()
+    with pytest.raises(ValueError, match="from_name: control characters"):
+        alice.invite("sip:bob@127.0.0.1:5062", ("127.0.0.1", 5062), "127.0.0.1", 40000, 0.0,
+                     from_name=name)
+    net.pump()
+    assert not alice.calls and not net.wire
+
+
 def test_cancel_while_ringing() -> None:
     alice, bob, net = pair()
     call = alice.invite("sip:bob@127.0.0.1:5062", ("127.0.0.1", 5062), "127.0.0.1", 40000, 0.0)

@@ -15,9 +15,10 @@
   ``caller_id``). A number that cannot be one raises ``ValueError`` saying
   why (too short, unknown country code ...). A ``sip:``/``sips:`` URI is
   dialled as it is.
-- Caller ID goes out twice, as carriers expect: as the From user (the
-  number) and as a ``P-Asserted-Identity`` header with the display name
-  (RFC 3325), both ``sip:+E164@trunk-domain;user=phone``.
+- Caller ID goes out twice, as carriers expect: in the From header (the
+  number as its user, the name as its display name) and as a
+  ``P-Asserted-Identity`` header, ``"Name" <sip:+E164@trunk-domain;user=phone>``
+  (RFC 3325).
 - Each trunk's ``cps`` is enforced by a token bucket that fails fast:
   a call over the limit raises ``CallRateExceeded`` (with the time until the
   next one is allowed) before anything is sent, instead of queueing calls
@@ -347,7 +348,9 @@ class Outbound:
                                         "trunk": settings.name if settings else None})
         try:
             call = await self.gateway.dial(target_uri, trunk=settings.name if settings else None,
-                                           from_uri=from_uri, headers=headers, agent=agent,
+                                           from_uri=from_uri,
+                                           from_name=identity.name if identity else None,
+                                           headers=headers, agent=agent,
                                            early_media=early_media, timeout=timeout)
         except CallFailed as exc:
             status = CallStatus(exc.call_sid, twilio_call_status(exc.status_code), from_number,

@@ -184,11 +184,14 @@ class Gateway:
         await self.calls[call_sid].hangup()
 
     async def dial(self, target_uri: str, *, trunk: str | None = None,
-                   from_uri: str | None = None, headers: dict[str, str] | None = None,
+                   from_uri: str | None = None, from_name: str | None = None,
+                   headers: dict[str, str] | None = None,
                    agent: Agent | str | None = None, early_media: bool = True,
                    timeout: float = 60.0) -> GatewayCall:
         """Call ``target_uri`` (through ``trunk``, with its credentials, or
         straight to the URI's host) and bridge it to ``agent`` once answered.
+        The From header carries ``from_uri``'s user and ``from_name`` as its
+        display name.
 
         Raises ``CallFailed(status_code, reason)`` when the call is not
         answered: the callee's final status (486 busy, 480, 603 ...), or 487
@@ -211,7 +214,7 @@ class Gateway:
         try:
             sip_call = endpoint.invite(target_uri, destination, self.media_host,
                                        stream.local_port, from_user=from_user,
-                                       headers=list((headers or {}).items()))
+                                       from_name=from_name, headers=list((headers or {}).items()))
         except BaseException:
             stream.close()
             raise

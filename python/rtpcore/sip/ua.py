@@ -39,6 +39,7 @@ from rtpcore.sdp import (
 )
 from rtpcore.sip import (
     REASON_PHRASES,
+    Address,
     Headers,
     Limits,
     Message,
@@ -898,14 +899,22 @@ class UserAgent:
     def invite(self, target: str,
                destination: Destination | tuple[str, int] | list[Destination],
                media_address: str, media_port: int, now: float,
-               from_user: str | None = None, headers: Iterable[tuple[str, str]] = ()) -> Call:
+               from_user: str | None = None, headers: Iterable[tuple[str, str]] = (),
+               from_name: str | None = None) -> Call:
         """Place a call to ``target`` (a SIP URI) through ``destination``.
+
+        ``from_user`` sets the user part of the From header (this agent's user
+        by default) and ``from_name`` its display name (none by default): the
+        caller ID a callee's phone shows.
 
         A list of destinations (e.g. from ``resolve_sip_targets``) is tried in
         order: a timeout, transport error or 503 before any answer moves the
         INVITE to the next one (RFC 3263 section 4.3).
         """
         uri = parse_uri(target, "target")
+        if from_name is not None and any(ord(c) < 0x20 or c == "\x7f" for c in from_name):
+            # Quoting escapes '"' and '\\' only: a CR/LF would end the header.
+            raise ValueError(f"from_name: control characters are not allowed: {from_name!r}")
         candidates = (destination if isinstance(destination, list) else [destination])
         if not candidates:
             raise ValueError("destination: at least one is needed")
@@ -917,7 +926,8 @@ class UserAgent:
         h = request.headers
         h.add("Via", self._via(new_branch()))
         h.add("Max-Forwards", "70")
-        h.add("From", f"<sip:{from_user or self.user}@{self._hostport}>;tag={local_tag}")
+        caller = parse_uri(f"sip:{from_user or self.user}@{self._hostport}", "from_user")
+        h.add("From", str(Address(caller, from_name, {"tag": local_tag})))
         h.add("To", f"<{uri}>")
         h.add("Call-ID", call_id)
         h.add("CSeq", "1 INVITE")
