@@ -1,0 +1,71 @@
+"""Agents over wss://: the gateway verifies the agent's certificate against
+the system's trust store (``SSL_CERT_FILE`` points OpenSSL at another one,
+as for any TLS client), and a certificate it cannot verify fails the agent
+connection, which hangs the call up, as an unreachable agent does."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import pytest
+from gateway_helpers import Caller, rms, running, wait_until
+from test_aio_sip import make_tls_contexts
+from test_gateway import TwilioAgent, config, media, tone
+from websockets.asyncio.server import ServerConnection, serve
+
+from rtpcore.gateway import Gateway
+
+
+async def greet_with_a_tone(agent: TwilioAgent, ws: ServerConnection) -> None:
+    await agent.pump(ws, until=lambda m: m["event"] == "start")
+    await ws.send(media(agent.received[-1]["streamSid"], tone(600, 8000)))
+    await agent.pump(ws)
+
+
+async def test_agent_over_wss_carries_the_call(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    server_ctx, _ = make_tls_contexts(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "cert.pem"))  # trust the test's CA
+    agent = TwilioAgent(greet_with_a_tone)
+    async with serve(agent.handler, "127.0.0.1", 0, ssl=server_ctx) as server:
+        url = f"wss://127.0.0.1:{server.sockets[0].getsockname()[1]}/stream"
+        gw = Gateway(config(), agent=url)
+        async with running(gw):
+            caller = await Caller.start()
+            try:
+                await caller.dial(gw.address())
+                await wait_until(lambda: len(agent.events("media")) >= 25)  # 0.5 s of caller audio
+                await asyncio.sleep(0.8)  # the agent's 600 ms tone plays out
+                caller.endpoint.hangup(caller.call)
+                await caller.wait_ended()
+                await asyncio.wait_for(agent.closed.wait(), 5)
+            finally:
+                await caller.close()
+    assert [m["event"] for m in agent.received[:2]] == ["connected", "start"]
+    assert agent.received[-1]["event"] == "stop"
+    assert rms(caller.heard_pcm()) > 500  # the agent's tone came back through TLS
+
+
+async def test_agent_with_an_untrusted_certificate_hangs_the_call_up(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    server_ctx, _ = make_tls_contexts(tmp_path)
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)  # a self-signed cert nobody trusts
+    agent = TwilioAgent(greet_with_a_tone)
+    async with serve(agent.handler, "127.0.0.1", 0, ssl=server_ctx) as server:
+        url = f"wss://127.0.0.1:{server.sockets[0].getsockname()[1]}/stream"
+        gw = Gateway(config(), agent=url)
+        async with running(gw):
+            caller = await Caller.start()
+            try:
+                with caplog.at_level(logging.ERROR, logger="rtpcore.gateway"):
+                    await caller.dial(gw.address())
+                    ended = await caller.wait_ended()
+            finally:
+                await caller.close()
+    assert ended.reason == "remote hangup"
+    assert not agent.received  # no handshake reached the agent
+    failures = [r for r in caplog.records if getattr(r, "event", None) == "agent_connect_failed"]
+    assert failures and "CERTIFICATE_VERIFY_FAILED" in failures[0].getMessage()
