@@ -6,7 +6,9 @@ connection, which hangs the call up, as an unreachable agent does."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -24,25 +26,32 @@ async def greet_with_a_tone(agent: TwilioAgent, ws: ServerConnection) -> None:
     await agent.pump(ws)
 
 
-async def test_agent_over_wss_carries_the_call(tmp_path: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+@contextlib.asynccontextmanager
+async def wss_call(tmp_path: Path, agent: TwilioAgent) -> AsyncIterator[tuple[Caller, tuple[str, int]]]:
+    """A gateway bridging to ``agent`` over TLS, and a caller to dial it."""
     server_ctx, _ = make_tls_contexts(tmp_path)
-    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "cert.pem"))  # trust the test's CA
-    agent = TwilioAgent(greet_with_a_tone)
     async with serve(agent.handler, "127.0.0.1", 0, ssl=server_ctx) as server:
         url = f"wss://127.0.0.1:{server.sockets[0].getsockname()[1]}/stream"
         gw = Gateway(config(), agent=url)
         async with running(gw):
             caller = await Caller.start()
             try:
-                await caller.dial(gw.address())
-                await wait_until(lambda: len(agent.events("media")) >= 25)  # 0.5 s of caller audio
-                await asyncio.sleep(0.8)  # the agent's 600 ms tone plays out
-                caller.endpoint.hangup(caller.call)
-                await caller.wait_ended()
-                await asyncio.wait_for(agent.closed.wait(), 5)
+                yield caller, gw.address()
             finally:
                 await caller.close()
+
+
+async def test_agent_over_wss_carries_the_call(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "cert.pem"))  # trust the test's CA
+    agent = TwilioAgent(greet_with_a_tone)
+    async with wss_call(tmp_path, agent) as (caller, gateway):
+        await caller.dial(gateway)
+        await wait_until(lambda: len(agent.events("media")) >= 25)  # 0.5 s of caller audio
+        await asyncio.sleep(0.8)  # the agent's 600 ms tone plays out
+        caller.endpoint.hangup(caller.call)
+        await caller.wait_ended()
+        await asyncio.wait_for(agent.closed.wait(), 5)
     assert [m["event"] for m in agent.received[:2]] == ["connected", "start"]
     assert agent.received[-1]["event"] == "stop"
     assert rms(caller.heard_pcm()) > 500  # the agent's tone came back through TLS
@@ -51,20 +60,12 @@ async def test_agent_over_wss_carries_the_call(tmp_path: Path,
 async def test_agent_with_an_untrusted_certificate_hangs_the_call_up(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture) -> None:
-    server_ctx, _ = make_tls_contexts(tmp_path)
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)  # a self-signed cert nobody trusts
     agent = TwilioAgent(greet_with_a_tone)
-    async with serve(agent.handler, "127.0.0.1", 0, ssl=server_ctx) as server:
-        url = f"wss://127.0.0.1:{server.sockets[0].getsockname()[1]}/stream"
-        gw = Gateway(config(), agent=url)
-        async with running(gw):
-            caller = await Caller.start()
-            try:
-                with caplog.at_level(logging.ERROR, logger="rtpcore.gateway"):
-                    await caller.dial(gw.address())
-                    ended = await caller.wait_ended()
-            finally:
-                await caller.close()
+    async with wss_call(tmp_path, agent) as (caller, gateway):
+        with caplog.at_level(logging.ERROR, logger="rtpcore.gateway"):
+            await caller.dial(gateway)
+            ended = await caller.wait_ended()
     assert ended.reason == "remote hangup"
     assert not agent.received  # no handshake reached the agent
     failures = [r for r in caplog.records if getattr(r, "event", None) == "agent_connect_failed"]
