@@ -54,6 +54,8 @@ def test_to_e164_formats(text: str, region: str | None, expected: str) -> None:
     ("+1 555 12", None, "too short"),
     ("+1 555 123 456 789 0", None, "too long"),
     ("12", "US", "too short"),
+    ("10000000000000", "DE", "too long for E.164"),  # possible in DE's plan, 16 digits
+    ("000000", "DE", "not a possible number"),  # formats to +4900000, which reads back as +490000
 ])
 def test_to_e164_says_why_it_refuses(text: str, region: str | None, reason: str) -> None:
     with pytest.raises(ValueError, match=f"^to: {re.escape(repr(text))} .*{reason}"):

@@ -117,7 +117,19 @@ def to_e164(number: str, region: str | None = None, *, argument: str = "number")
         reason = _POSSIBLE_REASONS.get(verdict, "is not a possible number")
         raise ValueError(f"{argument}: {number!r} {reason} "
                          f"(+{parsed.country_code} {parsed.national_number})")
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    if len(e164) > 16:  # '+' and at most 15 digits (E.164 section 6.2.1)
+        raise ValueError(f"{argument}: {number!r} is too long for E.164 ({e164})")
+    # Some national forms (runs of zeros) format to a string that reads back
+    # as another number; a number must mean the same on its way out.
+    try:
+        again = phonenumbers.format_number(phonenumbers.parse(e164, None),
+                                           phonenumbers.PhoneNumberFormat.E164)
+    except phonenumbers.NumberParseException:
+        again = None
+    if again != e164:
+        raise ValueError(f"{argument}: {number!r} is not a possible number ({e164})")
+    return e164
 
 
 def region_of(number: str) -> str | None:
