@@ -24,15 +24,18 @@ import contextlib
 import json
 import logging
 import os
+import ssl
 from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
+from websockets.asyncio.client import connect_http_proxy
 from websockets.client import ClientProtocol
-from websockets.exceptions import InvalidHandshake, InvalidURI
+from websockets.exceptions import InvalidHandshake, InvalidProxy, InvalidURI
 from websockets.frames import CloseCode, Frame, Opcode
 from websockets.http11 import USER_AGENT, Response
 from websockets.protocol import OPEN, SEND_EOF
+from websockets.proxy import get_proxy, parse_proxy
 from websockets.uri import parse_uri
 
 from rtpcore.gateway.agent import Call
@@ -326,20 +329,44 @@ async def connect(url: str, connect_timeout: float,
     """A WebSocket connection to ``url`` (ws:// or wss://), handshake done,
     without compression (Twilio does not compress, and zlib on every 20 ms
     message would be most of the gateway's CPU per call). Raises
-    ``InvalidURI``, ``InvalidHandshake``, ``OSError`` or ``TimeoutError``."""
+    ``InvalidURI``, ``InvalidHandshake`` (``ProxyError`` among them),
+    ``InvalidProxy``, ``OSError`` or ``TimeoutError``.
+
+    An HTTP(S) proxy named by the environment (``https_proxy`` /
+    ``http_proxy``, ``no_proxy``; ``wss_proxy`` / ``ws_proxy`` first) is
+    used as ``websockets`` itself does: an HTTP CONNECT tunnel, with TLS to
+    the agent inside it for wss://. SOCKS proxies are refused
+    (``InvalidProxy``): they would need another dependency."""
     uri = parse_uri(url)
     ws = ClientProtocol(uri, max_size=MAX_MESSAGE_SIZE)
     loop = asyncio.get_running_loop()
-    connection: AgentConnection | None = None
+    connection = AgentConnection(ws, on_message)
+    proxy_url = get_proxy(uri)
+    transport: asyncio.BaseTransport | None = None
     try:
         async with asyncio.timeout(connect_timeout):
-            _, connection = await loop.create_connection(
-                lambda: AgentConnection(ws, on_message), uri.host, uri.port,
-                ssl=True if uri.secure else None)
+            if proxy_url is None:
+                transport, _ = await loop.create_connection(
+                    lambda: connection, uri.host, uri.port, ssl=True if uri.secure else None)
+            else:
+                proxy = parse_proxy(proxy_url)
+                if not proxy.scheme.startswith("http"):
+                    raise InvalidProxy(proxy_url, "only HTTP(S) proxies are supported")
+                tunnel = await connect_http_proxy(
+                    proxy, uri, ssl=True if proxy.scheme == "https" else None)
+                transport = tunnel
+                tunnel.set_protocol(connection)
+                if uri.secure:
+                    transport = await loop.start_tls(tunnel, connection,
+                                                     ssl.create_default_context(),
+                                                     server_hostname=uri.host)
+                    if transport is None:  # the loop closed under us
+                        raise ConnectionError("TLS through the proxy did not start")
+                connection.connection_made(transport)
             await connection.opened
     except BaseException:
-        if connection is not None:
-            connection.abort()
+        if transport is not None:
+            transport.abort()
         raise
     return connection
 
@@ -352,7 +379,7 @@ async def run(call: Call, url: str, connect_timeout: float, *,
     """One call over one WebSocket connection to ``url`` (see the module doc)."""
     try:
         connection = await connect(url, connect_timeout, on_message)
-    except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
+    except (OSError, TimeoutError, InvalidHandshake, InvalidProxy, InvalidURI) as exc:
         log.error("agent connection failed: %s", exc, extra={
             "event": "agent_connect_failed", "call_sid": call.call_sid, "url": url})
         await call.hangup()
