@@ -41,6 +41,41 @@ const Q6_LEVELS: [i32; 29] = [
     1458, 1612, 1765, 1980, 2195, 2557, 2919,
 ];
 
+/// The number of decision levels at or below each quotient `q` (0..=2919,
+/// the last level), for QUANTL by division (see `quantl_interval`).
+const LEVELS_AT_OR_BELOW: [u8; Q6_LEVELS[Q6_LEVELS.len() - 1] as usize + 1] = {
+    let mut table = [0; Q6_LEVELS[Q6_LEVELS.len() - 1] as usize + 1];
+    let (mut q, mut count) = (0, 0);
+    while q < table.len() {
+        while count < Q6_LEVELS.len() && Q6_LEVELS[count] as usize <= q {
+            count += 1;
+        }
+        table[q] = count as u8;
+        q += 1;
+    }
+    table
+};
+
+/// QUANTL's magnitude interval (1..=30) of a one's complement `magnitude`
+/// (0..=32767) under the scale factor `det` (> 0): the first interval whose
+/// upper decision level `level * det >> 12` exceeds the magnitude, 30 if
+/// none does.
+///
+/// Rather than comparing against up to 29 levels (a scan whose exit branch
+/// mispredicted on the encoder's critical path), one division finds it:
+/// `m < (level * det) >> 12` holds exactly when `(m + 1) * 4096 <= level *
+/// det`, that is when `level > q` with `q = ((m + 1) * 4096 - 1) / det`; so the
+/// interval is one more than the number of levels at or below `q`.
+#[inline(always)]
+fn quantl_interval(magnitude: i32, det: i32) -> usize {
+    debug_assert!((0..=32767).contains(&magnitude) && det > 0, "invariant: QUANTL's operand ranges");
+    // (32767 + 1) * 4096 - 1 < 2^27: no overflow; det >= 32 (DETL's least).
+    let numerator = ((magnitude as u32 + 1) << 12) - 1;
+    let q = numerator / (det as u32).max(1);
+    let last = LEVELS_AT_OR_BELOW.len() - 1;
+    1 + usize::from(LEVELS_AT_OR_BELOW[(q as usize).min(last)])
+}
+
 /// 6-bit low-band codes for negative differences, by magnitude interval.
 const ILN: [i32; 31] = [
     0, 63, 62, 31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5,
@@ -443,14 +478,7 @@ impl G722Encoder {
         let el = saturate(sub(xlow, band.s));
         // One's complement magnitude, as the reference takes it.
         let magnitude = if el >= 0 { el } else { -(el + 1) };
-        // QUANTL: the first interval whose upper decision level exceeds the
-        // magnitude (interval 30 if none does). A linear scan beats a binary
-        // search or a branch-free count here: speech mostly sits in the low
-        // intervals, so the exit branch predicts well and the loop is short
-        // on the encoder's critical path.
-        let det = band.det;
-        let below = Q6_LEVELS.iter().position(|&level| magnitude < mul(level, det) >> 12);
-        let interval = 1 + below.unwrap_or(Q6_LEVELS.len());
+        let interval = quantl_interval(magnitude, band.det);
         let ilow = if el < 0 { ILN[interval] } else { ILP[interval] };
         let ilow4 = (ilow >> 2) as usize;
         let dlow = mul(band.det, QM4[ilow4]) >> 15;
@@ -615,6 +643,18 @@ impl G722Decoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quantl_by_division_matches_the_decision_levels() {
+        // Every magnitude under every scale factor the low band can reach,
+        // against the Recommendation's comparison with each level.
+        for &det in &DETL {
+            for magnitude in 0..=32767 {
+                let below = Q6_LEVELS.iter().position(|&level| magnitude < (level * det) >> 12);
+                assert_eq!(quantl_interval(magnitude, det), 1 + below.unwrap_or(Q6_LEVELS.len()), "m={magnitude} det={det}");
+            }
+        }
+    }
 
     #[test]
     fn modes_round_trip_through_bitrates() {
