@@ -307,8 +307,9 @@ impl Band {
         // UPZERO: zero coefficients, sign-sign adaptation with leakage; the
         // padding lanes get no step and stay zero. The Recommendation
         // saturates the result, which cannot overflow: the leakage
-        // b * 32640 >> 15 = b - ceil(b / 256) moves b at least 128 towards
-        // zero when |b| > 32512, and the step is at most 128.
+        // b * 32640 >> 15 = b - ceil(b / 256) moves b towards zero by 128
+        // when b > 32512 and by 127 or 128 when b < -32512 (128 at -32768),
+        // and the step is at most 128 (tested for every 16-bit b).
         let step = i32::from(dx != 0) << 7;
         for ((b, &d2), &tap) in self.b.iter_mut().zip(&self.d2).zip(&ZERO_TAPS) {
             let wd2 = negate_where(step & tap, signs_differ(d2, dx));
@@ -318,7 +319,8 @@ impl Band {
 
         // DELAYA: shift the delay lines, take the new coefficients
         let d2 = self.d2;
-        // |dx| <= DETL/DETH's largest factor (16384) * 20456 >> 15 = 10228,
+        // |dx| <= DETL/DETH's largest factor (16384) * 20456 >> 15 = 10228
+        // (tested for every scale factor and code),
         // so doubling it cannot overflow 16 bits: no saturation needed.
         debug_assert_eq!(add(dx, dx), saturate(add(dx, dx)), "invariant: |dx| <= 10228");
         self.d2 = [add(dx, dx), d2[0], d2[1], d2[2], d2[3], d2[4], 0, 0];
@@ -652,6 +654,26 @@ mod tests {
             for magnitude in 0..=32767 {
                 let below = Q6_LEVELS.iter().position(|&level| magnitude < (level * det) >> 12);
                 assert_eq!(quantl_interval(magnitude, det), 1 + below.unwrap_or(Q6_LEVELS.len()), "m={magnitude} det={det}");
+            }
+        }
+    }
+
+    #[test]
+    fn saturations_left_out_cannot_trigger() {
+        // UPZERO: every 16-bit coefficient, leaked and stepped either way.
+        for b in i32::from(i16::MIN)..=i32::from(i16::MAX) {
+            for step in [-128, 0, 128] {
+                let next = step + ((b * 32640) >> 15);
+                assert_eq!(next, saturate(next), "b={b} step={step}");
+            }
+        }
+        // DELAYA: the doubled quantised difference of either band.
+        for (scales, steps) in [(&DETL[..], &QM4[..]), (&DETH[..], &QM2[..])] {
+            for &det in scales {
+                for &step in steps {
+                    let dx = (det * step) >> 15;
+                    assert!((2 * dx).abs() <= 20456, "det={det} step={step}");
+                }
             }
         }
     }
