@@ -140,7 +140,7 @@ FRAMES = st.one_of(
 
 
 async def receive(connection_class: type[AgentConnection], key: str,
-                  segments: list[bytes]) -> tuple[list[Any], list[tuple[int, bytes]], Any]:
+                  segments: list[bytes]) -> tuple[list[Any], list[tuple[Opcode, Any]], Any]:
     """What a connection makes of ``segments`` (the handshake response, then
     frames): messages delivered, frames it wrote back, end state."""
     uri = parse_uri("ws://agent.test/stream")
