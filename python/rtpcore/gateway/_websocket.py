@@ -45,7 +45,7 @@ import os
 import struct
 from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+from typing import Any, cast
 
 from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidHandshake, InvalidURI
@@ -175,8 +175,8 @@ class AgentConnection(asyncio.Protocol):
     # --- asyncio.Protocol ---
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)  # invariant: a stream connection
-        self._transport = transport
+        # A stream transport (uvloop's does not subclass asyncio.Transport).
+        self._transport = cast(asyncio.Transport, transport)
         transport.set_write_buffer_limits(high=WRITE_LIMIT)
         request = self.ws.connect()
         request.headers["User-Agent"] = USER_AGENT  # as websockets' asyncio client says
