@@ -42,6 +42,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import random
@@ -224,6 +225,7 @@ async def serve_echo_agent(port: int, think: float) -> None:
 
     server = await loop.create_server(lambda: EchoAgentConnection(echoes, think), "127.0.0.1",
                                       port, reuse_port=True)
+    gc.freeze()  # as the gateway does: full collections do not walk the modules
     tick()
     async with server:
         await asyncio.Future()

@@ -195,6 +195,7 @@ def _cmd_gateway(args: Any) -> int:
 
 
 async def _serve(config: Any) -> int:
+    import gc
     import signal
 
     from rtpcore.gateway import Gateway
@@ -219,6 +220,11 @@ async def _serve(config: Any) -> int:
             await gateway.stop(drain_timeout=0)
             return 1
         print(f"HTTP (REST subset, /metrics) on {config.http.listen}", file=sys.stderr)
+    # What was imported and built up to here lives as long as the process:
+    # out of the cyclic GC's sight, its full collections no longer walk it
+    # (about 40,000 objects, a pause of some 25 ms: an audible gap on
+    # every call at once).
+    gc.freeze()
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
