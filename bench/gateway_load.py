@@ -25,13 +25,23 @@ echoed by the agent through the gateway: any silent or concealed 20 ms frame
 between the first and the last echoed one is an *audible gap*; a call's
 figure is its longest gap. Call setup is INVITE to 200 OK. A step passes
 when every call connected, the gaps' p90 is under 50 ms and setup's p95
-under 200 ms; the ramp stops at the first step that fails. The gateway's
-CPU (cores busy while the N calls run) and resident memory (growth over the
-idle gateway, per call) are read from /proc.
+under 200 ms; the ramp stops at the first step that fails. CPU is read
+from /proc for each process over the seconds all N calls run together
+(user + system, every thread) and given per call-second; the gateway's
+resident memory is its growth over its idle size, per call. At the end a
+Markdown table of the steps is printed (``--json`` writes every figure).
+
+On a machine other jobs share, their load decides the result as much as
+the gateway does (a late wake-up of any of the three processes is a gap);
+``--realtime`` (root) runs all three under SCHED_FIFO so that other jobs do
+not preempt them. The kernel still keeps 5 % of each second for everything
+else (``sched_rt_runtime_us``): when the rig itself needs nearly both
+cores, that throttling shows up as gaps too.
 
     python bench/gateway_load.py                                # ramp 25..500
-    python bench/gateway_load.py --steps 10,50 --hold 5 --json out.json
-    python bench/gateway_load.py --steps 50 --profile gw.prof   # where the gateway's CPU goes
+    python bench/gateway_load.py --steps 100,300,500 --hold 8   # prints the table
+    python bench/gateway_load.py --steps 300,500 --realtime     # on a shared machine
+    python bench/gateway_load.py --steps 150 --profile gw.prof  # where the gateway's CPU goes
     python bench/gateway_load.py agent --port 8765 --think 0.2  # the agent alone
 
 Run it on a release build (``scripts/build-ext --release``).
