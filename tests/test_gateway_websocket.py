@@ -271,3 +271,34 @@ def test_media_fast_path_taken_and_precise() -> None:
         TwilioStream.parse(bad)
     with pytest.raises(binascii.Error):
         base64.b64decode(encoded[:-1], validate=True)
+    # Padding alone or in excess: refused as b64decode(validate=True) does
+    # (binascii's lenient mode would give b"" and b"A").
+    for payload in ("=", "==", "QQ==="):
+        message = compact.replace(encoded, payload)
+        assert bool(twilio._MEDIA_MESSAGE.fullmatch(message)) == (payload != "QQ===")
+        assert outcome(message) == json_path(message) == ("ProtocolError",
+                                                          "media: media.payload is not base64")
+
+
+def test_large_frame_in_small_pieces() -> None:
+    """A frame that arrives a little at a time (a slow or hostile agent) is
+    delivered once, whole, and what waits is never more than the frame."""
+    key = "dGhlIHNhbXBsZSBub25jZQ=="
+    message = "x" * 100_000
+    stream = text(message.encode()) + text(b"after")
+
+    async def run() -> None:
+        messages: list[Any] = []
+        connection = AgentConnection(ClientProtocol(parse_uri("ws://agent.test/stream"),
+                                                    max_size=MAX_MESSAGE_SIZE), messages.append)
+        connection.connection_made(RecordingTransport())
+        connection.ws.key = key
+        connection.data_received(handshake_response(key))
+        await connection.opened
+        for start in range(0, len(stream), 999):
+            connection.data_received(stream[start:start + 999])
+            assert len(connection._partial) <= len(message) + 10
+        assert messages == [message, "after"]
+        assert not connection._partial
+
+    asyncio.run(run())

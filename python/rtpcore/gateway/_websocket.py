@@ -177,7 +177,7 @@ class AgentConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A stream transport (uvloop's does not subclass asyncio.Transport).
         self._transport = cast(asyncio.Transport, transport)
-        transport.set_write_buffer_limits(high=WRITE_LIMIT)
+        self._transport.set_write_buffer_limits(high=WRITE_LIMIT)
         request = self.ws.connect()
         request.headers["User-Agent"] = USER_AGENT  # as websockets' asyncio client says
         self.ws.send_request(request)
@@ -280,24 +280,30 @@ class AgentConnection(asyncio.Protocol):
         frames delivered here, every other frame handed whole to the library."""
         buffer: bytes | bytearray = data
         if self._partial:
-            buffer = self._partial + data
-            self._partial = bytearray()
+            # Extended in place: a large frame trickling in costs no copy
+            # of what came before per piece.
+            self._partial += data
+            buffer = self._partial
         size, position = len(buffer), 0
         ws = self.ws
-        while ws.state is OPEN:
+        while True:
+            if ws.state is not OPEN:  # failed or closing: the library discards the rest
+                self._library_rest(buffer, position)
+                return
             if size - position < 2:
                 break
             first, second = buffer[position], buffer[position + 1]
+            if second & 0x80:  # masked, from a server: the library fails on the header
+                self._library_rest(buffer, position)
+                return
             length, start = second & 0x7F, position + 2
             if length >= 126:
                 start += 2 if length == 126 else 8
                 if start > size:
                     break
                 length = int.from_bytes(buffer[position + 2:start], "big")
-            if second & 0x80 or length > MAX_MESSAGE_SIZE:
-                # A masked frame from a server, or one over the size limit:
-                # the library fails the connection on its header alone.
-                self._library_receive(buffer[position:])
+            if length > MAX_MESSAGE_SIZE:  # the library fails it on its header too
+                self._library_rest(buffer, position)
                 return
             end = start + length
             if end > size:  # the rest of the frame is still on its way
@@ -307,12 +313,16 @@ class AgentConnection(asyncio.Protocol):
             else:
                 self._library_receive(buffer[position:end])
             position = end
-        else:  # failed or closing: the rest is the library's to discard
-            if position < size:
-                self._library_receive(buffer[position:])
-            return
-        if position < size:
+        # What is left waits for more.
+        if buffer is self._partial:
+            del buffer[:position]
+        elif position < size:
             self._partial = bytearray(buffer[position:])
+
+    def _library_rest(self, buffer: bytes | bytearray, position: int) -> None:
+        self._partial = bytearray()
+        if position < len(buffer):
+            self._library_receive(buffer[position:])
 
     def _write_pending(self) -> None:
         transport = self._transport

@@ -182,9 +182,9 @@ class TwilioStream:
         media = _MEDIA_MESSAGE.fullmatch(message)
         if media is not None:  # the message of every 20 ms, without a JSON parse
             try:
-                # What b64decode(validate=True) does once the pattern has
-                # checked the characters.
-                return AgentMedia(binascii.a2b_base64(media[1]))
+                # What b64decode(validate=True) does (strict mode: no
+                # leading or excess padding, only base64 characters).
+                return AgentMedia(binascii.a2b_base64(media[1], strict_mode=True))
             except binascii.Error:
                 raise ProtocolError("media: media.payload is not base64") from None
         event, data = json_event(message)
