@@ -179,12 +179,12 @@ class TwilioStream:
         is not JSON or lacks what its event needs."""
         if isinstance(message, bytes):
             raise ProtocolError("binary frame: Media Streams messages are JSON text")
-        media = _MEDIA_MESSAGE.fullmatch(message)
-        if media is not None:  # the message of every 20 ms, without a JSON parse
+        usual = _MEDIA_MESSAGE.fullmatch(message)
+        if usual is not None:  # the message of every 20 ms, without a JSON parse
             try:
                 # What b64decode(validate=True) does (strict mode: no
                 # leading or excess padding, only base64 characters).
-                return AgentMedia(binascii.a2b_base64(media[1], strict_mode=True))
+                return AgentMedia(binascii.a2b_base64(usual[1], strict_mode=True))
             except binascii.Error:
                 raise ProtocolError("media: media.payload is not base64") from None
         event, data = json_event(message)
