@@ -253,6 +253,13 @@ async def test_twilio_agent_audio_marks_dtmf_stop(codec: str) -> None:
     assert sequence == list(range(1, len(sequence) + 1))
 
 
+def test_twilio_agent_end_to_end_on_uvloop() -> None:
+    """The same call on uvloop, which ``rtpcore gateway`` runs on by default
+    when it is installed (its transports are not asyncio's classes)."""
+    uvloop = pytest.importorskip("uvloop")
+    uvloop.run(test_twilio_agent_audio_marks_dtmf_stop("PCMU"))
+
+
 async def test_twilio_clear_drops_queued_audio_within_a_frame() -> None:
     async def script(agent: TwilioAgent, ws: ServerConnection) -> None:
         await agent.pump(ws, until=lambda m: m["event"] == "start")
