@@ -211,7 +211,9 @@ def _server_frame(payload: bytes) -> bytes:
     length = len(payload)
     if length < 126:
         return bytes((0x81, length)) + payload
-    return bytes((0x81, 126)) + length.to_bytes(2, "big") + payload
+    if length < 65536:
+        return bytes((0x81, 126)) + length.to_bytes(2, "big") + payload
+    return bytes((0x81, 127)) + length.to_bytes(8, "big") + payload
 
 
 async def serve_echo_agent(port: int, think: float) -> None:
