@@ -2,15 +2,21 @@
 
 Three kinds of process, so each one's CPU is its own:
 
-- **the gateway** (``rtpcore gateway``), the system under test, with a
-  Media Streams agent URL and its ``/metrics``;
+- **the gateway** (``rtpcore gateway``, on uvloop when it is installed),
+  the system under test, with a Media Streams agent URL and its ``/metrics``;
 - **a stand-in agent** speaking Twilio's Media Streams protocol: every
   ``media`` message is sent back unchanged after a fixed think time (an echo
-  with the latency of a model); ``--agent-procs N`` runs N of them on one
-  port (SO_REUSEPORT) when one core cannot keep up;
+  with the latency of a model). It is written to cost as little as it can,
+  since it runs on the cores the gateway is measured on: a plain asyncio
+  protocol on uvloop (when installed) that does the WebSocket upgrade and
+  framing itself, takes the payload out of each media message by position,
+  and every 10 ms writes each connection's due echoes in one write;
+  ``--agent-procs N`` runs N of them on one port (SO_REUSEPORT);
 - **the callers** (this process): rtpcore's own user agent and media
   engine, one RTP stream per call, reading every call's frames through the
-  engine's batched ``read_frames``.
+  engine's batched ``read_frames`` as μ-law (the jitter buffer's output
+  passed through), the level of every frame of a wake-up worked out in one
+  numpy pass.
 
 Each step of the ramp places N calls (at ``--cps``); every call sends a
 continuous 440 Hz tone from its answer until it is hung up, ``--hold``
@@ -19,13 +25,23 @@ echoed by the agent through the gateway: any silent or concealed 20 ms frame
 between the first and the last echoed one is an *audible gap*; a call's
 figure is its longest gap. Call setup is INVITE to 200 OK. A step passes
 when every call connected, the gaps' p90 is under 50 ms and setup's p95
-under 200 ms; the ramp stops at the first step that fails. The gateway's
-CPU (cores busy while the N calls run) and resident memory (growth over the
-idle gateway, per call) are read from /proc.
+under 200 ms; the ramp stops at the first step that fails. CPU is read
+from /proc for each process over the seconds all N calls run together
+(user + system, every thread) and given per call-second; the gateway's
+resident memory is its growth over its idle size, per call. At the end a
+Markdown table of the steps is printed (``--json`` writes every figure).
+
+On a machine other jobs share, their load decides the result as much as
+the gateway does (a late wake-up of any of the three processes is a gap);
+``--realtime`` (root) runs all three under SCHED_FIFO so that other jobs do
+not preempt them. The kernel still keeps 5 % of each second for everything
+else (``sched_rt_runtime_us``): when the rig itself needs nearly both
+cores, that throttling shows up as gaps too.
 
     python bench/gateway_load.py                                # ramp 25..500
-    python bench/gateway_load.py --steps 10,50 --hold 5 --json out.json
-    python bench/gateway_load.py --steps 50 --profile gw.prof   # where the gateway's CPU goes
+    python bench/gateway_load.py --steps 100,300,500 --hold 8   # prints the table
+    python bench/gateway_load.py --steps 300,500 --realtime     # on a shared machine
+    python bench/gateway_load.py --steps 150 --profile gw.prof  # where the gateway's CPU goes
     python bench/gateway_load.py agent --port 8765 --think 0.2  # the agent alone
 
 Run it on a release build (``scripts/build-ext --release``).
@@ -36,6 +52,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import random
@@ -46,19 +63,37 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
+
+from rtpcore import g711
+
+from websockets.utils import accept_key
+
+try:
+    from websockets.speedups import apply_mask
+except ImportError:  # websockets built without its C extension
+    from websockets.utils import apply_mask
 
 RATE = 8000
 FRAME_MS = 20
 #: A received frame quieter than this (RMS) carries no echo: a gap.
 QUIET_RMS = 500.0
 GAP_P90_LIMIT_MS = 50.0
+#: The square of each μ-law code's linear value: a frame's mean square from its bytes.
+ULAW_SQUARES = g711.ulaw_decode(bytes(range(256))).astype(np.float64) ** 2
 SETUP_P95_LIMIT_MS = 200.0
+
+
+def realtime() -> None:
+    """SCHED_FIFO for this process and the threads it starts from now on
+    (root only)."""
+    os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
 
 
 def free_port(kind: int = socket.SOCK_DGRAM) -> int:
@@ -81,37 +116,141 @@ def percentile(values: list[float], q: float) -> float:
 
 # --- the stand-in agent ----------------------------------------------------------------
 
+#: How often the agent writes the echoes that are due: each connection gets
+#: what fell due since the last tick in one write.
+AGENT_TICK_S = 0.01
+
+
+class EchoAgentConnection(asyncio.Protocol):
+    """One Media Streams connection to the stand-in agent, kept as lean as
+    the protocol allows so that the agent takes as little of the cores the
+    gateway shares with it: the WebSocket upgrade, then frames read by hand
+    (a client's frames are masked; ping answered, close echoed), each
+    ``media`` message's payload found by position (the gateway writes a
+    fixed shape) and queued as an echo; ``start`` is read as JSON for its
+    streamSid, ``stop`` closes."""
+
+    def __init__(self, echoes: deque[tuple[float, EchoAgentConnection, bytes]],
+                 think: float) -> None:
+        self.echoes = echoes
+        self.think = think
+        self.buffer = bytearray()
+        self.transport: asyncio.Transport | None = None
+        self.upgraded = False
+        self.echo_prefix = b""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # A TCP transport (uvloop's does not subclass asyncio.Transport).
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if not self.upgraded and not self._upgrade():
+            return
+        buffer, position = self.buffer, 0
+        while len(buffer) - position >= 6:
+            opcode, length, start = buffer[position] & 0x0F, buffer[position + 1] & 0x7F, \
+                position + 2
+            if length >= 126:
+                size = 2 if length == 126 else 8
+                if len(buffer) - start < size:
+                    break
+                length = int.from_bytes(buffer[start:start + size], "big")
+                start += size
+            end = start + 4 + length
+            if end > len(buffer):
+                break
+            payload = apply_mask(bytes(buffer[start + 4:end]), bytes(buffer[start:start + 4]))
+            position = end
+            self._message(opcode, payload)
+        del buffer[:position]
+
+    def _upgrade(self) -> bool:
+        head_end = self.buffer.find(b"\r\n\r\n")
+        if head_end < 0:
+            return False
+        head = bytes(self.buffer[:head_end]).decode("latin-1")
+        key = next(line.split(":", 1)[1].strip() for line in head.split("\r\n")
+                   if line.lower().startswith("sec-websocket-key:"))
+        accept = accept_key(key).encode()
+        self._write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                    b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+        del self.buffer[:head_end + 4]
+        self.upgraded = True
+        return True
+
+    def _message(self, opcode: int, payload: bytes) -> None:
+        if opcode == 0x1:
+            if payload.startswith(b'{"event":"media"'):
+                start = payload.index(b'"payload":"') + 11
+                echo = self.echo_prefix + payload[start:payload.index(b'"', start)] + b'"}}'
+                self.echoes.append((time.monotonic() + self.think, self, _server_frame(echo)))
+            elif payload.startswith(b'{"event":"start"'):
+                sid = json.loads(payload)["streamSid"]
+                self.echo_prefix = (b'{"event":"media","streamSid":' + json.dumps(sid).encode()
+                                    + b',"media":{"payload":"')
+            elif payload.startswith(b'{"event":"stop"'):
+                self._close()
+        elif opcode == 0x8:  # close: echoed, then the TCP connection closed
+            self._write(b"\x88" + bytes((len(payload),)) + payload)
+            self._close()
+        elif opcode == 0x9:  # ping
+            self._write(b"\x8a" + bytes((len(payload),)) + payload)
+
+    def _write(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def _close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+def _server_frame(payload: bytes) -> bytes:
+    # A server's frames are not masked.
+    length = len(payload)
+    if length < 126:
+        return bytes((0x81, length)) + payload
+    if length < 65536:
+        return bytes((0x81, 126)) + length.to_bytes(2, "big") + payload
+    return bytes((0x81, 127)) + length.to_bytes(8, "big") + payload
+
 
 async def serve_echo_agent(port: int, think: float) -> None:
-    """A Media Streams server that echoes each media message after ``think`` s."""
-    import websockets
+    """A Media Streams server that echoes each media message after ``think`` s.
 
-    async def handler(ws: Any) -> None:
-        loop = asyncio.get_running_loop()
-        stream_sid = ""
-        pending: set[asyncio.Task[None]] = set()
+    Echoes are due in the order the messages came (the think time is the
+    same for all), so one queue holds them all; every ``AGENT_TICK_S`` the
+    due ones are written, one write per connection."""
+    loop = asyncio.get_running_loop()
+    echoes: deque[tuple[float, EchoAgentConnection, bytes]] = deque()
 
-        def echo(payload: str) -> None:
-            message = json.dumps({"event": "media", "streamSid": stream_sid,
-                                  "media": {"payload": payload}})
-            task = loop.create_task(ws.send(message))
-            pending.add(task)
-            task.add_done_callback(pending.discard)
+    def tick() -> None:
+        now = time.monotonic()
+        due: dict[EchoAgentConnection, list[bytes]] = {}
+        while echoes and echoes[0][0] <= now:
+            _, connection, frame = echoes.popleft()
+            due.setdefault(connection, []).append(frame)
+        for connection, frames in due.items():
+            connection._write(b"".join(frames))
+        loop.call_at(loop.time() + AGENT_TICK_S, tick)
 
-        with contextlib.suppress(websockets.ConnectionClosed):
-            async for raw in ws:
-                message = json.loads(raw)
-                event = message.get("event")
-                if event == "start":
-                    stream_sid = message["start"]["streamSid"]
-                elif event == "media":
-                    loop.call_later(think, echo, message["media"]["payload"])
-                elif event == "stop":
-                    break
-
-    async with websockets.serve(handler, "127.0.0.1", port, reuse_port=True,
-                                ping_interval=None, max_queue=None):
+    server = await loop.create_server(lambda: EchoAgentConnection(echoes, think), "127.0.0.1",
+                                      port, reuse_port=True)
+    gc.freeze()  # as the gateway does: full collections do not walk the modules
+    tick()
+    async with server:
         await asyncio.Future()
+
+
+def run_agent(port: int, think: float) -> None:
+    """The agent on uvloop when it is installed (its C loop costs less CPU)."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(serve_echo_agent(port, think))
+    else:
+        uvloop.run(serve_echo_agent(port, think))
 
 
 # --- processes ---------------------------------------------------------------------------
@@ -143,9 +282,11 @@ class Rig:
 
 @contextlib.asynccontextmanager
 async def rig(think: float, agent_procs: int = 1, workers: int | None = None,
-              log_dir: Path | None = None, profile: str | None = None) -> AsyncIterator[Rig]:
-    """Start the agent(s) and the gateway (under cProfile, writing ``profile``,
-    when given); stop them on exit."""
+              log_dir: Path | None = None, profile: str | None = None,
+              gateway_loop: str = "auto", fifo: bool = False) -> AsyncIterator[Rig]:
+    """Start the agent(s) and the gateway (on ``gateway_loop``; under
+    cProfile, writing ``profile``, when given; SCHED_FIFO with ``fifo``);
+    stop them on exit."""
     directory = Path(tempfile.mkdtemp(prefix="gateway-load-"))
     agent_port = free_port(socket.SOCK_STREAM)
     sip_port = free_port()
@@ -175,11 +316,13 @@ async def rig(think: float, agent_procs: int = 1, workers: int | None = None,
     logs = log_dir or directory
     agents = [subprocess.Popen([sys.executable, __file__, "agent", "--port", str(agent_port),
                                 "--think", str(think)],
-                               stderr=open(logs / f"agent{i}.log", "wb"))  # noqa: SIM115
+                               stderr=open(logs / f"agent{i}.log", "wb"),  # noqa: SIM115
+                               preexec_fn=realtime if fifo else None)
               for i in range(agent_procs)]
     profiling = ["-m", "cProfile", "-o", profile] if profile else []
     gateway = subprocess.Popen([sys.executable, *profiling, "-m", "rtpcore.cli", "gateway",
-                                "--config", str(config)], stderr=subprocess.PIPE)
+                                "--config", str(config), "--loop", gateway_loop],
+                               stderr=subprocess.PIPE, preexec_fn=realtime if fifo else None)
     try:
         assert gateway.stderr is not None  # invariant: stderr=PIPE
         deadline = time.monotonic() + 30
@@ -191,8 +334,9 @@ async def rig(think: float, agent_procs: int = 1, workers: int | None = None,
                 break
         # Keep reading its stderr (into a file) so it never blocks on a full pipe.
         log = open(logs / "gateway.log", "wb")  # noqa: SIM115
+        stderr = gateway.stderr
         drain = asyncio.get_running_loop().run_in_executor(
-            None, lambda: [log.write(chunk) for chunk in iter(gateway.stderr.readline, b"")])
+            None, lambda: [log.write(chunk) for chunk in iter(stderr.readline, b"")])
         await asyncio.sleep(0.5)  # the agents listening
         yield Rig(gateway, agents, sip_port, http_port, logs)
     finally:
@@ -244,7 +388,9 @@ class StepResult:
     gateway_rss_mb: float
     gateway_rss_kb_per_call: float
     agent_cpu_cores: float
+    agent_cpu_ms_per_call_s: float
     caller_cpu_cores: float
+    caller_cpu_ms_per_call_s: float
     load_average: float  # the machine's 1-minute load when the step ended (shared hosts)
     passed: bool
     failures: dict[str, int] = field(default_factory=dict)
@@ -277,8 +423,8 @@ class _Listening:
             result.longest_gap_ms = float("inf")
             return
         span = frames[first:last + 1]
-        runs = [len(run) * FRAME_MS for run in span.replace(b"\x02", b"\x01").split(b"\x00")
-                if run]
+        runs = [float(len(run) * FRAME_MS)
+                for run in span.replace(b"\x02", b"\x01").split(b"\x00") if run]
         result.gaps_ms = runs
         result.longest_gap_ms = max(runs, default=0)
         result.echoed_ms = len(span) * FRAME_MS
@@ -289,7 +435,7 @@ class _Listening:
 async def run_step(rig_: Rig, calls: int, hold: float, cps: float, think: float) -> StepResult:
     """``calls`` concurrent calls through the gateway, all up together for ``hold`` s."""
     from rtpcore.aio.sip import SIPEndpoint
-    from rtpcore.media import Engine, MediaConfig
+    from rtpcore.media import Engine, MediaConfig, PayloadFrame
     from rtpcore.sip.ua import CallAnswered, CallEnded, UserAgent
 
     loop = asyncio.get_running_loop()
@@ -308,23 +454,33 @@ async def run_step(rig_: Rig, calls: int, hold: float, cps: float, think: float)
 
     engine = Engine(port_range=port_block())
     endpoint = await SIPEndpoint.start(UserAgent("127.0.0.1", 0, user="load"), on_event=on_event)
-    listening: dict[int, _Listening] = {}
+    listening: dict[Any, _Listening] = {}
     results = [CallResult() for _ in range(calls)]
     # Every call talks from its answer until the hang-up, so that all of them
     # overlap for ``hold`` s however long placing them took.
     talk = calls / cps + hold + think + 1.0
-    signal_pcm = (8000 * np.sin(2 * np.pi * 440 * np.arange(int(RATE * talk)) / RATE)
-                  ).astype(np.int16)
+    tone = g711.ulaw_encode(
+        (8000 * np.sin(2 * np.pi * 440 * np.arange(int(RATE * talk)) / RATE)).astype(np.int16)
+        .tobytes())
     reading = True
 
     async def read_all() -> None:
+        # Every call's frames of a wake-up at once: their levels in one numpy
+        # pass over the μ-law bytes (the engine passes the received audio
+        # through as μ-law: its jitter buffer's output, re-encoded).
         while reading:
-            for stream, frame in await engine.read_frames():
-                state = listening.get(stream.id)
-                if state is None:
-                    continue
-                pcm = frame.pcm
-                state.add(frame.kind, float(np.sqrt(np.mean(pcm.astype(np.float32) ** 2))))
+            batch = await engine.read_frames()
+            if not batch:  # the engine has closed
+                return
+            payloads = [cast(PayloadFrame, frame).payload for _, frame in batch]
+            squares = ULAW_SQUARES[np.frombuffer(b"".join(payloads), dtype=np.uint8)]
+            lengths = np.fromiter(map(len, payloads), dtype=np.int64, count=len(payloads))
+            starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+            levels = np.sqrt(np.add.reduceat(squares, starts) / lengths).tolist()
+            for (stream, frame), level in zip(batch, levels):
+                state = listening.get(stream)
+                if state is not None:
+                    state.add(frame.kind, level)
 
     async def one_call(index: int) -> tuple[int, Any, Any] | None:
         stream = engine.allocate(batch=True)
@@ -346,9 +502,9 @@ async def run_step(rig_: Rig, calls: int, hold: float, cps: float, think: float)
             return None
         results[index].setup_ms = (loop.time() - started) * 1000
         results[index].status_code = 200
-        stream.start(MediaConfig.from_negotiated(call.media, sample_rate=RATE))
-        listening[stream.id] = _Listening()
-        stream.write_nowait(signal_pcm)
+        stream.start(MediaConfig.from_negotiated(call.media, sample_rate=RATE, passthrough=True))
+        listening[stream] = _Listening()
+        stream.write_nowait(tone)
         return index, call, stream
 
     reader = loop.create_task(read_all())
@@ -374,7 +530,7 @@ async def run_step(rig_: Rig, calls: int, hold: float, cps: float, think: float)
         await asyncio.wait_for(asyncio.gather(*(ended[c.call_id] for _, c, _ in live)), 15)
     reading = False
     for index, _, stream in live:
-        listening[stream.id].measure(results[index])
+        listening[stream].measure(results[index])
         stream.close()
     reader.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -391,6 +547,8 @@ async def run_step(rig_: Rig, calls: int, hold: float, cps: float, think: float)
             failures[str(r.status_code)] = failures.get(str(r.status_code), 0) + 1
     gateway_cpu = (cpu_end[rig_.gateway.pid] - cpu_start[rig_.gateway.pid]) / window
     agent_cpu = sum(cpu_end[a.pid] - cpu_start[a.pid] for a in rig_.agents) / window
+    caller_cpu = (caller_end - caller_start) / window
+    per_call_s = 1000 / max(1, len(connected))  # cores -> ms of CPU per call-second
     gap_p90, setup_p95 = percentile(gaps, 90), percentile(setups, 95)
     return StepResult(
         calls=calls, connected=len(connected), failed=calls - len(connected),
@@ -407,11 +565,13 @@ async def run_step(rig_: Rig, calls: int, hold: float, cps: float, think: float)
         echo_ms_mean=round(float(np.mean([r.echoed_ms for r in connected])), 0)
         if connected else 0.0,
         gateway_cpu_cores=round(gateway_cpu, 3),
-        gateway_cpu_ms_per_call_s=round(gateway_cpu * 1000 / max(1, len(connected)), 3),
+        gateway_cpu_ms_per_call_s=round(gateway_cpu * per_call_s, 3),
         gateway_rss_mb=round(rss_busy / 2**20, 1),
         gateway_rss_kb_per_call=round((rss_busy - rss_idle) / 1024 / max(1, len(connected)), 1),
         agent_cpu_cores=round(agent_cpu, 3),
-        caller_cpu_cores=round((caller_end - caller_start) / window, 3),
+        agent_cpu_ms_per_call_s=round(agent_cpu * per_call_s, 3),
+        caller_cpu_cores=round(caller_cpu, 3),
+        caller_cpu_ms_per_call_s=round(caller_cpu * per_call_s, 3),
         load_average=round(os.getloadavg()[0], 2),
         passed=(len(connected) == calls and gap_p90 < GAP_P90_LIMIT_MS
                 and setup_p95 < SETUP_P95_LIMIT_MS),
@@ -441,9 +601,11 @@ async def wait_idle(rig_: Rig, timeout: float = 60.0) -> None:
 
 async def ramp(steps: list[int], hold: float, cps: float, think: float, agent_procs: int,
                workers: int | None, profile: str | None = None,
-               keep_going: bool = False) -> dict[str, Any]:
+               keep_going: bool = False, gateway_loop: str = "auto",
+               fifo: bool = False) -> dict[str, Any]:
     results: list[StepResult] = []
-    async with rig(think, agent_procs, workers, profile=profile) as rig_:
+    async with rig(think, agent_procs, workers, profile=profile,
+                   gateway_loop=gateway_loop, fifo=fifo) as rig_:
         # The gateway's first calls pay for imports and first connections: not measured.
         await run_step(rig_, calls=2, hold=1.0, cps=cps, think=think)
         for calls in steps:
@@ -457,6 +619,7 @@ async def ramp(steps: list[int], hold: float, cps: float, think: float, agent_pr
     return {"max_calls_held": max(held) if held else 0, "hold_s": hold, "cps": cps,
             "logs": str(rig_.logs),
             "think_s": think, "agent_procs": agent_procs, "cores": os.cpu_count(),
+            "gateway_loop": gateway_loop, "realtime": fifo,
             "steps": [asdict(r) for r in results]}
 
 
@@ -487,23 +650,54 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--think", type=float, default=0.2, help="the agent's think time, s")
     parser.add_argument("--agent-procs", type=int, default=1, help="echo agent processes")
     parser.add_argument("--workers", type=int, help="the gateway's media worker threads")
+    parser.add_argument("--gateway-loop", choices=("auto", "asyncio", "uvloop"), default="auto",
+                        help="the gateway's event loop (rtpcore gateway --loop)")
     parser.add_argument("--json", metavar="FILE", help="write the report as JSON here")
     parser.add_argument("--keep-going", action="store_true",
                         help="run every step even after one failed (CPU and memory figures)")
     parser.add_argument("--profile", metavar="FILE",
                         help="run the gateway under cProfile and write its stats here")
+    parser.add_argument("--realtime", action="store_true",
+                        help="run the gateway, the agent and the callers under SCHED_FIFO "
+                        "(root): on a shared machine, other jobs then do not preempt them")
     args = parser.parse_args(argv)
     if args.command == "agent":
-        asyncio.run(serve_echo_agent(args.port, args.think))
+        run_agent(args.port, args.think)
         return 0
     steps = [int(s) for s in args.steps.split(",") if s.strip()]
+    if args.realtime:
+        realtime()  # the callers' engine threads, started later, inherit it
     report = asyncio.run(ramp(steps, args.hold, args.cps, args.think, args.agent_procs,
-                              args.workers, args.profile, args.keep_going))
-    text = json.dumps(report, indent=2)
+                              args.workers, args.profile, args.keep_going,
+                              args.gateway_loop, args.realtime))
     if args.json:
-        Path(args.json).write_text(text)
-    print(text)
+        Path(args.json).write_text(json.dumps(report, indent=2))
+    print(table(report))
     return 0
+
+
+def table(report: dict[str, Any]) -> str:
+    """The ramp as a Markdown table (the README's), and the largest step held."""
+    lines = ["| calls | up | setup p50 / p95 | longest gap p50 / p90 | CPU, ms per call-second: "
+             "gateway / agent / callers | gateway RSS (per call) | load |",
+             "|---|---|---|---|---|---|---|"]
+    for r in report["steps"]:
+        setup_ok = "" if r["setup_p95_ms"] < SETUP_P95_LIMIT_MS else " ✗"
+        gap_ok = "" if r["longest_gap_p90_ms"] < GAP_P90_LIMIT_MS else " ✗"
+        up_ok = "" if r["connected"] == r["calls"] else " ✗"
+        calls = f"**{r['calls']}**" if r["calls"] == report["max_calls_held"] else r["calls"]
+        lines.append(
+            f"| {calls} | {r['connected']}{up_ok} | {r['setup_p50_ms']:.0f} / "
+            f"{r['setup_p95_ms']:.0f} ms{setup_ok} | {r['longest_gap_p50_ms']:.0f} / "
+            f"{r['longest_gap_p90_ms']:.0f} ms{gap_ok} | {r['gateway_cpu_ms_per_call_s']:.2f} / "
+            f"{r['agent_cpu_ms_per_call_s']:.2f} / {r['caller_cpu_ms_per_call_s']:.2f} "
+            f"({r['gateway_cpu_cores']:.2f} / {r['agent_cpu_cores']:.2f} / "
+            f"{r['caller_cpu_cores']:.2f} cores) | {r['gateway_rss_mb']:.0f} MB "
+            f"(+{r['gateway_rss_kb_per_call']:.0f} KB) | {r['load_average']:.1f} |")
+    lines.append(f"\nheld: {report['max_calls_held']} concurrent calls "
+                 f"(gateway loop: {report['gateway_loop']}"
+                 f"{', SCHED_FIFO' if report['realtime'] else ''}; logs in {report['logs']})")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -253,6 +253,13 @@ async def test_twilio_agent_audio_marks_dtmf_stop(codec: str) -> None:
     assert sequence == list(range(1, len(sequence) + 1))
 
 
+def test_twilio_agent_end_to_end_on_uvloop() -> None:
+    """The same call on uvloop, which ``rtpcore gateway`` runs on by default
+    when it is installed (its transports are not asyncio's classes)."""
+    uvloop = pytest.importorskip("uvloop")
+    uvloop.run(test_twilio_agent_audio_marks_dtmf_stop("PCMU"))
+
+
 async def test_twilio_clear_drops_queued_audio_within_a_frame() -> None:
     async def script(agent: TwilioAgent, ws: ServerConnection) -> None:
         await agent.pump(ws, until=lambda m: m["event"] == "start")
@@ -641,11 +648,15 @@ async def test_bursty_agent_is_bounded_and_clear_still_works() -> None:
     assert 0.3 < loud_s < 1.5  # about the 0.5 s before the clear, not the 2 s queued
 
 
-async def test_cli_runs_the_gateway_and_drains_on_sigterm(tmp_path: Path) -> None:
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+async def test_cli_runs_the_gateway_and_drains_on_sigterm(tmp_path: Path, loop: str) -> None:
     """`rtpcore gateway --config FILE`: JSON logs, calls answered by the default
-    agent, SIGTERM drains the running call, then exits 0."""
+    agent, SIGTERM drains the running call, then exits 0; on either event loop."""
     import signal
     import sys
+
+    if loop == "uvloop":
+        pytest.importorskip("uvloop")
 
     path = tmp_path / "gateway.toml"
     path.write_text(textwrap.dedent("""
@@ -659,7 +670,7 @@ async def test_cli_runs_the_gateway_and_drains_on_sigterm(tmp_path: Path) -> Non
         format = "json"
     """))
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "rtpcore.cli", "gateway", "--config", str(path),
+        sys.executable, "-m", "rtpcore.cli", "gateway", "--config", str(path), "--loop", loop,
         stderr=asyncio.subprocess.PIPE)
     assert process.stderr is not None
     lines: list[str] = []

@@ -129,6 +129,17 @@ def test_raw_pcm_rejects_malformed(message: str | bytes) -> None:
 # --- adapters over a real WebSocket ----------------------------------------------------
 
 async def test_twilio_adapter_both_ways() -> None:
+    await twilio_adapter_both_ways()
+
+
+def test_twilio_adapter_both_ways_on_uvloop() -> None:
+    """The same on uvloop (what ``rtpcore gateway`` runs on when installed),
+    whose transports are not asyncio's classes."""
+    uvloop = pytest.importorskip("uvloop")
+    uvloop.run(twilio_adapter_both_ways())
+
+
+async def twilio_adapter_both_ways() -> None:
     received: list[dict[str, Any]] = []
     tone = (8000 * np.sin(np.arange(320) / 5)).astype(np.int16)
 

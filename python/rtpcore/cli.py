@@ -26,7 +26,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -179,10 +179,23 @@ def _gateway_config(command: str, path: str | None) -> Any:
 
 def _cmd_gateway(args: Any) -> int:
     config = _gateway_config("gateway", args.config)
-    return 2 if config is None else asyncio.run(_serve(config))
+    if config is None:
+        return 2
+    run: Callable[[Coroutine[Any, Any, int]], int] = asyncio.run
+    if args.loop != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            if args.loop == "uvloop":
+                print("rtpcore gateway: --loop uvloop: uvloop is not installed", file=sys.stderr)
+                return 2
+        else:
+            run = uvloop.run
+    return run(_serve(config))
 
 
 async def _serve(config: Any) -> int:
+    import gc
     import signal
 
     from rtpcore.gateway import Gateway
@@ -207,6 +220,11 @@ async def _serve(config: Any) -> int:
             await gateway.stop(drain_timeout=0)
             return 1
         print(f"HTTP (REST subset, /metrics) on {config.http.listen}", file=sys.stderr)
+    # What was imported and built up to here lives as long as the process:
+    # out of the cyclic GC's sight, its full collections no longer walk it
+    # (about 40,000 objects, a pause of some 25 ms: an audible gap on
+    # every call at once).
+    gc.freeze()
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -303,6 +321,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     g = commands.add_parser("gateway", help="run the SIP-to-agent gateway")
     g.add_argument("--config", metavar="FILE", help="TOML configuration (RTPCORE_* variables "
                    "override it; defaults without one)")
+    g.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
+                   help="event loop: uvloop (its C loop costs the gateway less CPU per "
+                   "message), the standard asyncio one, or auto: uvloop when it is installed")
     g.set_defaults(run=_cmd_gateway)
     o = commands.add_parser("call", help="place a call through the gateway's trunk to an agent")
     o.add_argument("number", help="E.164 (+15551234567), a national number (with --region or "

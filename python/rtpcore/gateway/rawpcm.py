@@ -31,7 +31,6 @@ From the agent::
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
@@ -180,7 +179,7 @@ async def _transfer(call: Call, target: str) -> None:
 
 async def _send_audio(call: Call, outbox: Outbox) -> None:
     await call.stream_audio(
-        lambda frame: outbox.put_media(functools.partial(RawPCMStream.audio, frame.pcm)))
+        lambda frame: outbox.put_media(RawPCMStream.audio, frame.pcm))
 
 
 async def _send_events(call: Call, outbox: Outbox) -> None:

@@ -33,8 +33,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import json
+import re
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -57,6 +57,18 @@ __all__ = [
 SAMPLE_RATE = 8000
 #: Twilio sends the caller's audio in 20 ms chunks of 160 μ-law bytes.
 CHUNK_SAMPLES = 160
+
+
+#: The media message agents send, in exactly the shapes Pipecat's
+#: ``TwilioFrameSerializer`` (``json.dumps``' spacing) and compact encoders
+#: write it: whatever matches is valid JSON holding just these keys, with a
+#: payload that JSON decoding would leave as it is (only base64 characters),
+#: so reading the payload straight out of it is what ``json.loads`` would
+#: give. Every other message (other spacing, keys, order, escapes) is parsed
+#: as JSON.
+_MEDIA_MESSAGE = re.compile(
+    r'\{"event": ?"media", ?"streamSid": ?"[^"\\\x00-\x1f]*", ?'
+    r'"media": ?\{"payload": ?"([A-Za-z0-9+/]*={0,2})"\}\}')
 
 
 def _dumps(message: dict[str, object]) -> str:
@@ -133,7 +145,7 @@ class TwilioStream:
         # compare it with json.dumps' output.
         return (f'{{"event":"media","sequenceNumber":"{self._next()}","media":'
                 f'{{"track":"inbound","chunk":"{self._chunk}","timestamp":"{timestamp_ms}",'
-                f'"payload":"{base64.b64encode(ulaw).decode("ascii")}"}},'
+                f'"payload":"{binascii.b2a_base64(ulaw, newline=False).decode("ascii")}"}},'
                 f'"streamSid":{self._quoted_sid}}}')
 
     def dtmf(self, digit: str) -> str:
@@ -167,6 +179,14 @@ class TwilioStream:
         is not JSON or lacks what its event needs."""
         if isinstance(message, bytes):
             raise ProtocolError("binary frame: Media Streams messages are JSON text")
+        usual = _MEDIA_MESSAGE.fullmatch(message)
+        if usual is not None:  # the message of every 20 ms, without a JSON parse
+            try:
+                # What b64decode(validate=True) does (strict mode: no
+                # leading or excess padding, only base64 characters).
+                return AgentMedia(binascii.a2b_base64(usual[1], strict_mode=True))
+            except binascii.Error:
+                raise ProtocolError("media: media.payload is not base64") from None
         event, data = json_event(message)
         if event == "media":
             media = data.get("media")
@@ -241,11 +261,15 @@ async def _send_audio(call: Call, stream: TwilioStream, outbox: Outbox) -> None:
         nonlocal position, pending
         # μ-law as the engine passed it through (PCMU calls), or encoded here.
         ulaw = frame.payload if isinstance(frame, PayloadFrame) else ulaw_encode(frame.pcm)
+        if not pending and len(ulaw) == CHUNK_SAMPLES:  # a 20 ms frame: one chunk as it is
+            outbox.put_media(stream.media, ulaw, position * 1000 // SAMPLE_RATE)
+            position += CHUNK_SAMPLES
+            return
         pending = pending + ulaw if pending else ulaw
         whole = len(pending) - len(pending) % CHUNK_SAMPLES
         for start in range(0, whole, CHUNK_SAMPLES):
-            outbox.put_media(functools.partial(stream.media, pending[start:start + CHUNK_SAMPLES],
-                                               position * 1000 // SAMPLE_RATE))
+            outbox.put_media(stream.media, pending[start:start + CHUNK_SAMPLES],
+                             position * 1000 // SAMPLE_RATE)
             position += CHUNK_SAMPLES
         pending = pending[whole:]
 
