@@ -570,7 +570,7 @@ def evaluate(
         }
         for run in runs:
             row[run.name] = summarize(trace, run, mm, with_pesq)
-        row["fixed"]["late_by_window"] = late_by_window(trace, runs[1].extra["late_packets"])
+        row["fixed_late_by_window"] = late_by_window(trace, runs[1].extra["late_packets"])
         row["seconds"] = time.perf_counter() - started
         if out_dir is not None:
             out_dir.mkdir(parents=True, exist_ok=True)
@@ -607,7 +607,7 @@ def window_table(rows: list[dict[str, Any]]) -> str:
     ]
     for r in rows:
         cells = " · ".join(
-            f"{w['late_pct']:.1f} ({w['cumulative_pct']:.2f})" for w in r["fixed"]["late_by_window"]
+            f"{w['late_pct']:.1f} ({w['cumulative_pct']:.2f})" for w in r["fixed_late_by_window"]
         )
         lines.append(f"| {r['trace']} | {cells} |")
     return "\n".join(lines)
