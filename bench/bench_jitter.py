@@ -123,6 +123,7 @@ def test_quick_trace_evaluation(benchmark: Any, tmp_path: Path) -> None:
         iterations=1,
     )
     benchmark.extra_info["table"] = jitter_eval.table(rows)
+    benchmark.extra_info["fixed_late_by_window"] = jitter_eval.window_table(rows)
     ok = []
     for row in rows:
         ours, fixed = row["rtpcore"], row["fixed"]

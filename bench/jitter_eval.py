@@ -242,9 +242,11 @@ def run_rtpcore(trace: Trace, name: str = "rtpcore", **options: Any) -> Run:
     )
 
 
-def run_fixed(trace: Trace, delay_ms: float) -> Run:
-    """A fixed playout delay: each packet is handed to an rtpcore buffer at
-    exactly its scheduled playout time (or never, when it arrived later)."""
+def fixed_schedule(
+    trace: Trace, delay_ms: float
+) -> tuple[list[tuple[float, Packet]], list[Packet]]:
+    """When a fixed playout delay plays each received packet (its first copy),
+    and which packets it loses as late."""
     unique = {}
     for p in trace.packets:
         if p.arrival_ms is not None:
@@ -255,15 +257,46 @@ def run_fixed(trace: Trace, delay_ms: float) -> Run:
     # arrival): a packet plays at the first frame at or after its due time.
     grid0 = min(p.arrival_ms for p in unique.values())
     schedule = []
-    late = 0
+    late = []
     for p in unique.values():
         due = trace.anchors[p.seg] + p.ext_ts * 1000 / CLOCK + delay_ms
         due = grid0 + math.ceil((due - grid0) / 20.0 - 1e-9) * 20.0
         if p.arrival_ms <= due + 1e-9:
             schedule.append((due, p))
         else:
-            late += 1
+            late.append(p)
     schedule.sort(key=lambda x: x[0])
+    return schedule, late
+
+
+def late_by_window(
+    trace: Trace, late: list[Packet], window_s: float = 10.0
+) -> list[dict[str, float]]:
+    """Late loss per window of send time, as % of the packets sent in it, and
+    cumulative (% of everything sent up to the window's end): what a receiver
+    holding that delay would have seen by then."""
+    sent: dict[tuple[int, int], float] = {}
+    for p in trace.packets:
+        sent.setdefault((p.seg, p.seq), p.send_ms)
+    windows = max(1, math.ceil((max(sent.values()) + 1e-9) / (window_s * 1000)))
+    sent_in = np.bincount([int(t // (window_s * 1000)) for t in sent.values()], minlength=windows)
+    late_in = np.bincount([int(p.send_ms // (window_s * 1000)) for p in late], minlength=windows)
+    return [
+        {
+            "start_s": k * window_s,
+            "late_pct": 100.0 * late_in[k] / max(sent_in[k], 1),
+            "cumulative_pct": 100.0 * late_in[: k + 1].sum() / max(sent_in[: k + 1].sum(), 1),
+        }
+        for k in range(windows)
+    ]
+
+
+def run_fixed(trace: Trace, delay_ms: float) -> Run:
+    """A fixed playout delay: each packet is handed to an rtpcore buffer at
+    exactly its scheduled playout time (or never, when it arrived later)."""
+    schedule, late_packets = fixed_schedule(trace, delay_ms)
+    late = len(late_packets)
+    grid0 = min(p.arrival_ms for p in trace.packets if p.arrival_ms is not None)
     # Packets come exactly when due: start at once, no learning margin.
     jb = JitterBuffer(CLOCK, "PCMU", 20, initial_delay_ms=0.0)
     times = pop_grid(grid0, schedule[-1][0] + 1000)
@@ -290,6 +323,7 @@ def run_fixed(trace: Trace, delay_ms: float) -> Run:
         late,
         last_real.concealed_ms,
         last_real.accelerated_ms + last_real.expanded_ms,
+        extra={"late_packets": late_packets},
     )
 
 
@@ -481,6 +515,16 @@ def plot(trace: Trace, runs: list[Run], mm: MediaMap, fixed_d: float, path: Path
                 ax.axvspan(
                     (tc - t0) / 1000, (tc - t0 + 20) / 1000, color="tab:red", alpha=0.25, lw=0
                 )
+        if run.name == "fixed" and run.extra.get("late_packets"):
+            lost = run.extra["late_packets"]
+            ax.plot(
+                [(p.arrival_ms - t0) / 1000 for p in lost],
+                [p.arrival_ms - p.ext_ts * 1000 / CLOCK - trace.anchors[p.seg] for p in lost],
+                "x",
+                ms=4,
+                color="tab:purple",
+                label="late for the fixed buffer",
+            )
     ax.axhline(
         fixed_d, color="tab:purple", ls="--", lw=1, label=f"oracle fixed D = {fixed_d:.1f} ms"
     )
@@ -526,6 +570,7 @@ def evaluate(
         }
         for run in runs:
             row[run.name] = summarize(trace, run, mm, with_pesq)
+        row["fixed_late_by_window"] = late_by_window(trace, runs[1].extra["late_packets"])
         row["seconds"] = time.perf_counter() - started
         if out_dir is not None:
             out_dir.mkdir(parents=True, exist_ok=True)
@@ -554,6 +599,20 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def window_table(rows: list[dict[str, Any]]) -> str:
+    """The fixed buffer's late loss per 10 s of the trace, then cumulative."""
+    lines = [
+        "| trace | fixed buffer's late % per 10 s window (cumulative since the start) |",
+        "|---|---|",
+    ]
+    for r in rows:
+        cells = " · ".join(
+            f"{w['late_pct']:.1f} ({w['cumulative_pct']:.2f})" for w in r["fixed_late_by_window"]
+        )
+        lines.append(f"| {r['trace']} | {cells} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="3 traces x 20 s (CI)")
@@ -571,6 +630,8 @@ def main(argv: list[str] | None = None) -> int:
         names = args.traces.split(",")
     rows = evaluate(names, seconds, Path(args.out), with_pesq=not args.no_pesq)
     print(table(rows))
+    print()
+    print(window_table(rows))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
     return 0
