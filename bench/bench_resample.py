@@ -58,6 +58,7 @@ def figures(impl: str, in_rate: int, out_rate: int) -> dict[str, float]:
     result["gain_at_0.95_nyquist_db"] = round(quality.tone_gain_db(run, in_rate, out_rate, 0.95), 2)
     if in_rate > out_rate:
         result["sweep_alias_db"] = round(quality.sweep_alias_db(run, in_rate, out_rate), 1)
+        result["alias_near_nyquist_db"] = round(quality.alias_near_nyquist_db(run, in_rate, out_rate), 1)
     return result
 
 

@@ -45,6 +45,11 @@ def test_quality_at_least_soxr_hq(in_rate: int, out_rate: int) -> None:
     assert ours < -125 and ours <= theirs + 3, (ours, theirs)
     if in_rate > out_rate:
         assert quality.sweep_alias_db(run_rtpcore, in_rate, out_rate) < -120
+        # Right above the new Nyquist frequency too, where a shorter or
+        # weaker window would alias first.
+        ours = quality.alias_near_nyquist_db(run_rtpcore, in_rate, out_rate)
+        theirs = quality.alias_near_nyquist_db(run_soxr_hq, in_rate, out_rate)
+        assert ours < -125 and ours <= theirs + 3, (ours, theirs)
     # The passband reaches further than soxr HQ's (which is -3 dB at 0.95).
     assert quality.tone_gain_db(run_rtpcore, in_rate, out_rate, 0.95) > quality.tone_gain_db(
         run_soxr_hq, in_rate, out_rate, 0.95
