@@ -66,14 +66,19 @@ fn new_int16_array<'py>(py: Python<'py>, len: usize, fill: impl FnOnce(&mut [i16
     new_pcm16_array(py, len, fill)
 }
 
-/// A new float32 array of `len` samples, filled by `fill` (with the GIL
-/// released when large).
-fn new_float32_array<'py>(py: Python<'py>, len: usize, fill: impl FnOnce(&mut [f32]) + Send) -> Bound<'py, PyArray1<f32>> {
+/// A new float32 array of `len` samples, filled by `fill`, with the GIL
+/// released when `work` (samples to go through) is large.
+fn new_float32_array<'py>(
+    py: Python<'py>,
+    len: usize,
+    work: usize,
+    fill: impl FnOnce(&mut [f32]) + Send,
+) -> Bound<'py, PyArray1<f32>> {
     let array = PyArray1::<f32>::zeros(py, len, false);
     {
         let mut view = array.readwrite();
         let out = view.as_slice_mut().expect("invariant: a new array is contiguous");
-        run_detached_if_large(py, len, || fill(out));
+        run_detached_if_large(py, work, || fill(out));
     }
     array
 }
@@ -120,7 +125,7 @@ impl Resampler {
             let readonly = array.readonly();
             let input = readonly.as_slice().map_err(|_| PyValueError::new_err("pcm: array must be C-contiguous"))?;
             let len = inner.output_len(input.len());
-            let output = new_float32_array(py, len, |out| {
+            let output = new_float32_array(py, len, input.len(), |out| {
                 inner.process_into(input, out).expect("invariant: the array was sized by output_len");
             });
             return Ok(output.into_any());
@@ -143,7 +148,7 @@ impl Resampler {
         let inner = &mut self.inner;
         let len = inner.flush_len();
         match self.sample_type {
-            SampleType::Float32 => new_float32_array(py, len, |out| {
+            SampleType::Float32 => new_float32_array(py, len, len, |out| {
                 inner.flush_into(out).expect("invariant: the array was sized by flush_len");
             })
             .into_any(),
