@@ -1,6 +1,7 @@
 """Frequency-domain quality figures for a resampler (used by the resampler
 tests and by bench/bench_resample.py): passband ripple, stopband (alias or
-image) attenuation, and the alias energy of a sweep."""
+image) attenuation, alias right above the new Nyquist frequency, and the
+alias energy of a sweep."""
 
 from __future__ import annotations
 
@@ -63,6 +64,19 @@ def stopband_attenuation_db(run: Run, in_rate: int, out_rate: int) -> float:
             y = _middle(run(_tone(in_rate, freq), in_rate, out_rate))
             ref = float((np.abs(np.fft.rfft(y * np.blackman(len(y)) ** 2)) ** 2).sum())
             worst = max(worst, _band_energy_db(y, out_rate, 1.05 * nyquist, out_rate / 2, ref))
+    return worst
+
+
+def alias_near_nyquist_db(run: Run, in_rate: int, out_rate: int) -> float:
+    """Worst alias energy (dB re the tone) of tones just above the new
+    Nyquist frequency (1.005 to 1.05 × it) when downsampling: the edge of
+    the stopband, which `stopband_attenuation_db` starts beyond and where a
+    filter with a wider transition band lets aliases through."""
+    nyquist = out_rate / 2
+    worst = -400.0
+    for fraction in (1.005, 1.01, 1.02, 1.03, 1.04):
+        y = _middle(run(_tone(in_rate, fraction * nyquist), in_rate, out_rate))
+        worst = max(worst, float(10 * np.log10(np.mean(y**2) / 0.125 + 1e-30)))
     return worst
 
 

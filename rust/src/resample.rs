@@ -1,16 +1,16 @@
 //! `rtpcore.resample`: the streaming resampler over int16 or float32 numpy
 //! arrays and buffers.
-use crate::pcm::{run_detached_if_large, with_pcm16};
+use crate::pcm::{new_pcm16_array, run_detached_if_large, with_pcm16};
+use crate::simd::avx2_dispatch;
 use numpy::{PyArray1, PyArrayDescrMethods, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use crate::simd::avx2_dispatch;
-use rtpcore_proto::resample::{f32_to_i16, i16_to_f32, Quality, Resampler as CoreResampler};
+use rtpcore_proto::resample::{Quality, ResampleError, Resampler as CoreResampler};
 
-// The int16 <-> float conversions around the resampler: AVX2 doubles the
-// lanes of the baseline SSE2 build.
-avx2_dispatch!(fn to_floats(input: &[i16], out: &mut Vec<f32>) -> () = i16_to_f32;);
-avx2_dispatch!(fn to_int16(input: &[f32], out: &mut [i16]) -> () = f32_to_i16;);
+// The int16 paths, with the int16 <-> float conversions inlined: AVX2
+// doubles their lanes over the baseline SSE2 build.
+avx2_dispatch!(fn process_pcm16(resampler: &mut CoreResampler, input: &[i16], out: &mut [i16]) -> Result<usize, ResampleError> = CoreResampler::process_i16_into;);
+avx2_dispatch!(fn flush_pcm16(resampler: &mut CoreResampler, out: &mut [i16]) -> Result<usize, ResampleError> = CoreResampler::flush_i16_into;);
 
 /// The sample type a call came in with, and goes out with.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -26,9 +26,6 @@ struct Resampler {
     inner: CoreResampler,
     /// The type of the last `process` input, which `flush` returns.
     sample_type: SampleType,
-    /// Reused float buffers for int16 calls.
-    scratch_in: Vec<f32>,
-    scratch_out: Vec<f32>,
 }
 
 fn parse_quality(quality: &str) -> PyResult<Quality> {
@@ -59,13 +56,31 @@ fn float32_array<'a, 'py>(obj: &'a Bound<'py, PyAny>) -> PyResult<Option<&'a Bou
     Ok(Some(array))
 }
 
-impl Resampler {
-    fn output<'py>(&mut self, py: Python<'py>, produced: &[f32]) -> Bound<'py, PyAny> {
-        match self.sample_type {
-            SampleType::Float32 => PyArray1::from_slice(py, produced).into_any(),
-            SampleType::Int16 => crate::pcm::new_pcm16_array(py, produced.len(), |out| to_int16()(produced, out)).into_any(),
-        }
+/// A new int16 array of `len` samples, filled by `fill`, which runs even
+/// when `len` is 0: a call that only buffers input still has work to do.
+fn new_int16_array<'py>(py: Python<'py>, len: usize, fill: impl FnOnce(&mut [i16])) -> Bound<'py, PyArray1<i16>> {
+    if len == 0 {
+        fill(&mut []);
+        return PyArray1::zeros(py, 0, false);
     }
+    new_pcm16_array(py, len, fill)
+}
+
+/// A new float32 array of `len` samples, filled by `fill`, with the GIL
+/// released when `work` (samples to go through) is large.
+fn new_float32_array<'py>(
+    py: Python<'py>,
+    len: usize,
+    work: usize,
+    fill: impl FnOnce(&mut [f32]) + Send,
+) -> Bound<'py, PyArray1<f32>> {
+    let array = PyArray1::<f32>::zeros(py, len, false);
+    {
+        let mut view = array.readwrite();
+        let out = view.as_slice_mut().expect("invariant: a new array is contiguous");
+        run_detached_if_large(py, work, || fill(out));
+    }
+    array
 }
 
 #[pymethods]
@@ -79,7 +94,7 @@ impl Resampler {
         };
         let inner = CoreResampler::new(rate("in_rate", in_rate)?, rate("out_rate", out_rate)?, quality)
             .map_err(|e| PyValueError::new_err(e.to_string()))?;
-        Ok(Resampler { inner, sample_type: SampleType::Int16, scratch_in: Vec::new(), scratch_out: Vec::new() })
+        Ok(Resampler { inner, sample_type: SampleType::Int16 })
     }
 
     /// The input rate in Hz.
@@ -104,37 +119,44 @@ impl Resampler {
     /// (numpy array or buffer) give an int16 array, a float32 numpy array
     /// (-1.0..1.0) gives a float32 array.
     fn process<'py>(&mut self, py: Python<'py>, pcm: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        let mut produced = std::mem::take(&mut self.scratch_out);
-        produced.clear();
+        let inner = &mut self.inner;
         if let Some(array) = float32_array(pcm)? {
             self.sample_type = SampleType::Float32;
             let readonly = array.readonly();
             let input = readonly.as_slice().map_err(|_| PyValueError::new_err("pcm: array must be C-contiguous"))?;
-            let inner = &mut self.inner;
-            run_detached_if_large(py, input.len(), || inner.process(input, &mut produced));
-        } else {
-            let mut floats = std::mem::take(&mut self.scratch_in);
-            floats.clear();
-            with_pcm16(pcm, "pcm", |samples| to_floats()(samples, &mut floats))?;
-            self.sample_type = SampleType::Int16;
-            let inner = &mut self.inner;
-            run_detached_if_large(py, floats.len(), || inner.process(&floats, &mut produced));
-            self.scratch_in = floats;
+            let len = inner.output_len(input.len());
+            let output = new_float32_array(py, len, input.len(), |out| {
+                inner.process_into(input, out).expect("invariant: the array was sized by output_len");
+            });
+            return Ok(output.into_any());
         }
-        let result = self.output(py, &produced);
-        self.scratch_out = produced;
-        Ok(result)
+        self.sample_type = SampleType::Int16;
+        with_pcm16(pcm, "pcm", |samples| {
+            let len = inner.output_len(samples.len());
+            new_int16_array(py, len, |out| {
+                run_detached_if_large(py, samples.len(), || {
+                    process_pcm16()(inner, samples, out).expect("invariant: the array was sized by output_len");
+                });
+            })
+            .into_any()
+        })
     }
 
     /// Ends the stream: returns the remaining output (same type as the last
     /// `process` input) and resets for a new stream.
     fn flush<'py>(&mut self, py: Python<'py>) -> Bound<'py, PyAny> {
-        let mut produced = std::mem::take(&mut self.scratch_out);
-        produced.clear();
-        self.inner.flush(&mut produced);
-        let result = self.output(py, &produced);
-        self.scratch_out = produced;
-        result
+        let inner = &mut self.inner;
+        let len = inner.flush_len();
+        match self.sample_type {
+            SampleType::Float32 => new_float32_array(py, len, len, |out| {
+                inner.flush_into(out).expect("invariant: the array was sized by flush_len");
+            })
+            .into_any(),
+            SampleType::Int16 => new_int16_array(py, len, |out| {
+                flush_pcm16()(inner, out).expect("invariant: the array was sized by flush_len");
+            })
+            .into_any(),
+        }
     }
 
     /// Forgets the stream without producing its tail.

@@ -1,7 +1,7 @@
 //! Low-latency streaming resampling for live calls: a polyphase FIR filter
 //! for the rational ratios between 8, 16, 24 and 48 kHz.
 //!
-//! The FFT [`Resampler`](super::Resampler) holds a whole block (16 to 128 ms)
+//! The FFT [`Resampler`](super::Resampler) holds a whole block (up to 128 ms)
 //! before it produces anything, which is fine for files and far too much
 //! for a phone call, where every millisecond of delay counts in the
 //! E-model. This filter works sample by sample: upsample by `L`, low-pass,
@@ -59,7 +59,8 @@ pub struct PolyphaseResampler {
     next_out: usize,
 }
 
-fn gcd(a: u32, b: u32) -> u32 {
+/// The greatest common divisor (rates are nonzero, so is the result).
+pub(super) fn gcd(a: u32, b: u32) -> u32 {
     if b == 0 {
         a
     } else {
