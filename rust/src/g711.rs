@@ -3,10 +3,11 @@
 //! bytes-like object and return a numpy int16 array. With `out=` they write
 //! into a caller's buffer instead and return it.
 use crate::buffer::with_bytes;
+use crate::fastcall::add_frame_function;
 use crate::pcm::{decode_call, encode_call, run_detached_if_large};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBytes, PyType};
+use pyo3::types::{PyBytes, PyInt, PyType};
 use rtpcore_proto::codec::g711::{self, SampleWidth, UlawRounding};
 
 /// A slice encoder: `(samples, codes) -> count`.
@@ -200,15 +201,28 @@ fn audioop_alaw2lin(py: Python<'_>, fragment: &Bound<'_, PyAny>, width: isize) -
     audioop_decode(py, fragment, width, g711::alaw_decode, kernels::alaw_decode())
 }
 
-/// Adds the G.711 and audioop functions to `_core`.
+/// `rtpcore.audioop`'s call `f(fragment, width)` with an `int` width, for
+/// [`add_frame_function!`]; other widths go through PyO3's conversion.
+fn audioop_fast_path<'py>(
+    py: Python<'py>,
+    fragment: &Bound<'py, PyAny>,
+    width: Option<&Bound<'py, PyAny>>,
+    function: fn(Python<'py>, &Bound<'py, PyAny>, isize) -> PyResult<Py<PyBytes>>,
+) -> Option<PyResult<Bound<'py, PyAny>>> {
+    let width = width?.cast::<PyInt>().ok()?.extract::<isize>().ok()?;
+    Some(function(py, fragment, width).map(|bytes| bytes.into_bound(py).into_any()))
+}
+
+/// Adds the G.711 and audioop functions to `_core`, each behind a builtin
+/// whose per-frame calls skip PyO3's argument parsing (see `fastcall`).
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_function(wrap_pyfunction!(ulaw_encode, m)?)?;
-    m.add_function(wrap_pyfunction!(ulaw_decode, m)?)?;
-    m.add_function(wrap_pyfunction!(alaw_encode, m)?)?;
-    m.add_function(wrap_pyfunction!(alaw_decode, m)?)?;
-    m.add_function(wrap_pyfunction!(audioop_lin2ulaw, m)?)?;
-    m.add_function(wrap_pyfunction!(audioop_ulaw2lin, m)?)?;
-    m.add_function(wrap_pyfunction!(audioop_lin2alaw, m)?)?;
-    m.add_function(wrap_pyfunction!(audioop_alaw2lin, m)?)?;
+    add_frame_function!(m, ulaw_encode, "out", |py, pcm, out| Some(ulaw_encode(py, pcm, out)))?;
+    add_frame_function!(m, ulaw_decode, "out", |py, data, out| Some(ulaw_decode(py, data, out)))?;
+    add_frame_function!(m, alaw_encode, "out", |py, pcm, out| Some(alaw_encode(py, pcm, out)))?;
+    add_frame_function!(m, alaw_decode, "out", |py, data, out| Some(alaw_decode(py, data, out)))?;
+    add_frame_function!(m, audioop_lin2ulaw, "width", |py, f, w| audioop_fast_path(py, f, w, audioop_lin2ulaw))?;
+    add_frame_function!(m, audioop_ulaw2lin, "width", |py, f, w| audioop_fast_path(py, f, w, audioop_ulaw2lin))?;
+    add_frame_function!(m, audioop_lin2alaw, "width", |py, f, w| audioop_fast_path(py, f, w, audioop_lin2alaw))?;
+    add_frame_function!(m, audioop_alaw2lin, "width", |py, f, w| audioop_fast_path(py, f, w, audioop_alaw2lin))?;
     Ok(())
 }

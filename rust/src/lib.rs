@@ -8,6 +8,7 @@ mod buffer;
 mod cn;
 mod dtmf;
 mod engine;
+mod fastcall;
 mod errors;
 mod g711;
 mod g722;
