@@ -29,8 +29,9 @@ mod kernels {
     avx2_dispatch!(pub fn ulaw_encode(pcm: &[i16], codes: &mut [u8]) -> usize = g711::ulaw_encode_into;);
     avx2_dispatch!(pub fn alaw_encode(pcm: &[i16], codes: &mut [u8]) -> usize = g711::alaw_encode_into;);
 
-    /// Decodes sample by sample with `decode` (CPUs without AVX2).
-    pub(super) fn scalar_decode(codes: &[u8], out: &mut [MaybeUninit<i16>], decode: fn(u8) -> i16) -> usize {
+    /// Decodes sample by sample with `decode` (CPUs without AVX2; generic so
+    /// that `decode` is inlined into the loop).
+    pub(super) fn scalar_decode(codes: &[u8], out: &mut [MaybeUninit<i16>], decode: impl Fn(u8) -> i16) -> usize {
         for (sample, &code) in out.iter_mut().zip(codes) {
             sample.write(decode(code));
         }
