@@ -14,6 +14,14 @@
 //! unknown keywords), and any call the body hands back, goes to the PyO3
 //! function itself with the same arguments, so argument errors keep PyO3's
 //! exact messages and there is one implementation of each function.
+//!
+//! What the entry does not do that PyO3's trampoline does: it does not count
+//! itself as a PyO3 attachment, so a `Py<T>` dropped inside a body is
+//! released at the next PyO3 entry (PyO3's deferred pool) rather than at
+//! once (bodies hold `Bound`s, released at once; `py.detach` works as under
+//! PyO3). Panics are caught and raised as `PanicException`, as PyO3 does.
+//! A keyword is recognised by identity with the interned name, which is what
+//! call sites pass; a name built at run time takes the PyO3 route.
 use pyo3::ffi;
 use pyo3::panic::PanicException;
 use pyo3::prelude::*;
