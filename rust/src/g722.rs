@@ -1,5 +1,5 @@
 //! `rtpcore.g722`: streaming G.722 encoder and decoder objects.
-use crate::pcm::{decode_call, encode_call};
+use crate::pcm::{decode_call, encode_call, zeroed};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use crate::simd::avx2_dispatch;
@@ -79,7 +79,7 @@ impl G722Decoder {
     fn decode<'py>(&mut self, py: Python<'py>, data: &Bound<'py, PyAny>, out: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
         let decoder = &mut self.inner;
         decode_call(py, data, out, |octets| octets * 2, |codes, samples| {
-            decode_kernel()(decoder, codes, samples);
+            decode_kernel()(decoder, codes, zeroed(samples));
         })
     }
 

@@ -9,6 +9,7 @@ mod cn;
 mod dtmf;
 mod engine;
 mod errors;
+mod fastcall;
 mod g711;
 mod g722;
 mod jitter;

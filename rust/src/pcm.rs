@@ -6,12 +6,16 @@
 //! (samples), or a caller-provided writable buffer (`out=`). The common cases
 //! (`bytes`, numpy arrays) skip the buffer protocol: a 20 ms frame must cost
 //! well under a microsecond from Python, so every nanosecond here counts.
-use numpy::{PyArray1, PyArrayDescrMethods, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
+use numpy::npyffi::{get_type_object, npy_intp, NpyTypes, PY_ARRAY_API};
+use numpy::{PyArray1, PyArrayDescr, PyArrayDescrMethods, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::PyBytes;
-use std::ffi::CStr;
+use numpy::npyffi::NPY_TYPES;
+use std::ffi::{c_int, CStr};
+use std::mem::MaybeUninit;
 
 /// Inputs of at least this many samples are processed with the GIL released;
 /// below it, releasing and re-taking the GIL costs more than the work.
@@ -182,6 +186,22 @@ pub fn with_pcm16<R>(obj: &Bound<'_, PyAny>, what: &str, f: impl FnOnce(&[i16]) 
 
 /// Calls `f` with `obj` (a writable bytes-like object) as a mutable byte slice.
 pub fn with_bytes_out<R>(obj: &Bound<'_, PyAny>, what: &str, f: impl FnOnce(&mut [u8]) -> R) -> PyResult<R> {
+    if let Ok(array) = obj.cast::<PyUntypedArray>() {
+        // A numpy array's fields read directly: its buffer export formats a
+        // dtype string for every call.
+        if !matches!(array.dtype().num(), n if n == NPY_TYPES::NPY_UBYTE as c_int || n == NPY_TYPES::NPY_BYTE as c_int) {
+            return Err(PyTypeError::new_err(format!("{what}: expected a writable buffer of bytes (uint8)")));
+        }
+        // SAFETY: `array` is a live ndarray; reading its data and flags fields.
+        let data = unsafe { writable_array_data(array, what)? };
+        let len = array.len();
+        if len == 0 {
+            return Ok(f(&mut []));
+        }
+        // SAFETY: a writeable, C-contiguous array of `len` one-byte items
+        // (checked), kept alive by `obj` for the call.
+        return Ok(f(unsafe { std::slice::from_raw_parts_mut(data, len) }));
+    }
     let view = writable_view(obj, what)?;
     match view.item_format() {
         Some(c) if is_byte_format(c) => {}
@@ -201,16 +221,13 @@ pub fn with_bytes_out<R>(obj: &Bound<'_, PyAny>, what: &str, f: impl FnOnce(&mut
 pub fn with_pcm16_out<R>(obj: &Bound<'_, PyAny>, what: &str, f: impl FnOnce(&mut [i16]) -> R) -> PyResult<R> {
     if let Ok(array) = obj.cast::<PyUntypedArray>() {
         check_int16_array(array, what)?;
-        // SAFETY: `array` is a live ndarray; reading its flags field.
-        let flags = unsafe { (*array.as_array_ptr()).fields.flags };
-        if flags & numpy::npyffi::NPY_ARRAY_WRITEABLE == 0 {
-            return Err(PyValueError::new_err(format!("{what}: array is read-only")));
-        }
+        // SAFETY: `array` is a live ndarray; reading its data and flags fields.
+        let data = unsafe { writable_array_data(array, what)? };
         let count = array.len();
-        // SAFETY: a writeable, C-contiguous int16 array (checked) of `count`
-        // items, kept alive by `obj`; numpy keeps its data aligned for its
-        // dtype unless the array says otherwise (checked below).
-        let ptr = unsafe { (*array.as_array_ptr()).fields.data }.cast::<i16>();
+        // A writeable, C-contiguous int16 array (checked) of `count` items,
+        // kept alive by `obj`; numpy keeps its data aligned for its dtype
+        // unless the array says otherwise (checked below).
+        let ptr = data.cast::<i16>();
         if count == 0 {
             return Ok(f(&mut []));
         }
@@ -237,6 +254,22 @@ pub fn with_pcm16_out<R>(obj: &Bound<'_, PyAny>, what: &str, f: impl FnOnce(&mut
     Ok(f(unsafe { std::slice::from_raw_parts_mut(view.ptr().cast::<i16>(), count) }))
 }
 
+/// The data pointer of a writeable, C-contiguous numpy array.
+///
+/// # Safety
+/// `array` must be a live ndarray (any `Bound` of one is).
+unsafe fn writable_array_data(array: &Bound<'_, PyUntypedArray>, what: &str) -> PyResult<*mut u8> {
+    if !array.is_c_contiguous() {
+        return Err(PyValueError::new_err(format!("{what}: array must be C-contiguous")));
+    }
+    // SAFETY: a live ndarray (caller's contract); reading two fields.
+    let fields = unsafe { &(*array.as_array_ptr()).fields };
+    if fields.flags & numpy::npyffi::NPY_ARRAY_WRITEABLE == 0 {
+        return Err(PyValueError::new_err(format!("{what}: array is read-only")));
+    }
+    Ok(fields.data.cast())
+}
+
 fn writable_view(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<TypedView> {
     TypedView::get(obj, true).ok_or_else(|| {
         PyTypeError::new_err(format!(
@@ -256,23 +289,66 @@ pub fn check_out_len(what: &str, available: usize, needed: usize) -> PyResult<()
     Ok(())
 }
 
+/// numpy's native int16 dtype, looked up once: `PyArray_DescrFromType` on
+/// every array costs a call through numpy's API table per frame.
+fn int16_descr(py: Python<'_>) -> &Bound<'_, PyArrayDescr> {
+    static DESCR: PyOnceLock<Py<PyArrayDescr>> = PyOnceLock::new();
+    DESCR.get_or_init(py, || PyArrayDescr::of::<i16>(py).unbind()).bind(py)
+}
+
 /// A new numpy int16 array of `len` samples, filled by `fill` (which must
-/// write every element).
-pub fn new_pcm16_array<'py>(py: Python<'py>, len: usize, fill: impl FnOnce(&mut [i16])) -> Bound<'py, PyArray1<i16>> {
-    // SAFETY: i16 is plain data, so the uninitialised array is safe to drop;
-    // we zero it before forming a slice (reading uninitialised memory through
-    // a slice would be undefined) and `fill` overwrites it.
-    let array = unsafe { PyArray1::<i16>::new(py, len, false) };
-    let data = array.data();
+/// write every element and never de-initialise one).
+///
+/// Made by one `PyArray_NewFromDescr` call with the cached dtype, as
+/// `np.empty` does, and handed to `fill` uninitialised: per 20 ms frame the
+/// array's creation is most of a decoder call, and zeroing what a kernel
+/// overwrites cost ~4 ns of ~110.
+pub fn new_pcm16_array_uninit<'py>(py: Python<'py>, len: usize, fill: impl FnOnce(&mut [MaybeUninit<i16>])) -> Bound<'py, PyArray1<i16>> {
+    let mut dims = [npy_intp::try_from(len).expect("invariant: a slice length fits in npy_intp")];
+    // SAFETY: PyArray_NewFromDescr steals the descriptor reference we pass
+    // (`into_ptr`); with null strides and data it allocates a C-contiguous
+    // array of `len` int16 items that it owns. A null result (MemoryError)
+    // panics in `from_owned_ptr`, as `PyArray1::new` did.
+    let array = unsafe {
+        let ptr = PY_ARRAY_API.PyArray_NewFromDescr(
+            py,
+            get_type_object(py, NpyTypes::PyArray_Type),
+            int16_descr(py).clone().into_ptr().cast(),
+            1,
+            dims.as_mut_ptr(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            0,
+            std::ptr::null_mut(),
+        );
+        Bound::from_owned_ptr(py, ptr).cast_into_unchecked::<PyArray1<i16>>()
+    };
     if len > 0 {
-        // SAFETY: a fresh C-contiguous array of `len` i16, owned only by us.
-        let slice = unsafe {
-            std::ptr::write_bytes(data, 0, len);
-            std::slice::from_raw_parts_mut(data, len)
-        };
-        fill(slice);
+        // SAFETY: a fresh C-contiguous array of `len` i16, owned only by us;
+        // as MaybeUninit nothing reads it before `fill` writes it.
+        fill(unsafe { std::slice::from_raw_parts_mut(array.data().cast::<MaybeUninit<i16>>(), len) });
     }
     array
+}
+
+/// A new numpy int16 array of `len` samples, zeroed and then filled by `fill`.
+pub fn new_pcm16_array<'py>(py: Python<'py>, len: usize, fill: impl FnOnce(&mut [i16])) -> Bound<'py, PyArray1<i16>> {
+    new_pcm16_array_uninit(py, len, |samples| fill(zeroed(samples)))
+}
+
+/// `samples` zeroed, as initialised samples.
+pub fn zeroed(samples: &mut [MaybeUninit<i16>]) -> &mut [i16] {
+    samples.fill(MaybeUninit::new(0));
+    // SAFETY: every element was just initialised; MaybeUninit<i16> has the
+    // layout of i16.
+    unsafe { &mut *(std::ptr::from_mut(samples) as *mut [i16]) }
+}
+
+/// `samples` as a slice for a decoder kernel to write.
+fn as_uninit(samples: &mut [i16]) -> &mut [MaybeUninit<i16>] {
+    // SAFETY: same layout; decoder kernels only write initialised samples
+    // (`decode_call`'s contract), so `samples` stays initialised.
+    unsafe { &mut *(std::ptr::from_mut(samples) as *mut [MaybeUninit<i16>]) }
 }
 
 /// The common shape of an encoder call: reads int16 samples from `pcm`,
@@ -310,28 +386,31 @@ pub fn encode_call<'py>(
 /// bytes-like object), runs `kernel(codes, samples)` on
 /// `samples_len(codes.len())` samples in a new numpy int16 array or in `out`
 /// (which is then returned), with the GIL released for large inputs.
+///
+/// `kernel` must write every sample and only initialised values (a new
+/// array is passed uninitialised; [`zeroed`] adapts kernels over `&mut [i16]`).
 pub fn decode_call<'py>(
     py: Python<'py>,
     data: &Bound<'py, PyAny>,
     out: Option<&Bound<'py, PyAny>>,
     samples_len: impl FnOnce(usize) -> usize,
-    kernel: impl FnOnce(&[u8], &mut [i16]) + Send,
+    kernel: impl FnOnce(&[u8], &mut [MaybeUninit<i16>]) + Send,
 ) -> PyResult<Bound<'py, PyAny>> {
+    let Some(out) = out else {
+        // The per-frame case on its own: one `PyResult` from reading `data`
+        // to the new array, none of the `out=` checks.
+        return crate::buffer::with_bytes(data, "data", |codes| {
+            let len = samples_len(codes.len());
+            new_pcm16_array_uninit(py, len, |samples| run_detached_if_large(py, len, || kernel(codes, samples))).into_any()
+        });
+    };
     crate::buffer::with_bytes(data, "data", |codes| {
         let len = samples_len(codes.len());
-        match out {
-            None => Ok(new_pcm16_array(py, len, |samples| {
-                run_detached_if_large(py, len, || kernel(codes, samples));
-            })
-            .into_any()),
-            Some(out) => {
-                with_pcm16_out(out, "out", |samples| {
-                    check_out_len("out", samples.len(), len)?;
-                    run_detached_if_large(py, len, || kernel(codes, &mut samples[..len]));
-                    Ok::<(), PyErr>(())
-                })??;
-                Ok(out.clone())
-            }
-        }
-    })?
+        with_pcm16_out(out, "out", |samples| {
+            check_out_len("out", samples.len(), len)?;
+            run_detached_if_large(py, len, || kernel(codes, as_uninit(&mut samples[..len])));
+            Ok::<(), PyErr>(())
+        })?
+    })??;
+    Ok(out.clone())
 }
