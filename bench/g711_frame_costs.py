@@ -15,7 +15,8 @@ Rows (160 codes, all timed in the same run, interleaved, minimum per call):
 
 Harnesses: ``direct`` is a ``for`` loop calling the function (what a
 per-frame loop does); ``pytest-benchmark`` calls a lambda wrapping it through
-``f(*args, **kwargs)`` in short rounds, as ``bench_g711.py`` is timed. The
+``f(*args, **kwargs)`` in short rounds, as ``bench_g711.py`` timed one call per round
+(it now maps the function over a stream of frames). The
 second harness adds more to calls that create numpy arrays than to calls that
 create ``bytes`` (see the README, Codecs), so the two orders can differ.
 """
