@@ -21,9 +21,12 @@ jitter buffer on. The process under test (the "SUT") runs one of:
 
 The far end is a second process (the "peer"), so the SUT's CPU and memory
 are its own: most of its calls are rtpcore engine streams in G.711
-pass-through that nobody reads (or asyncio pipeline calls when the engine
-cannot be imported), and a
-sample of them ("probes", spread evenly) are plain sockets with
+pass-through that nobody reads, on an engine with ``shared_sockets=True``
+(one socket per worker for all its calls, told apart by the SUT's port
+each sends from: one recvmmsg and one sendmmsg serve many calls, SRTP is
+still per packet and per call: the far end runs on the SUT's two cores,
+and what it spends the SUT cannot), or asyncio pipeline calls when the
+engine cannot be imported; and a sample of them ("probes", spread evenly) are plain sockets with
 SO_TIMESTAMPNS that send the SUT a tone and record the kernel's arrival
 time of every SUT packet. What counts, over the measuring window:
 
@@ -48,7 +51,8 @@ side.
     python bench/engine_load.py --ramp --impl asyncio --start 50
     python bench/engine_load.py --calls 2000 --impl engine-batch --seconds 10
 
-``--realtime`` (root) runs the SUT and the far end under SCHED_FIFO: on a
+``--realtime`` (root) runs the SUT and the far end under SCHED_FIFO, the
+engines' worker threads one priority above the Python threads: on a
 machine shared with other work, the scheduler's delays otherwise swamp the
 2 ms budget whatever the implementation. Build the extension with
 ``scripts/build-ext --release`` first: debug-built Rust is far slower.
@@ -121,6 +125,20 @@ def realtime() -> None:
     SCHED_FIFO, so other load on the machine does not preempt it: on a
     shared machine the scheduler's delays otherwise swamp a 2 ms budget."""
     os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
+
+
+def media_threads_first() -> None:
+    """Under SCHED_FIFO, put the engine's worker threads one priority above
+    the rest of this process: a worker's tick has a 2 ms budget, the
+    application's frames one ptime, and equal FIFO priorities would let a
+    long application step hold a worker off its core."""
+    if os.sched_getscheduler(0) != os.SCHED_FIFO:
+        return
+    above = os.sched_param(os.sched_getparam(0).sched_priority + 1)
+    for tid in os.listdir("/proc/self/task"):
+        with open(f"/proc/self/task/{tid}/comm") as f:
+            if f.read().startswith("rtpcore-media"):
+                os.sched_setscheduler(int(tid), os.SCHED_FIFO, above)
 
 
 def raise_fd_limit() -> None:
@@ -325,10 +343,12 @@ class EngineCalls:
                        "packets_lost", "concealed_ms")
 
     def __init__(self, port_range: tuple[int, int], batch: bool = False, block: bool = False,
-                 passthrough: bool = False) -> None:
+                 passthrough: bool = False, shared_sockets: bool = False) -> None:
         from rtpcore.media import Engine
 
-        self.engine = Engine(bind_host="127.0.0.1", port_range=port_range)
+        self.engine = Engine(bind_host="127.0.0.1", port_range=port_range,
+                             shared_sockets=shared_sockets)
+        media_threads_first()
         self.batch = batch or block
         self.block = block
         self.passthrough = passthrough
@@ -428,7 +448,7 @@ def make_calls(impl: str, port_range: tuple[int, int]) -> EngineCalls | Pipeline
     if impl in ("engine", "engine-batch", "engine-block", "engine-alone"):
         return EngineCalls(port_range, batch=impl == "engine-batch", block=impl == "engine-block")
     if impl == "engine-far-end":  # nobody reads or writes: no decode, no encode
-        return EngineCalls(port_range, passthrough=True)
+        return EngineCalls(port_range, passthrough=True, shared_sockets=True)
     if impl in ("asyncio", "asyncio-alone"):
         return PipelineCalls(app=impl == "asyncio")
     raise ValueError(f"impl: one of {IMPLEMENTATIONS}, got {impl!r}")

@@ -551,6 +551,39 @@ async def test_frame_blocks_in_passthrough_and_write_block_errors() -> None:
             engine.write_frame_block([pcm], np.tile(codes, (1, 1)))
 
 
+async def test_shared_sockets_serve_many_calls_from_one_port_per_worker() -> None:
+    # A shared-socket engine (a load generator's far end) against one with a
+    # port per call, SRTP both ways: every call hears its own peer's audio.
+    keys = [CryptoAttribute.generate(1, "AES_CM_128_HMAC_SHA1_80") for _ in range(4)]
+    with Engine(port_range=PORTS, workers=2, shared_sockets=True) as shared, \
+            Engine(port_range=PORTS, workers=1) as own:
+        near = [shared.allocate() for _ in range(4)]
+        far = [own.allocate() for _ in range(4)]
+        assert len({s.local_port for s in near}) == 2, "one port per worker"
+        for i, (n, f) in enumerate(zip(near, far, strict=True)):
+            n.start(MediaConfig(remote=f.local_address, srtp_send=keys[i], srtp_recv=keys[3 - i]))
+            f.start(MediaConfig(remote=n.local_address, srtp_send=keys[3 - i], srtp_recv=keys[i]))
+        tones = [_tone_frame(2000 * (i + 1)) for i in range(4)]
+
+        async def hears(stream: MediaStream, tone: np.ndarray) -> None:
+            async for frame in stream:
+                if np.array_equal(frame.pcm, tone):
+                    return
+
+        for i, stream in enumerate(far):
+            for _ in range(20):
+                await stream.write(tones[i])
+        async with asyncio.timeout(5):
+            await asyncio.gather(*(hears(n, tone) for n, tone in zip(near, tones, strict=True)))
+        before = shared.stats().datagrams_unmatched
+        stranger = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        stranger.sendto(b"\x80" * 20, near[0].local_address)
+        stranger.close()
+        async with asyncio.timeout(5):
+            while shared.stats().datagrams_unmatched == before:
+                await asyncio.sleep(0.01)
+
+
 async def test_reinvite_moves_the_remote_without_a_new_session(engine: Engine) -> None:
     a, b = engine.allocate(), engine.allocate()
     a.start(MediaConfig(remote=("127.0.0.1", 9)))

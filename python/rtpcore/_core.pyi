@@ -463,6 +463,7 @@ class MediaEngine:
         workers: int,
         frame_queue: int,
         max_queued_ms: int,
+        shared_sockets: bool = False,
     ) -> MediaEngine: ...
     def fileno(self) -> int: ...
     @property

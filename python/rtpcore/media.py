@@ -388,6 +388,7 @@ class EngineStats:
     skipped_ticks: int
     max_lateness_ms: float
     calls_failed: int
+    datagrams_unmatched: int
 
 
 # --- engine and streams ---------------------------------------------------
@@ -439,6 +440,19 @@ class Engine:
     stream whose application does not read (then the oldest are dropped and
     counted); writes wait once ``max_queued_ms`` of outbound audio is
     queued.
+
+    ``shared_sockets=True`` gives each worker one UDP socket for all of its
+    calls instead of a port pair per call: one ``recvmmsg``/``sendmmsg``
+    then serves many calls, which matters with thousands of them. Every
+    call of a worker has the same ``local_port`` (RTCP multiplexed on it);
+    datagrams are told apart by their source, each call's configured
+    ``remote`` (and ``remote_rtcp``), which must differ from every other
+    call's on that worker (a start that reuses one closes the stream, an
+    update that would is refused); there is no latching onto another
+    source, and datagrams from no call's remote are dropped and counted
+    (``EngineStats.datagrams_unmatched``).
+    Meant for load generators and far ends under your control: SDP towards
+    real peers, behind NAT, wants the default.
     """
 
     def __init__(
@@ -449,6 +463,7 @@ class Engine:
         *,
         frame_queue: int = 50,
         max_queued_ms: int = 60_000,
+        shared_sockets: bool = False,
     ) -> None:
         if not isinstance(bind_host, str):
             raise TypeError(f"bind_host: expected a str, got {type(bind_host).__name__}")
@@ -464,7 +479,8 @@ class Engine:
             _check_int("workers", workers, 1, 1024)
         _check_int("frame_queue", frame_queue, 1, 100_000)
         _check_int("max_queued_ms", max_queued_ms, 1, 3_600_000)
-        self._core = _core.MediaEngine(bind_host, low, high, workers or 0, frame_queue, max_queued_ms)
+        self._core = _core.MediaEngine(bind_host, low, high, workers or 0, frame_queue, max_queued_ms,
+                                       bool(shared_sockets))
         self._streams: weakref.WeakValueDictionary[int, MediaStream] = weakref.WeakValueDictionary()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._batch_waiter: asyncio.Future[None] | None = None

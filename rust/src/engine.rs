@@ -193,6 +193,8 @@ fn stats_dict<'py>(
 #[pymethods]
 impl MediaEngine {
     #[new]
+    #[pyo3(signature = (bind_host, port_low, port_high, workers, frame_queue, max_queued_ms, shared_sockets=false))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         bind_host: &str,
@@ -201,6 +203,7 @@ impl MediaEngine {
         workers: usize,
         frame_queue: usize,
         max_queued_ms: u32,
+        shared_sockets: bool,
     ) -> PyResult<Self> {
         let bind_ip: IpAddr =
             bind_host.parse().map_err(|_| PyValueError::new_err(format!("bind_host: not an IP address: {bind_host:?}")))?;
@@ -210,6 +213,7 @@ impl MediaEngine {
             workers,
             frame_queue,
             max_queued_ms,
+            shared_sockets,
             ..EngineConfig::default()
         };
         let core = Engine::new(config).map_err(|e| engine_error(py, e))?;
@@ -431,6 +435,7 @@ impl MediaEngine {
         d.set_item("skipped_ticks", s.skipped_ticks)?;
         d.set_item("max_lateness_ms", s.max_lateness_ns as f64 / 1e6)?;
         d.set_item("calls_failed", s.calls_failed)?;
+        d.set_item("datagrams_unmatched", s.datagrams_unmatched)?;
         Ok(d)
     }
 
