@@ -11,6 +11,9 @@ jitter buffer on. The process under test (the "SUT") runs one of:
                 queued ahead of the clock as a TTS-fed agent would
   engine-batch  the same application in one task for every call, through
                 ``engine.read_frames()`` / ``engine.write_frames()``
+  engine-block  the same application in one task, its bookkeeping done with
+                numpy over ``engine.read_frame_block()`` (every frame of a
+                wake-up as one 2-D array) and ``engine.write_frame_block()``
   engine-alone  the same engine and calls, Python touching no frame
   asyncio       bench/asyncio_pipeline.py (asyncio datagram endpoint,
                 pylibsrtp, aiortc's RtpPacket and JitterBuffer, audioop, a
@@ -18,9 +21,12 @@ jitter buffer on. The process under test (the "SUT") runs one of:
 
 The far end is a second process (the "peer"), so the SUT's CPU and memory
 are its own: most of its calls are rtpcore engine streams in G.711
-pass-through that nobody reads (or asyncio pipeline calls when the engine
-cannot be imported), and a
-sample of them ("probes", spread evenly) are plain sockets with
+pass-through that nobody reads, on an engine with ``shared_sockets=True``
+(one socket per worker for all its calls, told apart by the SUT's port
+each sends from: one recvmmsg and one sendmmsg serve many calls, SRTP is
+still per packet and per call: the far end runs on the SUT's two cores,
+and what it spends the SUT cannot), or asyncio pipeline calls when the
+engine cannot be imported; and a sample of them ("probes", spread evenly) are plain sockets with
 SO_TIMESTAMPNS that send the SUT a tone and record the kernel's arrival
 time of every SUT packet. What counts, over the measuring window:
 
@@ -45,7 +51,8 @@ side.
     python bench/engine_load.py --ramp --impl asyncio --start 50
     python bench/engine_load.py --calls 2000 --impl engine-batch --seconds 10
 
-``--realtime`` (root) runs the SUT and the far end under SCHED_FIFO: on a
+``--realtime`` (root) runs the SUT and the far end under SCHED_FIFO, the
+engines' worker threads one priority above the Python threads: on a
 machine shared with other work, the scheduler's delays otherwise swamp the
 2 ms budget whatever the implementation. Build the extension with
 ``scripts/build-ext --release`` first: debug-built Rust is far slower.
@@ -75,11 +82,14 @@ from typing import Any
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-IMPLEMENTATIONS = ("engine", "engine-batch", "engine-alone", "asyncio")
+IMPLEMENTATIONS = ("engine", "engine-batch", "engine-block", "engine-alone", "asyncio")
 PTIME_S = 0.020
 SAMPLES = 160
 LEAD_FRAMES = 3  # frames the application keeps queued ahead of the clock (60 ms)
 LATE_S = PTIME_S  # a frame read more than one ptime after its slot is late
+# How long the one-task applications let frames gather after a wake-up, so
+# that one read serves many engine ticks (a quarter of LATE_S).
+GATHER_S = 0.005
 MAX_P99_ERROR_MS = 2.0
 SUITE = "AES_CM_128_HMAC_SHA1_80"
 # Disjoint port ranges for the two engines of one step.
@@ -115,6 +125,20 @@ def realtime() -> None:
     SCHED_FIFO, so other load on the machine does not preempt it: on a
     shared machine the scheduler's delays otherwise swamp a 2 ms budget."""
     os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
+
+
+def media_threads_first() -> None:
+    """Under SCHED_FIFO, put the engine's worker threads one priority above
+    the rest of this process: a worker's tick has a 2 ms budget, the
+    application's frames one ptime, and equal FIFO priorities would let a
+    long application step hold a worker off its core."""
+    if os.sched_getscheduler(0) != os.SCHED_FIFO:
+        return
+    above = os.sched_param(os.sched_getparam(0).sched_priority + 1)
+    for tid in os.listdir("/proc/self/task"):
+        with open(f"/proc/self/task/{tid}/comm") as f:
+            if f.read().startswith("rtpcore-media"):
+                os.sched_setscheduler(int(tid), os.SCHED_FIFO, above)
 
 
 def raise_fd_limit() -> None:
@@ -158,6 +182,7 @@ class AppFigures:
     tone_frames: int = 0
     worst_late_ms: float = 0.0
     refused_writes: int = 0
+    reads: int = 0  # wake-ups of the application that returned frames
 
 
 class CallState:
@@ -228,9 +253,72 @@ class Application:
             call.written = LEAD_FRAMES
         while batch := await engine.read_frames():
             now = loop.time()
+            self.figures.reads += self.measuring
             writes = [(stream, TONE_PCM) for stream, frame in batch
                       for _ in range(self._observe(calls[stream], now, frame.pcm))]
             self.figures.refused_writes += len(engine.write_frames(writes))
+
+    async def run_block(self, engine: Any, streams: list[Any]) -> None:
+        """Every call in one task, the bookkeeping of ``_observe`` done over
+        whole blocks with numpy: ``engine.read_frame_block()`` and
+        ``engine.write_frame_block()``. Rows of one call in one block are
+        in order and read at the same time, so the k-th of them has the
+        call's slot ``k`` later than the one before."""
+        loop = asyncio.get_running_loop()
+        ids = np.array([stream.id for stream in streams], np.uint64)
+        by_id = np.argsort(ids)
+        sorted_ids = ids[by_id]
+        n = len(streams)
+        read = np.zeros(n, np.int64)
+        base = np.full(n, math.inf)
+        start = np.full(n, loop.time())
+        written = np.full(n, LEAD_FRAMES, np.int64)
+        tone = np.frombuffer(TONE_PCM, np.int16)
+        tones = np.tile(tone, (n, 1))
+        for _ in range(LEAD_FRAMES):
+            engine.write_frame_block(streams, tones)
+        figures = self.figures
+        while block := await engine.read_frame_block(gather=GATHER_S):
+            now = loop.time()
+            figures.reads += self.measuring
+            calls = by_id[np.searchsorted(sorted_ids, block.ids)]
+            rank = occurrence_rank(calls)
+            offset = now - (read[calls] + rank) * PTIME_S
+            # Each row's slot base includes the rows before it; those have
+            # larger offsets, so only the base from earlier blocks matters.
+            lateness = np.maximum(offset - base[calls], 0.0)
+            np.minimum.at(base, calls, offset)
+            read += np.bincount(calls, minlength=n)
+            if self.measuring:
+                figures.frames += len(calls)
+                figures.tone_frames += int((block.samples == tone).all(axis=1).sum())
+                late = lateness > LATE_S
+                if late.any():
+                    figures.late += int(late.sum())
+                    figures.worst_late_ms = max(figures.worst_late_ms, float(lateness.max()) * 1000)
+            firsts = rank == 0
+            due_calls = calls[firsts]
+            due = LEAD_FRAMES + ((now - start[due_calls]) / PTIME_S).astype(np.int64)
+            missing = np.maximum(due - written[due_calls], 0)
+            written[due_calls] += missing
+            if firsts.all() and (missing == 1).all():
+                targets = block.streams
+            else:
+                targets = [streams[i] for i in np.repeat(due_calls, missing)]
+            for first in range(0, len(targets), n):  # tones has a row per call
+                chunk = targets[first:first + n]
+                figures.refused_writes += len(engine.write_frame_block(chunk, tones[:len(chunk)]))
+
+
+def occurrence_rank(values: Any) -> Any:
+    """For each element, how many equal elements come before it."""
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    positions = np.arange(len(values))
+    starts = np.maximum.accumulate(np.where(np.r_[True, ordered[1:] != ordered[:-1]], positions, 0))
+    rank = np.empty_like(positions)
+    rank[order] = positions - starts
+    return rank
 
 
 # --- the calls of each implementation ------------------------------------------------
@@ -254,12 +342,15 @@ class EngineCalls:
     WINDOW_COUNTERS = ("frames_to_app", "frames_overrun", "idle_frames", "packets_received",
                        "packets_lost", "concealed_ms")
 
-    def __init__(self, port_range: tuple[int, int], batch: bool = False,
-                 passthrough: bool = False) -> None:
+    def __init__(self, port_range: tuple[int, int], batch: bool = False, block: bool = False,
+                 passthrough: bool = False, shared_sockets: bool = False) -> None:
         from rtpcore.media import Engine
 
-        self.engine = Engine(bind_host="127.0.0.1", port_range=port_range)
-        self.batch = batch
+        self.engine = Engine(bind_host="127.0.0.1", port_range=port_range,
+                             shared_sockets=shared_sockets)
+        media_threads_first()
+        self.batch = batch or block
+        self.block = block
         self.passthrough = passthrough
         self.streams: list[Any] = []
         self.configs: list[tuple[Any, Any]] = []
@@ -282,6 +373,8 @@ class EngineCalls:
             for stream, (send, recv), port in zip(self.streams, self.configs, remotes, strict=True)])
 
     def applications(self, app: Application) -> list[Coroutine[Any, Any, None]]:
+        if self.block:
+            return [app.run_block(self.engine, self.streams)]
         if self.batch:
             return [app.run_batch(self.engine, self.streams)]
         return [app.run(stream) for stream in self.streams]
@@ -352,10 +445,10 @@ class PipelineCalls:
 
 
 def make_calls(impl: str, port_range: tuple[int, int]) -> EngineCalls | PipelineCalls:
-    if impl in ("engine", "engine-batch", "engine-alone"):
-        return EngineCalls(port_range, batch=impl == "engine-batch")
+    if impl in ("engine", "engine-batch", "engine-block", "engine-alone"):
+        return EngineCalls(port_range, batch=impl == "engine-batch", block=impl == "engine-block")
     if impl == "engine-far-end":  # nobody reads or writes: no decode, no encode
-        return EngineCalls(port_range, passthrough=True)
+        return EngineCalls(port_range, passthrough=True, shared_sockets=True)
     if impl in ("asyncio", "asyncio-alone"):
         return PipelineCalls(app=impl == "asyncio")
     raise ValueError(f"impl: one of {IMPLEMENTATIONS}, got {impl!r}")
@@ -408,6 +501,10 @@ async def serve_sut(impl: str, calls: int, warmup: float, seconds: float) -> Non
         "window_counters": window,
         **media.counters(),
     }
+    # An application that died is a broken step, not a slow one: say so.
+    failed = [task.exception() for task in tasks if task.done() and not task.cancelled()]
+    if any(failed):
+        result["app_error"] = repr(next(error for error in failed if error))
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
@@ -622,7 +719,10 @@ def run_step(impl: str, calls: int, options: StepOptions) -> dict[str, Any]:
         "app_frames": result["app"]["frames"],
         "sut": result, "probes": probes,
     }
-    figures["held"] = (probes["interval_error_p99_ms"] < MAX_P99_ERROR_MS and late == 0
+    if "app_error" in result:
+        figures["error"] = f"the application failed: {result['app_error']}"
+    figures["held"] = ("app_error" not in result
+                       and probes["interval_error_p99_ms"] < MAX_P99_ERROR_MS and late == 0
                        and probes["received"] > 0
                        and (result["app"]["frames"] > 0 or not with_app))
     return figures
@@ -739,8 +839,10 @@ def main() -> None:
             print(f"  {impl:>13}: {n:<5}" + (
                 f" CPU {at[0]['cpu_per_call_percent']:.3f}% of a core per call, "
                 f"RSS {at[0]['rss_per_call_kb']:.1f} KB per call" if at else ""))
-        if best.get("asyncio") and best.get("engine"):
-            print(f"  engine / asyncio: {best['engine'] / best['asyncio']:.1f}x")
+        if best.get("asyncio"):
+            for impl, n in best.items():
+                if impl != "asyncio":
+                    print(f"  {impl} / asyncio: {n / best['asyncio']:.1f}x")
     if args.json:
         Path(args.json).write_text(json.dumps({"best": best, "steps": steps}, indent=2))
 

@@ -31,6 +31,7 @@ from rtpcore.media import (
     AudioFrame,
     DTMFReceived,
     Engine,
+    FrameBlock,
     MarkPlayed,
     MediaConfig,
     MediaStream,
@@ -453,6 +454,134 @@ async def test_batch_reads_serve_many_calls_in_one_task() -> None:
         streams[0].close()
         assert engine.write_frames((s, np.zeros(160, np.int16)) for s in streams) == []
         assert streams[0].closed and not streams[1].closed
+
+
+def _tone_frame(amplitude: int, codec_bytes: bool = False) -> np.ndarray:
+    """20 ms of a tone as μ-law codes, or as the PCM those codes decode to
+    (which survives PCMU both ways bit for bit)."""
+    t = np.arange(160) / 8000
+    codes = ulaw_encode((amplitude * np.sin(2 * np.pi * 300 * t)).astype(np.int16))
+    return np.frombuffer(codes, np.uint8) if codec_bytes else ulaw_decode(codes)
+
+
+async def test_frame_blocks_carry_every_calls_frames_and_write_row_by_row() -> None:
+    # Each call writes its own tone through one write_frame_block per read;
+    # its partner must get exactly that tone, so a row never goes to the
+    # wrong stream either way.
+    with Engine(port_range=PORTS, workers=1) as engine:
+        streams = [engine.allocate(batch=True) for _ in range(8)]
+        for i, stream in enumerate(streams):
+            stream.start(MediaConfig(remote=streams[i ^ 1].local_address))
+        tones = np.stack([_tone_frame(1000 * (i + 1)) for i in range(8)])
+        index = {s.id: i for i, s in enumerate(streams)}
+        heard = {s.id: 0 for s in streams}
+        most_rows = 0
+        async with asyncio.timeout(5):
+            while min(heard.values()) < 10:
+                block = await engine.read_frame_block()
+                assert isinstance(block, FrameBlock) and len(block) == len(block.ids) > 0
+                assert block.samples.dtype == np.int16 and block.samples.shape == (len(block), 160)
+                assert [s.id for s in block.streams] == block.ids.tolist()
+                assert {FrameBlock.KINDS[k] for k in block.kinds} <= set(FrameBlock.KINDS)
+                most_rows = max(most_rows, len(block))
+                for row, stream_id in zip(block.samples, block.ids.tolist(), strict=True):
+                    partner = index[stream_id] ^ 1
+                    heard[stream_id] += bool(np.array_equal(row, tones[partner]))
+                rows = np.stack([tones[index[s.id]] for s in block.streams])
+                assert engine.write_frame_block(block.streams, rows) == []
+        assert most_rows >= 4, "one block served several calls"
+        # Gathering: one read collects several ticks, a stream's rows in order.
+        block = await engine.read_frame_block(gather=0.06)
+        assert block is not None
+        rows_of_one = block.timestamps[block.ids == streams[1].id]
+        assert len(rows_of_one) >= 3
+        assert (np.diff(rows_of_one.astype(np.int64)) == 160).all()
+        frames = await engine.read_frames(gather=0.06)
+        assert len([f for s, f in frames if s is streams[1]]) >= 3
+        # Silence before the first packet comes as the "silence" kind, with no timestamp.
+        late = engine.allocate(batch=True)
+        late.start(MediaConfig(remote=("127.0.0.1", 9)))
+        async with asyncio.timeout(5):
+            while True:
+                block = await engine.read_frame_block()
+                assert block is not None
+                rows = block.ids == late.id
+                if rows.any():
+                    break
+        assert {FrameBlock.KINDS[k] for k in block.kinds[rows]} == {"silence"}
+        assert (block.timestamps[rows] == -1).all()
+        # A closed stream is skipped; the others still get their rows.
+        streams[0].close()
+        assert engine.write_frame_block(streams[:2], tones[:2]) == []
+        assert streams[1].queued_ms > 0
+    assert await engine.read_frame_block() is None
+
+
+async def test_frame_blocks_in_passthrough_and_write_block_errors() -> None:
+    with Engine(port_range=PORTS, workers=1, max_queued_ms=100) as engine:
+        a, b = engine.allocate(batch=True), engine.allocate(batch=True)
+        a.start(MediaConfig(remote=b.local_address, passthrough=True))
+        b.start(MediaConfig(remote=a.local_address, passthrough=True))
+        codes = _tone_frame(3000, codec_bytes=True)
+        async with asyncio.timeout(5):
+            while True:
+                block = await engine.read_frame_block()
+                assert block is not None and block.samples.dtype == np.uint8
+                assert block.samples.shape[1] == 160
+                engine.write_frame_block(block.streams, np.tile(codes, (len(block), 1)))
+                if any(np.array_equal(row, codes) for row in block.samples):
+                    break
+        pcm_rows = np.zeros((2, 160), np.int16)
+        with pytest.raises(TypeError, match="pass-through"):
+            engine.write_frame_block([a, b], pcm_rows)
+        with pytest.raises(ValueError, match="2 rows for 1 streams"):
+            engine.write_frame_block([a], np.tile(codes, (2, 1)))
+        with pytest.raises(TypeError, match="2-D"):
+            engine.write_frame_block([a], codes)
+        with pytest.raises(TypeError, match="MediaStream"):
+            engine.write_frame_block(["a"], np.tile(codes, (1, 1)))
+        # Backpressure: past max_queued_ms the stream comes back refused.
+        refused: list[MediaStream] = []
+        for _ in range(20):
+            refused += engine.write_frame_block([a], np.tile(codes, (1, 1)))
+        assert refused and all(stream is a for stream in refused)
+        pcm = engine.allocate(batch=True)
+        pcm.start(MediaConfig(remote=("127.0.0.1", 9)))
+        with pytest.raises(TypeError, match="int16"):
+            engine.write_frame_block([pcm], np.tile(codes, (1, 1)))
+
+
+async def test_shared_sockets_serve_many_calls_from_one_port_per_worker() -> None:
+    # A shared-socket engine (a load generator's far end) against one with a
+    # port per call, SRTP both ways: every call hears its own peer's audio.
+    keys = [CryptoAttribute.generate(1, "AES_CM_128_HMAC_SHA1_80") for _ in range(4)]
+    with Engine(port_range=PORTS, workers=2, shared_sockets=True) as shared, \
+            Engine(port_range=PORTS, workers=1) as own:
+        near = [shared.allocate() for _ in range(4)]
+        far = [own.allocate() for _ in range(4)]
+        assert len({s.local_port for s in near}) == 2, "one port per worker"
+        for i, (n, f) in enumerate(zip(near, far, strict=True)):
+            n.start(MediaConfig(remote=f.local_address, srtp_send=keys[i], srtp_recv=keys[3 - i]))
+            f.start(MediaConfig(remote=n.local_address, srtp_send=keys[3 - i], srtp_recv=keys[i]))
+        tones = [_tone_frame(2000 * (i + 1)) for i in range(4)]
+
+        async def hears(stream: MediaStream, tone: np.ndarray) -> None:
+            async for frame in stream:
+                if np.array_equal(frame.pcm, tone):
+                    return
+
+        for i, stream in enumerate(far):
+            for _ in range(20):
+                await stream.write(tones[i])
+        async with asyncio.timeout(5):
+            await asyncio.gather(*(hears(n, tone) for n, tone in zip(near, tones, strict=True)))
+        before = shared.stats().datagrams_unmatched
+        stranger = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        stranger.sendto(b"\x80" * 20, near[0].local_address)
+        stranger.close()
+        async with asyncio.timeout(5):
+            while shared.stats().datagrams_unmatched == before:
+                await asyncio.sleep(0.01)
 
 
 async def test_reinvite_moves_the_remote_without_a_new_session(engine: Engine) -> None:

@@ -34,7 +34,7 @@ import dataclasses
 import ipaddress
 import os
 import weakref
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Union
 
@@ -61,6 +61,7 @@ __all__ = [
     "MediaStats",
     "AudioFrame",
     "PayloadFrame",
+    "FrameBlock",
     "MediaEvent",
     "DTMFReceived",
     "SSRCChanged",
@@ -387,9 +388,46 @@ class EngineStats:
     skipped_ticks: int
     max_lateness_ms: float
     calls_failed: int
+    datagrams_unmatched: int
 
 
 # --- engine and streams ---------------------------------------------------
+
+
+class FrameBlock:
+    """Frames of many batch streams as arrays, one row per frame (from
+    :meth:`Engine.read_frame_block`); a stream's rows are in order.
+
+    ``streams``: the :class:`MediaStream` of each row; ``ids``: their
+    :attr:`MediaStream.id` (uint64), to index per-call arrays without a
+    Python loop; ``samples``: a 2-D array, int16 PCM at the streams'
+    sample rate (uint8 codec payload for pass-through streams);
+    ``timestamps``: int64 RTP timestamps (-1 for wholly synthesized
+    frames); ``kinds``: uint8 indices into :attr:`KINDS` (``"normal"``,
+    ``"concealed"``...). Every row of a block has the same size and kind of
+    data; after a re-INVITE changes a stream's frames, its new ones come in
+    a later block.
+    """
+
+    __slots__ = ("streams", "ids", "samples", "timestamps", "kinds")
+
+    #: The frame kind of each index in :attr:`kinds`.
+    KINDS: tuple[str, ...] = _core.FRAME_KINDS
+
+    def __init__(self, streams: list[MediaStream], ids: npt.NDArray[Any], samples: npt.NDArray[Any],
+                 timestamps: npt.NDArray[Any], kinds: npt.NDArray[Any]) -> None:
+        self.streams = streams
+        self.ids = ids
+        self.samples = samples
+        self.timestamps = timestamps
+        self.kinds = kinds
+
+    def __len__(self) -> int:
+        return len(self.streams)
+
+    def __repr__(self) -> str:
+        return f"<FrameBlock {len(self)} frames of {self.samples.shape[1]} {self.samples.dtype}>"
+
 
 
 class Engine:
@@ -402,6 +440,19 @@ class Engine:
     stream whose application does not read (then the oldest are dropped and
     counted); writes wait once ``max_queued_ms`` of outbound audio is
     queued.
+
+    ``shared_sockets=True`` gives each worker one UDP socket for all of its
+    calls instead of a port pair per call: one ``recvmmsg``/``sendmmsg``
+    then serves many calls, which matters with thousands of them. Every
+    call of a worker has the same ``local_port`` (RTCP multiplexed on it);
+    datagrams are told apart by their source, each call's configured
+    ``remote`` (and ``remote_rtcp``), which must differ from every other
+    call's on that worker (a start that reuses one closes the stream, an
+    update that would is refused); there is no latching onto another
+    source, and datagrams from no call's remote are dropped and counted
+    (``EngineStats.datagrams_unmatched``).
+    Meant for load generators and far ends under your control: SDP towards
+    real peers, behind NAT, wants the default.
     """
 
     def __init__(
@@ -412,6 +463,7 @@ class Engine:
         *,
         frame_queue: int = 50,
         max_queued_ms: int = 60_000,
+        shared_sockets: bool = False,
     ) -> None:
         if not isinstance(bind_host, str):
             raise TypeError(f"bind_host: expected a str, got {type(bind_host).__name__}")
@@ -427,10 +479,10 @@ class Engine:
             _check_int("workers", workers, 1, 1024)
         _check_int("frame_queue", frame_queue, 1, 100_000)
         _check_int("max_queued_ms", max_queued_ms, 1, 3_600_000)
-        self._core = _core.MediaEngine(bind_host, low, high, workers or 0, frame_queue, max_queued_ms)
+        self._core = _core.MediaEngine(bind_host, low, high, workers or 0, frame_queue, max_queued_ms,
+                                       bool(shared_sockets))
         self._streams: weakref.WeakValueDictionary[int, MediaStream] = weakref.WeakValueDictionary()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._batch: list[tuple[MediaStream, AudioFrame | PayloadFrame]] = []
         self._batch_waiter: asyncio.Future[None] | None = None
 
     def allocate(self, *, batch: bool = False) -> MediaStream:
@@ -446,22 +498,38 @@ class Engine:
         self._streams[stream.id] = stream
         return stream
 
-    async def read_frames(self) -> list[tuple[MediaStream, AudioFrame | PayloadFrame]]:
+    async def read_frames(self, *, gather: float = 0.0) -> list[tuple[MediaStream, AudioFrame | PayloadFrame]]:
         """Waits for frames of the streams allocated with ``batch=True`` and
         returns every one available, in order per stream, as ``(stream,
         frame)`` pairs: one wake-up and one call for many calls' frames.
-        Returns an empty list once the engine is closed."""
-        while not self._batch:
-            if self._core.closed:
+        Returns an empty list once the engine is closed.
+
+        ``gather`` (seconds) waits that much longer once the first frame is
+        there, so that one read collects the frames of many engine ticks:
+        with thousands of calls, fewer, larger reads cost Python less. A
+        frame then reaches the application up to ``gather`` later, and so
+        does every wake-up of this engine's other streams meanwhile; keep it
+        well under a ptime (a few ms)."""
+        while not (frames := self._core.take_frames()):
+            if not await self._wait_batch(gather):
                 return []
-            loop = self._watch()
-            self._batch_waiter = loop.create_future()
-            try:
-                await self._batch_waiter
-            finally:
-                self._batch_waiter = None
-        batch, self._batch = self._batch, []
-        return batch
+        return frames
+
+    async def read_frame_block(self, *, gather: float = 0.0) -> FrameBlock | None:
+        """Like :meth:`read_frames`, but every frame available in one
+        :class:`FrameBlock`: one 2-D numpy array with a row per frame, so
+        that an application serving thousands of calls handles them with
+        array operations instead of an object per frame. Returns ``None``
+        once the engine is closed. ``gather`` as for :meth:`read_frames`.
+
+        >>> while block := await engine.read_frame_block(gather=0.005):  # doctest: +SKIP
+        ...     loud = np.abs(block.samples).max(axis=1) > 1000
+        ...     engine.write_frame_block(block.streams, replies(block.samples))
+        """
+        while (block := self._core.take_block()) is None:
+            if not await self._wait_batch(gather):
+                return None
+        return FrameBlock(*block)
 
     def write_frames(self, items: Iterable[tuple[MediaStream, AudioInput]]) -> list[MediaStream]:
         """Queues one chunk of audio on each of many streams without
@@ -477,6 +545,39 @@ class Engine:
             except StreamClosedError:
                 continue
         return refused
+
+    def write_frame_block(self, streams: Sequence[MediaStream], samples: npt.NDArray[Any]) -> list[MediaStream]:
+        """:meth:`write_frames` for a 2-D array: row ``i`` of ``samples``
+        (int16 PCM at the stream's rate, or uint8 payload for pass-through
+        streams) is queued on ``streams[i]`` in one call, without an object
+        per frame. Returns the streams whose outbound queue was full;
+        closed streams are skipped. ``block.streams`` of a
+        :class:`FrameBlock` is a valid ``streams``."""
+        return self._core.write_block(streams, samples)
+
+    async def _wait_batch(self, gather: float) -> bool:
+        """Waits until batch streams may have frames, then ``gather``
+        seconds more; False once closed."""
+        if self._core.closed:
+            return False
+        loop = self._watch()
+        self._batch_waiter = loop.create_future()
+        try:
+            await self._batch_waiter
+        finally:
+            self._batch_waiter = None
+        if gather > 0:
+            # Unwatched meanwhile: the engine's fd would otherwise wake the
+            # loop at every worker round, the cost the wait is meant to save.
+            fd = self._core.fileno()
+            loop.remove_reader(fd)
+            try:
+                await asyncio.sleep(gather)
+            finally:
+                if self._loop is loop and not self._core.closed:
+                    loop.add_reader(fd, self._on_ready)
+                    self._on_ready()  # what became ready meanwhile
+        return True
 
     def stats(self) -> EngineStats:
         """Engine-wide counters now."""
@@ -525,12 +626,12 @@ class Engine:
 
     def _on_ready(self) -> None:
         # _core hands back the MediaStream objects themselves (bound at
-        # allocation), so a wake-up costs no lookup per stream or frame.
-        wakes, frames = self._core.take_ready()
+        # allocation), so a wake-up costs no lookup per stream. Batch
+        # streams' frames stay in their bounded queues until read.
+        wakes, batch_ready = self._core.take_ready()
         for stream, bits in wakes:
             stream._wake(bits)
-        if frames:
-            self._batch.extend(frames)
+        if batch_ready:
             self._wake_batch()
 
     def _wake_batch(self) -> None:

@@ -10,10 +10,11 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use numpy::{PyArrayDescrMethods, PyUntypedArray, PyUntypedArrayMethods};
+use numpy::{PyArray1, PyArray2, PyArrayDescrMethods, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
+use pyo3::intern;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple, PyType, PyWeakrefMethods, PyWeakrefReference};
 use rtpcore_engine::call::{ntp_clock, Call, CallConfig};
 use rtpcore_engine::leg::{AppFrame, FrameData, LegConfig, LegError, LegEvent, LegStats, SrtpKeying};
@@ -23,7 +24,7 @@ use rtpcore_proto::srtp::Profile;
 
 use crate::buffer::with_bytes;
 use crate::errors::error_class;
-use crate::jitter::AudioFrame;
+use crate::jitter::{AudioFrame, KINDS};
 use crate::pcm::{new_pcm16_array, with_pcm16};
 
 type Stream = Arc<StreamShared<Call>>;
@@ -66,11 +67,21 @@ struct StreamInfo {
     batch: bool,
 }
 
+/// A batch stream's frame, taken from its queue but not yet handed over.
+type BatchFrame = (Arc<StreamInfo>, u64, AppFrame);
+
 /// The engine: worker threads, ports, the notification fd.
 #[pyclass(name = "MediaEngine", module = "rtpcore._core", frozen)]
 pub struct MediaEngine {
     core: Arc<Engine<Call>>,
     streams: Arc<Mutex<HashMap<u64, Arc<StreamInfo>>>>,
+    /// Batch streams that have frames: their frames stay in the stream's
+    /// own bounded queue (oldest dropped and counted if nobody reads)
+    /// until `take_frames` or `take_block` drains them.
+    batch_ready: Mutex<Vec<(Stream, Arc<StreamInfo>)>>,
+    /// Frames drained for a block that did not fit it (another frame size
+    /// or kind, after a re-INVITE): served first by the next take.
+    batch_leftover: Mutex<Vec<BatchFrame>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -182,6 +193,8 @@ fn stats_dict<'py>(
 #[pymethods]
 impl MediaEngine {
     #[new]
+    #[pyo3(signature = (bind_host, port_low, port_high, workers, frame_queue, max_queued_ms, shared_sockets=false))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         bind_host: &str,
@@ -190,6 +203,7 @@ impl MediaEngine {
         workers: usize,
         frame_queue: usize,
         max_queued_ms: u32,
+        shared_sockets: bool,
     ) -> PyResult<Self> {
         let bind_ip: IpAddr =
             bind_host.parse().map_err(|_| PyValueError::new_err(format!("bind_host: not an IP address: {bind_host:?}")))?;
@@ -199,10 +213,16 @@ impl MediaEngine {
             workers,
             frame_queue,
             max_queued_ms,
+            shared_sockets,
             ..EngineConfig::default()
         };
         let core = Engine::new(config).map_err(|e| engine_error(py, e))?;
-        Ok(MediaEngine { core: Arc::new(core), streams: Arc::new(Mutex::new(HashMap::new())) })
+        Ok(MediaEngine {
+            core: Arc::new(core),
+            streams: Arc::new(Mutex::new(HashMap::new())),
+            batch_ready: Mutex::new(Vec::new()),
+            batch_leftover: Mutex::new(Vec::new()),
+        })
     }
 
     /// The eventfd the event loop watches.
@@ -233,17 +253,16 @@ impl MediaEngine {
         Ok(MediaStreamHandle { engine: Arc::clone(&self.core), streams: Arc::clone(&self.streams), stream, info })
     }
 
-    /// `(wakes, frames)`: `(stream, ready bits)` for the streams whose
-    /// waiters should wake, and `(stream, frame)` for every frame of the
-    /// batch streams that had some; `stream` is the object given to
-    /// `MediaStreamHandle.bind`. Streams whose object is gone are skipped.
-    #[allow(clippy::type_complexity)]
-    fn take_ready<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyList>)> {
+    /// `(wakes, batch_ready)`: `(stream, ready bits)` for the streams whose
+    /// waiters should wake (`stream` is the object given to
+    /// `MediaStreamHandle.bind`; streams whose object is gone are skipped),
+    /// and whether batch streams have frames for `take_frames` /
+    /// `take_block`.
+    fn take_ready<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyList>, bool)> {
         let ready = self.core.take_ready();
         let wakes = PyList::empty(py);
-        let frames = PyList::empty(py);
         if ready.is_empty() {
-            return Ok((wakes, frames));
+            return Ok((wakes, false));
         }
         // The map's lock is released before any Python object is made or
         // dropped: either may run the garbage collector, whose finalizing
@@ -260,22 +279,143 @@ impl MediaEngine {
                 })
                 .collect()
         };
-        let mut drained = Vec::new();
+        let mut batch = Vec::new();
         for (stream, mut bits, info) in ready {
-            let Some(owner) = info.owner.get().and_then(|owner| owner.bind(py).upgrade()) else { continue };
             if info.batch && bits & ready::FRAMES != 0 {
                 bits &= !ready::FRAMES;
-                stream.drain_frames(&mut drained, true);
-                let rate = info.sample_rate.load(Ordering::Relaxed);
-                for frame in drained.drain(..) {
-                    frames.append((&owner, frame_object(py, frame, rate)?))?;
-                }
+                batch.push((Arc::clone(&stream), Arc::clone(&info)));
             }
             if bits != 0 {
+                let Some(owner) = info.owner.get().and_then(|owner| owner.bind(py).upgrade()) else { continue };
                 wakes.append((owner, bits))?;
             }
         }
-        Ok((wakes, frames))
+        let batch_ready = {
+            let mut pending = lock(&self.batch_ready);
+            pending.extend(batch);
+            !pending.is_empty()
+        };
+        Ok((wakes, batch_ready || !lock(&self.batch_leftover).is_empty()))
+    }
+
+    /// `(stream, frame)` for every frame of the batch streams that have
+    /// some, in order per stream.
+    fn take_frames<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let frames = PyList::empty(py);
+        for (info, _, frame) in self.drain_batch() {
+            let Some(owner) = info.owner.get().and_then(|owner| owner.bind(py).upgrade()) else { continue };
+            frames.append((owner, frame_object(py, frame, info.sample_rate.load(Ordering::Relaxed))?))?;
+        }
+        Ok(frames)
+    }
+
+    /// The batch streams' frames as one block, or `None` when there are
+    /// none: `(streams, ids, samples, timestamps, kinds)` with one row per
+    /// frame (in order per stream): `samples` a 2-D int16 array of PCM
+    /// (uint8 of codec payload for pass-through streams), `timestamps`
+    /// int64 (-1: synthesized), `kinds` uint8 (index into `FRAME_KINDS`, the names of `jitter::KINDS`).
+    /// Every row has the size and kind of the first frame; frames of
+    /// another (after a re-INVITE) come in a later block.
+    #[allow(clippy::type_complexity)]
+    fn take_block<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<
+        Option<(
+            Bound<'py, PyList>,
+            Bound<'py, PyArray1<u64>>,
+            Bound<'py, PyAny>,
+            Bound<'py, PyArray1<i64>>,
+            Bound<'py, PyArray1<u8>>,
+        )>,
+    > {
+        let frames = self.drain_batch();
+        let Some(first) = frames.first() else { return Ok(None) };
+        let shape = frame_shape(&first.2);
+        // A stream's frames keep their order: once one of its frames is
+        // left for a later block, so are the rest.
+        let mut diverted: Vec<u64> = Vec::new();
+        let mut rows = Vec::with_capacity(frames.len());
+        let mut leftover = Vec::new();
+        for item in frames {
+            if frame_shape(&item.2) == shape && !diverted.contains(&item.1) {
+                rows.push(item);
+            } else {
+                diverted.push(item.1);
+                leftover.push(item);
+            }
+        }
+        if !leftover.is_empty() {
+            let mut pending = lock(&self.batch_leftover);
+            leftover.append(&mut pending);
+            *pending = leftover;
+        }
+        let streams = PyList::empty(py);
+        let mut ids = Vec::with_capacity(rows.len());
+        let mut timestamps = Vec::with_capacity(rows.len());
+        let mut kinds = Vec::with_capacity(rows.len());
+        let width = shape.1;
+        let mut pcm: Vec<i16> = Vec::new();
+        let mut payload: Vec<u8> = Vec::new();
+        for (info, id, frame) in rows {
+            let Some(owner) = info.owner.get().and_then(|owner| owner.bind(py).upgrade()) else { continue };
+            streams.append(owner)?;
+            ids.push(id);
+            timestamps.push(frame.rtp_timestamp.map_or(-1, i64::from));
+            kinds.push(frame_kind_index(frame.kind));
+            match frame.data {
+                FrameData::Pcm(samples) => pcm.extend_from_slice(&samples),
+                FrameData::Payload(bytes) => payload.extend_from_slice(&bytes),
+            }
+        }
+        if ids.is_empty() {
+            return Ok(None);
+        }
+        let samples = if shape.0 {
+            PyArray1::from_vec(py, payload).reshape([ids.len(), width])?.into_any()
+        } else {
+            PyArray1::from_vec(py, pcm).reshape([ids.len(), width])?.into_any()
+        };
+        Ok(Some((streams, PyArray1::from_vec(py, ids), samples, PyArray1::from_vec(py, timestamps), PyArray1::from_vec(py, kinds))))
+    }
+
+    /// Queues row `i` of `samples` (2-D: int16 PCM, or uint8 payload for
+    /// pass-through streams) on `streams[i]` (a `MediaStream`), without
+    /// waiting; returns the streams whose outbound queue was full. Closed
+    /// streams are skipped.
+    fn write_block<'py>(
+        &self,
+        py: Python<'py>,
+        streams: &Bound<'py, PyAny>,
+        samples: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let refused = PyList::empty(py);
+        if let Ok(pcm) = samples.cast::<PyArray2<i16>>() {
+            let pcm = pcm.readonly();
+            let rows = pcm.as_array();
+            self.write_rows(py, streams, rows.nrows(), &refused, |i, handle| {
+                if handle.info.passthrough.load(Ordering::Relaxed) {
+                    return Err(PyTypeError::new_err(
+                        "samples: a pass-through stream takes codec payload bytes (uint8 rows), got int16 samples",
+                    ));
+                }
+                Ok(AppAudio::Pcm(rows.row(i).to_vec()))
+            })?;
+        } else if let Ok(payload) = samples.cast::<PyArray2<u8>>() {
+            let payload = payload.readonly();
+            let rows = payload.as_array();
+            self.write_rows(py, streams, rows.nrows(), &refused, |i, handle| {
+                if !handle.info.passthrough.load(Ordering::Relaxed) {
+                    return Err(PyTypeError::new_err("samples: a PCM stream takes int16 rows, got uint8 payload"));
+                }
+                Ok(AppAudio::Payload(rows.row(i).to_vec()))
+            })?;
+        } else {
+            return Err(PyTypeError::new_err(
+                "samples: expected a 2-D numpy array of int16 (PCM) or uint8 (pass-through payload)",
+            ));
+        }
+        Ok(refused)
     }
 
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
@@ -295,6 +435,7 @@ impl MediaEngine {
         d.set_item("skipped_ticks", s.skipped_ticks)?;
         d.set_item("max_lateness_ms", s.max_lateness_ns as f64 / 1e6)?;
         d.set_item("calls_failed", s.calls_failed)?;
+        d.set_item("datagrams_unmatched", s.datagrams_unmatched)?;
         Ok(d)
     }
 
@@ -302,6 +443,64 @@ impl MediaEngine {
     fn close(&self, py: Python<'_>) {
         py.detach(|| self.core.close());
     }
+}
+
+impl MediaEngine {
+    /// Every frame of the batch streams that have some (leftovers of the
+    /// last block first), re-arming each stream so that its next frame
+    /// puts it on the ready list again.
+    fn drain_batch(&self) -> Vec<BatchFrame> {
+        let mut frames = std::mem::take(&mut *lock(&self.batch_leftover));
+        let ready = std::mem::take(&mut *lock(&self.batch_ready));
+        let mut drained = Vec::new();
+        for (stream, info) in ready {
+            stream.drain_frames(&mut drained, true);
+            frames.extend(drained.drain(..).map(|frame| (Arc::clone(&info), stream.id, frame)));
+        }
+        frames
+    }
+
+    fn write_rows<'py>(
+        &self,
+        py: Python<'py>,
+        streams: &Bound<'py, PyAny>,
+        rows: usize,
+        refused: &Bound<'py, PyList>,
+        mut audio: impl FnMut(usize, &MediaStreamHandle) -> PyResult<AppAudio>,
+    ) -> PyResult<()> {
+        let count = streams.len()?;
+        if count != rows {
+            return Err(PyValueError::new_err(format!("samples: {rows} rows for {count} streams")));
+        }
+        let max_queued_ms = self.core.config().max_queued_ms;
+        for (i, stream) in streams.try_iter()?.enumerate() {
+            let stream = stream?;
+            let not_a_stream = || PyTypeError::new_err("streams: expected MediaStream objects");
+            let core = stream.getattr(intern!(py, "_core")).map_err(|_| not_a_stream())?;
+            let handle = core.cast::<MediaStreamHandle>().map_err(|_| not_a_stream())?.get();
+            match handle.stream.write(audio(i, handle)?, max_queued_ms, false) {
+                Ok(()) => {}
+                Err(WriteError::Full) => refused.append(stream)?,
+                Err(WriteError::Closed) => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+// What makes frames fit one block's rows: payload (true) or PCM, and length.
+fn frame_shape(frame: &AppFrame) -> (bool, usize) {
+    match &frame.data {
+        FrameData::Pcm(samples) => (false, samples.len()),
+        FrameData::Payload(bytes) => (true, bytes.len()),
+    }
+}
+
+// The index of `kind` in `jitter::KINDS`, the order `FRAME_KINDS` names.
+fn frame_kind_index(kind: FrameKind) -> u8 {
+    let index = KINDS.iter().position(|&k| k == kind);
+    // KINDS lists every kind (AudioFrame's constructor relies on it too).
+    index.map_or(u8::MAX, |i| i as u8)
 }
 
 /// Received G.711 payload (passthrough mode): one ptime of codec bytes.
@@ -598,5 +797,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<MediaEngine>()?;
     m.add_class::<MediaStreamHandle>()?;
     m.add_class::<PayloadFrame>()?;
+    m.add("FRAME_KINDS", PyTuple::new(m.py(), KINDS.map(FrameKind::name))?)?;
     Ok(())
 }

@@ -24,7 +24,9 @@ pub struct AudioFrame {
     kind: &'static str,
 }
 
-const KINDS: [FrameKind; 7] = [
+/// Every frame kind, in the order of the media engine's frame blocks'
+/// `kinds` indices (`FRAME_KINDS`).
+pub(crate) const KINDS: [FrameKind; 7] = [
     FrameKind::Normal,
     FrameKind::Concealed,
     FrameKind::Accelerated,

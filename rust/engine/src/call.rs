@@ -54,6 +54,10 @@ impl DrivenLeg for Call {
     type Stats = LegStats;
     type Error = LegError;
 
+    fn remote_addresses(config: &CallConfig) -> (SocketAddr, Option<SocketAddr>) {
+        (config.remote_rtp, config.remote_rtcp)
+    }
+
     fn new(config: CallConfig, now_ns: i64) -> Result<Self, LegError> {
         let leg = CallLeg::new(config.leg.clone(), config.remote_rtp, config.remote_rtcp, now_ns)?;
         Ok(Call { leg, config })

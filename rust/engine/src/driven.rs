@@ -49,6 +49,9 @@ pub trait DrivenLeg: Send + Sized + 'static {
 
     /// Builds the pipeline.
     fn new(config: Self::Config, now_ns: i64) -> Result<Self, Self::Error>;
+    /// Where `config` sends RTP and, when not multiplexed, RTCP: on a
+    /// shared socket, the addresses whose datagrams are this call's.
+    fn remote_addresses(config: &Self::Config) -> (SocketAddr, Option<SocketAddr>);
     /// Applies a new configuration (re-INVITE), keeping what can be kept.
     fn reconfigure(&mut self, config: Self::Config, now_ns: i64) -> Result<(), Self::Error>;
     /// The packetization time: how often [`on_tick`](Self::on_tick) runs.

@@ -4,7 +4,7 @@
 
 use std::fmt;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::Path;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -17,7 +17,7 @@ use crate::driven::DrivenLeg;
 use crate::ports::PortAllocator;
 use crate::record::{self, Recorder, WavFile};
 use crate::stream::{lock, Notifier, Phase, PortLease, Sockets, StreamShared, StreamState};
-use crate::sys::{bind_udp, monotonic_ns, EventFd};
+use crate::sys::{bind_udp, monotonic_ns, set_buffer_sizes, EventFd};
 use crate::worker::{Command, WorkerCounters, Worker, WorkerSettings};
 
 /// How an engine is set up.
@@ -36,6 +36,15 @@ pub struct EngineConfig {
     pub event_queue: usize,
     /// Outbound audio per stream beyond which writes wait (backpressure).
     pub max_queued_ms: u32,
+    /// One UDP socket per worker for all of its calls instead of a port
+    /// pair per call: every call of a worker has the same local port, its
+    /// datagrams are told apart by their source (each call's configured
+    /// remote RTP and RTCP address, which must differ from every other
+    /// call's on that worker; no latching onto another source), RTCP is
+    /// multiplexed on it, and one `recvmmsg`/`sendmmsg` serves many calls.
+    /// Meant for load generators and far ends under our control; SDP
+    /// towards real peers wants the default, a port per call.
+    pub shared_sockets: bool,
 }
 
 impl Default for EngineConfig {
@@ -47,6 +56,7 @@ impl Default for EngineConfig {
             frame_queue: 50,
             event_queue: 1000,
             max_queued_ms: 60_000,
+            shared_sockets: false,
         }
     }
 }
@@ -121,6 +131,8 @@ pub struct EngineStats {
     pub skipped_ticks: u64,
     /// Worst tick lateness, nanoseconds.
     pub max_lateness_ns: u64,
+    /// Datagrams on a shared socket from no call's remote address, dropped.
+    pub datagrams_unmatched: u64,
     /// Calls ended because their pipeline panicked (a bug to report).
     pub calls_failed: u64,
 }
@@ -130,7 +142,14 @@ struct WorkerHandle<L: DrivenLeg> {
     wake: Arc<EventFd>,
     thread: Option<JoinHandle<()>>,
     load: usize,
+    // With shared sockets: the worker's socket, and the lease that keeps
+    // its port pair reserved until the engine closes.
+    shared: Option<(Arc<UdpSocket>, PortLease)>,
 }
+
+/// Socket buffers of a worker's shared socket: room for every call's
+/// datagrams between two reads with thousands of calls.
+const SHARED_SOCKET_BUFFER: usize = 8 << 20;
 
 /// How long the application waits for a worker to confirm a close or a
 /// reconfiguration: far above a healthy worker's round (microseconds), low
@@ -165,6 +184,7 @@ impl<L: DrivenLeg> Engine<L> {
         } else {
             config.workers
         };
+        let ports = Arc::new(Mutex::new(ports));
         let notifier = Arc::new(Notifier::new()?);
         let mut counters = Vec::with_capacity(count);
         let settings = WorkerSettings { max_queued_ms: config.max_queued_ms };
@@ -174,13 +194,16 @@ impl<L: DrivenLeg> Engine<L> {
             let wake = Arc::new(EventFd::new()?);
             let worker_counters = Arc::new(WorkerCounters::default());
             counters.push(Arc::clone(&worker_counters));
-            let worker = Worker::new(Arc::clone(&wake), receiver, Arc::clone(&notifier), worker_counters, settings)?;
+            let shared = if config.shared_sockets { Some(Self::shared_socket(&ports, config.bind_ip)?) } else { None };
+            let socket = shared.as_ref().map(|(socket, _)| Arc::clone(socket));
+            let worker =
+                Worker::new(Arc::clone(&wake), receiver, Arc::clone(&notifier), worker_counters, settings, socket)?;
             let thread = std::thread::Builder::new().name(format!("rtpcore-media-{index}")).spawn(move || worker.run())?;
-            workers.push(WorkerHandle { commands, wake, thread: Some(thread), load: 0 });
+            workers.push(WorkerHandle { commands, wake, thread: Some(thread), load: 0, shared });
         }
         Ok(Engine {
             config,
-            ports: Arc::new(Mutex::new(ports)),
+            ports,
             notifier,
             workers: Mutex::new(workers),
             counters,
@@ -188,6 +211,20 @@ impl<L: DrivenLeg> Engine<L> {
             closed: AtomicBool::new(false),
             recorder: Mutex::new(None),
         })
+    }
+
+    // A worker's shared socket on the RTP port of a pair of the range.
+    fn shared_socket(
+        ports: &Arc<Mutex<PortAllocator>>,
+        ip: IpAddr,
+    ) -> Result<(Arc<UdpSocket>, PortLease), EngineError<L::Error>> {
+        let bound = lock(ports).allocate(|port| bind_udp(SocketAddr::new(ip, port)));
+        let (port, socket) = match bound {
+            None => return Err(EngineError::PortsExhausted),
+            Some(result) => result?,
+        };
+        set_buffer_sizes(&socket, SHARED_SOCKET_BUFFER);
+        Ok((Arc::new(socket), PortLease::new(Arc::clone(ports), port)))
     }
 
     /// The engine's settings.
@@ -211,6 +248,9 @@ impl<L: DrivenLeg> Engine<L> {
         if self.closed.load(Ordering::Acquire) {
             return Err(EngineError::EngineClosed);
         }
+        if self.config.shared_sockets {
+            return self.allocate_shared();
+        }
         let ip = self.config.bind_ip;
         let bound = lock(&self.ports).allocate(|port| -> io::Result<_> {
             let rtp = bind_udp(SocketAddr::new(ip, port))?;
@@ -225,6 +265,23 @@ impl<L: DrivenLeg> Engine<L> {
         };
         let sockets = Sockets::new(rtp, rtcp, PortLease::new(Arc::clone(&self.ports), port));
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let stream = StreamShared::new(id, sockets, self.config.frame_queue, self.config.event_queue)?;
+        Ok(Arc::new(stream))
+    }
+
+    // With shared sockets the worker is chosen here, since its socket's
+    // port is the stream's: round robin, which spreads calls as evenly as
+    // the least-loaded choice when they start in the order allocated.
+    fn allocate_shared(&self) -> Result<Arc<StreamShared<L>>, EngineError<L::Error>> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let sockets = {
+            let workers = lock(&self.workers);
+            let index = (id as usize) % workers.len().max(1);
+            let Some((socket, _)) = workers.get(index).and_then(|w| w.shared.as_ref()) else {
+                return Err(EngineError::EngineClosed);
+            };
+            Sockets::shared(socket, index)
+        };
         let stream = StreamShared::new(id, sockets, self.config.frame_queue, self.config.event_queue)?;
         Ok(Arc::new(stream))
     }
@@ -254,6 +311,11 @@ impl<L: DrivenLeg> Engine<L> {
             }
             Phase::Allocated(_) => {}
         }
+        let shared_by = match &state.phase {
+            Phase::Allocated(sockets) => sockets.shared_by,
+            _ => None,
+        };
+        let remotes = L::remote_addresses(&config);
         // Built here, on the caller's thread, so that a bad key or codec
         // raises at start() instead of surfacing later from a worker.
         let leg = L::new(config, monotonic_ns()).map_err(EngineError::Leg)?;
@@ -262,13 +324,18 @@ impl<L: DrivenLeg> Engine<L> {
             None => None,
         };
         let mut workers = lock(&self.workers);
-        // Least-loaded worker: calls spread evenly over the cores.
-        let Some((index, handle)) = workers.iter_mut().enumerate().min_by_key(|(_, w)| w.load) else {
+        // Least-loaded worker: calls spread evenly over the cores (or the
+        // one whose shared socket the stream has).
+        let chosen = match shared_by {
+            Some(index) => workers.get_mut(index).map(|handle| (index, handle)),
+            None => workers.iter_mut().enumerate().min_by_key(|(_, w)| w.load),
+        };
+        let Some((index, handle)) = chosen else {
             return Err(EngineError::EngineClosed);
         };
         let Some(sockets) = state.take_sockets(index) else { return Err(EngineError::StreamClosed) };
         drop(state);
-        let command = Command::Start { stream: Arc::clone(stream), sockets, leg, recording };
+        let command = Command::Start { stream: Arc::clone(stream), sockets, leg, recording, remotes };
         if let Err(mpsc::SendError(command)) = handle.commands.send(command) {
             // The worker is gone (engine closing): nothing runs the call.
             drop(command);
@@ -394,6 +461,7 @@ impl<L: DrivenLeg> Engine<L> {
             stats.skipped_ticks += get(&c.skipped_ticks);
             stats.max_lateness_ns = stats.max_lateness_ns.max(get(&c.max_lateness_ns));
             stats.calls_failed += get(&c.calls_failed);
+            stats.datagrams_unmatched += get(&c.datagrams_unmatched);
         }
         stats
     }

@@ -49,22 +49,38 @@ impl Drop for PortLease {
     }
 }
 
-/// A call's RTP and RTCP sockets and their port reservation.
+/// A call's RTP and RTCP sockets and their port reservation, or the
+/// socket of a worker that every call on it shares
+/// ([`EngineConfig::shared_sockets`](crate::EngineConfig::shared_sockets)).
 #[derive(Debug)]
 pub struct Sockets {
     /// The even RTP port's socket.
-    pub rtp: UdpSocket,
+    pub rtp: Arc<UdpSocket>,
     /// RTP + 1, for RTCP when not multiplexed (kept open either way, so the
-    /// port stays ours for the offer's fallback).
-    pub rtcp: UdpSocket,
+    /// port stays ours for the offer's fallback); the RTP socket itself
+    /// when shared.
+    pub rtcp: Arc<UdpSocket>,
+    /// The worker whose shared socket these are, if shared.
+    pub(crate) shared_by: Option<usize>,
     // Declared last so it drops last: the port is free only once closed.
-    _lease: PortLease,
+    // None when shared: the worker's port outlives its calls.
+    _lease: Option<PortLease>,
 }
 
 impl Sockets {
     /// Bundles bound sockets with their lease.
     pub fn new(rtp: UdpSocket, rtcp: UdpSocket, lease: PortLease) -> Self {
-        Sockets { rtp, rtcp, _lease: lease }
+        Sockets { rtp: Arc::new(rtp), rtcp: Arc::new(rtcp), shared_by: None, _lease: Some(lease) }
+    }
+
+    /// The shared socket of worker `worker`, for RTP and RTCP alike.
+    pub(crate) fn shared(socket: &Arc<UdpSocket>, worker: usize) -> Self {
+        Sockets { rtp: Arc::clone(socket), rtcp: Arc::clone(socket), shared_by: Some(worker), _lease: None }
+    }
+
+    /// Whether these are a worker's shared socket.
+    pub fn is_shared(&self) -> bool {
+        self.shared_by.is_some()
     }
 }
 

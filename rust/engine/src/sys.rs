@@ -76,6 +76,33 @@ pub fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
     Ok(socket)
 }
 
+/// Sets a socket's receive and send buffers to `bytes` each: as root past
+/// the system's `rmem_max`/`wmem_max` (`SO_RCVBUFFORCE`), otherwise as far
+/// as they allow. A socket that one worker shares among all its calls
+/// queues all their datagrams between two reads.
+pub fn set_buffer_sizes(socket: &UdpSocket, bytes: usize) {
+    let size = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    for (forced, plain) in [(libc::SO_RCVBUFFORCE, libc::SO_RCVBUF), (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF)] {
+        for option in [forced, plain] {
+            // SAFETY: a valid socket and a pointer to a c_int of the given size.
+            let ret = unsafe {
+                libc::setsockopt(
+                    socket.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    option,
+                    (&size as *const libc::c_int).cast(),
+                    size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            // Without CAP_NET_ADMIN the forced option fails; the plain one
+            // is capped by the system and cannot fail for a valid socket.
+            if ret == 0 {
+                break;
+            }
+        }
+    }
+}
+
 /// Largest datagram the engine reads whole. Audio RTP is a few hundred
 /// bytes; anything longer is not ours and is dropped as truncated.
 pub const MAX_DATAGRAM: usize = 2048;

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::io;
+use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::panic::AssertUnwindSafe;
@@ -19,8 +20,15 @@ use crate::wheel::{PtimeClock, TimerWheel};
 
 /// A request to a worker.
 pub(crate) enum Command<L: DrivenLeg> {
-    /// Run a new call, recording it through `recording` if given.
-    Start { stream: Arc<StreamShared<L>>, sockets: Sockets, leg: L, recording: Option<Sender<record::Message>> },
+    /// Run a new call, recording it through `recording` if given;
+    /// `remotes` are its remote RTP and RTCP addresses (for a shared socket).
+    Start {
+        stream: Arc<StreamShared<L>>,
+        sockets: Sockets,
+        leg: L,
+        recording: Option<Sender<record::Message>>,
+        remotes: Remotes,
+    },
     /// Apply a new configuration to a running call; the reply carries the
     /// pipeline's refusal, if any.
     Reconfigure { id: u64, config: L::Config, reply: SyncSender<Result<(), String>> },
@@ -59,7 +67,12 @@ pub struct WorkerCounters {
     pub max_lateness_ns: AtomicU64,
     /// Calls ended because their pipeline panicked (a bug to report).
     pub calls_failed: AtomicU64,
+    /// Datagrams on the shared socket from no call's remote address.
+    pub datagrams_unmatched: AtomicU64,
 }
+
+/// A call's remote RTP address and, when not multiplexed, RTCP address.
+pub(crate) type Remotes = (SocketAddr, Option<SocketAddr>);
 
 /// Lateness beyond which a tick counts as late: the load benchmark's bound
 /// on send-interval error.
@@ -85,6 +98,9 @@ const RECV_BATCH: usize = 32;
 // Most recvmmsg calls per socket per tick: a flood at one call's port
 // costs that call a bounded amount of work and the kernel drops the rest.
 const MAX_RECV_BATCHES: usize = 4;
+// Most recvmmsg calls on a shared socket per round: every call of the
+// worker has a datagram there each ptime, read at least every millisecond.
+const MAX_SHARED_RECV_BATCHES: usize = 256;
 
 const TOKEN_COMMANDS: u64 = u64::MAX;
 const TOKEN_TIMER: u64 = u64::MAX - 1;
@@ -113,6 +129,7 @@ struct Call<L: DrivenLeg> {
     rtcp_ticket: u64,
     ticks: u64,
     recording: Option<Sender<record::Message>>,
+    remotes: Remotes,
 }
 
 pub(crate) struct Worker<L: DrivenLeg> {
@@ -142,6 +159,11 @@ pub(crate) struct Worker<L: DrivenLeg> {
     // CLOCK_MONOTONIC minus CLOCK_REALTIME, read once per round: kernel
     // receive stamps are on the realtime clock.
     realtime_to_monotonic: i64,
+    // The socket every call of this worker shares, if the engine shares
+    // sockets, and which call (slot) and socket role (RTCP?) each remote
+    // address's datagrams belong to.
+    shared: Option<Arc<UdpSocket>>,
+    by_remote: HashMap<SocketAddr, (usize, bool)>,
 }
 
 impl<L: DrivenLeg> Worker<L> {
@@ -151,6 +173,7 @@ impl<L: DrivenLeg> Worker<L> {
         notifier: Arc<Notifier<L>>,
         counters: Arc<WorkerCounters>,
         settings: WorkerSettings,
+        shared: Option<Arc<UdpSocket>>,
     ) -> io::Result<Self> {
         let epoll = Epoll::new(256)?;
         let timer = TimerFd::new()?;
@@ -179,6 +202,8 @@ impl<L: DrivenLeg> Worker<L> {
             settings,
             wakes: Vec::new(),
             realtime_to_monotonic: 0,
+            shared,
+            by_remote: HashMap::new(),
         })
     }
 
@@ -214,6 +239,10 @@ impl<L: DrivenLeg> Worker<L> {
                     }
                 }
             }
+            // A shared socket is read once per round, not watched: it has a
+            // datagram for some call nearly all the time, and the ticks'
+            // timer wakes the worker every millisecond anyway.
+            self.receive_shared();
             self.run_timers();
             if commands_pending {
                 self.wake.drain();
@@ -259,6 +288,47 @@ impl<L: DrivenLeg> Worker<L> {
         self.counters.datagrams_received.fetch_add(delivered, Ordering::Relaxed);
     }
 
+    // Hands everything queued on the shared socket to the calls whose
+    // remote address sent it; the rest is counted and dropped.
+    fn receive_shared(&mut self) {
+        let Some(socket) = self.shared.clone() else { return };
+        let now = monotonic_ns();
+        let (mut delivered, mut unmatched) = (0, 0);
+        let mut failed = Vec::new();
+        for _ in 0..MAX_SHARED_RECV_BATCHES {
+            let Ok(count) = self.recv.recv(&socket) else { break };
+            for i in 0..count {
+                let Some(datagram) = self.recv.get(i) else {
+                    self.counters.datagrams_truncated.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                };
+                let Some(&(slot, rtcp)) = self.by_remote.get(&datagram.from) else {
+                    unmatched += 1;
+                    continue;
+                };
+                let Some(Some(call)) = self.calls.get_mut(slot) else { continue };
+                let arrival =
+                    datagram.arrival_realtime_ns.map_or(now, |stamp| (stamp + self.realtime_to_monotonic).min(now));
+                // A panic in one call's pipeline ends that call alone (below).
+                let handled = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    call.leg.handle_datagram(datagram.from, datagram.data, rtcp, arrival)
+                }));
+                match handled {
+                    Ok(()) => delivered += 1,
+                    Err(_) => failed.push(slot),
+                }
+            }
+            if count < RECV_BATCH {
+                break;
+            }
+        }
+        self.counters.datagrams_received.fetch_add(delivered, Ordering::Relaxed);
+        self.counters.datagrams_unmatched.fetch_add(unmatched, Ordering::Relaxed);
+        for slot in failed {
+            self.fail(slot);
+        }
+    }
+
     fn run_timers(&mut self) {
         let now = monotonic_ns();
         let expired = &mut self.expired;
@@ -289,7 +359,7 @@ impl<L: DrivenLeg> Worker<L> {
         let Some(call) = self.calls.get_mut(slot).and_then(Option::take) else { return };
         self.slot_of.remove(&call.stream.id);
         self.free_slots.push(slot);
-        let _ = self.epoll.delete(call.sockets.rtcp.as_raw_fd());
+        self.unwatch(slot, &call.sockets, call.remotes);
         self.counters.active_calls.fetch_sub(1, Ordering::Relaxed);
         self.counters.calls_failed.fetch_add(1, Ordering::Relaxed);
         if let Some(recording) = &call.recording {
@@ -316,8 +386,11 @@ impl<L: DrivenLeg> Worker<L> {
         }
         // RTP is read here, once per tick, rather than on every readiness:
         // one packet per ptime would otherwise wake the worker once per
-        // packet. The kernel stamps keep the arrival times exact.
-        self.receive(key.slot, false);
+        // packet. The kernel stamps keep the arrival times exact. (A shared
+        // socket was read at the start of the round.)
+        if !call.sockets.is_shared() {
+            self.receive(key.slot, false);
+        }
         let Some(Some(call)) = self.calls.get_mut(key.slot) else { return };
         Self::feed(call);
         let now = monotonic_ns();
@@ -410,7 +483,9 @@ impl<L: DrivenLeg> Worker<L> {
     fn apply_commands(&mut self) -> bool {
         loop {
             match self.commands.try_recv() {
-                Ok(Command::Start { stream, sockets, leg, recording }) => self.start(stream, sockets, leg, recording),
+                Ok(Command::Start { stream, sockets, leg, recording, remotes }) => {
+                    self.start(stream, sockets, leg, recording, remotes)
+                }
                 Ok(Command::Reconfigure { id, config, reply }) => {
                     let result = self.reconfigure(id, config);
                     // The requester may have given up waiting; nothing to do then.
@@ -435,16 +510,21 @@ impl<L: DrivenLeg> Worker<L> {
         self.next_ticket
     }
 
-    fn start(&mut self, stream: Arc<StreamShared<L>>, sockets: Sockets, leg: L, recording: Option<Sender<record::Message>>) {
+    fn start(
+        &mut self,
+        stream: Arc<StreamShared<L>>,
+        sockets: Sockets,
+        leg: L,
+        recording: Option<Sender<record::Message>>,
+        remotes: Remotes,
+    ) {
         let slot = self.free_slots.pop().unwrap_or_else(|| {
             self.calls.push(None);
             self.calls.len() - 1
         });
-        // Only the RTCP socket wakes the worker (a report every few
-        // seconds); the RTP socket is read at each tick.
-        let token = (slot as u64) << 1 | 1;
-        if self.epoll.add(sockets.rtcp.as_raw_fd(), token).is_err() {
-            // Out of kernel memory for epoll: the call cannot run. Its
+        if self.watch(slot, &sockets, remotes).is_err() {
+            // Out of kernel memory for epoll, or (shared socket) a remote
+            // address another call already has: the call cannot run. Its
             // sockets close here and the application sees it closed.
             self.free_slots.push(slot);
             drop(sockets);
@@ -461,17 +541,28 @@ impl<L: DrivenLeg> Worker<L> {
         self.wheel.insert(leg.next_rtcp_deadline_ns(), TimerKey { slot, ticket: rtcp_ticket, kind: TimerKind::Rtcp });
         self.slot_of.insert(stream.id, slot);
         stream.state().stats = Some(leg.stats());
-        self.calls[slot] = Some(Call { stream, leg, sockets, clock, ptime_ticket, rtcp_ticket, ticks: 0, recording });
+        self.calls[slot] = Some(Call { stream, leg, sockets, clock, ptime_ticket, rtcp_ticket, ticks: 0, recording, remotes });
         self.counters.active_calls.fetch_add(1, Ordering::Relaxed);
     }
 
     fn reconfigure(&mut self, id: u64, config: L::Config) -> Result<(), String> {
         let Some(&slot) = self.slot_of.get(&id) else { return Err("the stream is closed".into()) };
         let (ptime_ticket, rtcp_ticket) = (self.ticket(), self.ticket());
+        let remotes = L::remote_addresses(&config);
+        let shared = matches!(self.calls.get(slot), Some(Some(call)) if call.sockets.is_shared());
+        if shared && self.remote_taken(slot, remotes) {
+            return Err("remote: another call on this worker's shared socket has that address".into());
+        }
         let Some(Some(call)) = self.calls.get_mut(slot) else { return Err("the stream is closed".into()) };
         let now = monotonic_ns();
         let old_ptime = call.leg.ptime_ns();
         call.leg.reconfigure(config, now).map_err(|e| e.to_string())?;
+        if shared {
+            let old = std::mem::replace(&mut call.remotes, remotes);
+            self.forget_remotes(slot, old);
+            self.claim_remotes(slot, remotes);
+        }
+        let Some(Some(call)) = self.calls.get_mut(slot) else { return Err("the stream is closed".into()) };
         if call.leg.ptime_ns() != old_ptime {
             call.clock = PtimeClock::aligned(now, call.leg.ptime_ns(), TICK_GRID_NS);
             call.ptime_ticket = ptime_ticket;
@@ -487,9 +578,7 @@ impl<L: DrivenLeg> Worker<L> {
         let Some(mut call) = self.calls.get_mut(slot).and_then(Option::take) else { return };
         self.slot_of.remove(&call.stream.id);
         self.free_slots.push(slot);
-        // Deregistering cannot fail for a registered fd; closing it would
-        // deregister it anyway.
-        let _ = self.epoll.delete(call.sockets.rtcp.as_raw_fd());
+        self.unwatch(slot, &call.sockets, call.remotes);
         let now = monotonic_ns();
         let Call { leg, sockets, .. } = &mut call;
         let send = &mut self.send;
@@ -507,6 +596,53 @@ impl<L: DrivenLeg> Worker<L> {
         self.wakes.extend(stream.finish(Some(stats)));
     }
 
+    // Makes a new call's datagrams reach it: its RTCP socket in the epoll
+    // set (the RTP socket is read at each tick), or on a shared socket its
+    // remote addresses in the demultiplexing map.
+    fn watch(&mut self, slot: usize, sockets: &Sockets, remotes: Remotes) -> Result<(), ()> {
+        if sockets.is_shared() {
+            if self.remote_taken(slot, remotes) {
+                return Err(());
+            }
+            self.claim_remotes(slot, remotes);
+            return Ok(());
+        }
+        // Only the RTCP socket wakes the worker (a report every few
+        // seconds); the RTP socket is read at each tick.
+        let token = (slot as u64) << 1 | 1;
+        self.epoll.add(sockets.rtcp.as_raw_fd(), token).map_err(drop)
+    }
+
+    fn unwatch(&mut self, slot: usize, sockets: &Sockets, remotes: Remotes) {
+        if sockets.is_shared() {
+            self.forget_remotes(slot, remotes);
+        } else {
+            // Deregistering cannot fail for a registered fd; closing it
+            // would deregister it anyway.
+            let _ = self.epoll.delete(sockets.rtcp.as_raw_fd());
+        }
+    }
+
+    // Whether another call than `slot` already receives from one of `remotes`.
+    fn remote_taken(&self, slot: usize, (rtp, rtcp): Remotes) -> bool {
+        [Some(rtp), rtcp].into_iter().flatten().any(|addr| self.by_remote.get(&addr).is_some_and(|&(s, _)| s != slot))
+    }
+
+    fn claim_remotes(&mut self, slot: usize, (rtp, rtcp): Remotes) {
+        if let Some(rtcp) = rtcp.filter(|&rtcp| rtcp != rtp) {
+            self.by_remote.insert(rtcp, (slot, true));
+        }
+        self.by_remote.insert(rtp, (slot, false));
+    }
+
+    fn forget_remotes(&mut self, slot: usize, (rtp, rtcp): Remotes) {
+        for addr in [Some(rtp), rtcp].into_iter().flatten() {
+            if self.by_remote.get(&addr).is_some_and(|&(s, _)| s == slot) {
+                self.by_remote.remove(&addr);
+            }
+        }
+    }
+
     fn shutdown(&mut self) {
         for slot in 0..self.calls.len() {
             self.close(slot);
@@ -515,7 +651,7 @@ impl<L: DrivenLeg> Worker<L> {
         // closed, and nobody is left waiting for an answer.
         while let Ok(command) = self.commands.try_recv() {
             match command {
-                Command::Start { stream, sockets, leg, recording } => {
+                Command::Start { stream, sockets, leg, recording, .. } => {
                     drop(sockets);
                     if let Some(recording) = recording {
                         let _ = recording.send(record::Message::Close { id: stream.id });

@@ -33,6 +33,11 @@ impl DrivenLeg for EchoLeg {
     type Stats = usize;
     type Error = String;
 
+    fn remote_addresses(config: &EchoConfig) -> (SocketAddr, Option<SocketAddr>) {
+        // RTCP goes to RTP + 1 (on_rtcp_timer).
+        (config.remote, Some(SocketAddr::new(config.remote.ip(), config.remote.port() + 1)))
+    }
+
     fn new(config: EchoConfig, now_ns: i64) -> Result<Self, String> {
         if config.ptime_ms <= 0 {
             return Err("ptime must be positive".into());
