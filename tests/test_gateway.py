@@ -346,6 +346,52 @@ async def test_twilio_socket_close_hangs_up_and_other_calls_keep_flowing() -> No
                     await caller.close()
 
 
+async def test_fed_calls_frames_taken_once_a_tick_in_order() -> None:
+    """The gateway takes its WebSocket calls' caller audio from the engine
+    at most once a tick (``READ_TICK_S``): with four calls talking, the
+    engine wakes the gateway's loop far fewer times than it hands over
+    frames (untaken, a worker round signals whenever it finds the ready
+    list empty: about once per frame), and every call's chunks still reach
+    its agent in order, numbered without a hole."""
+    calls = 4
+
+    async def script(agent: TwilioAgent, ws: ServerConnection) -> None:
+        await agent.pump(ws)
+
+    agent = TwilioAgent(script)
+    async with serve(agent.handler, "127.0.0.1", 0) as server:
+        url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        gw = Gateway(config(), agent=url)
+        async with running(gw):
+            callers = [await Caller.start(ports=(44000 + 100 * i, 44099 + 100 * i))
+                       for i in range(calls)]
+            try:
+                for caller in callers:
+                    await caller.dial(gw.address())
+                for caller in callers:
+                    await caller.stream.write(tone(3000, 8000))
+                await wait_until(lambda: len(agent.events("media")) >= calls * 25)
+                assert gw.engine is not None
+                woken = gw.engine.stats().app_wakeups
+                received = len(agent.events("media"))
+                await wait_until(lambda: len(agent.events("media")) >= received + calls * 50)
+                woken = gw.engine.stats().app_wakeups - woken
+                received = len(agent.events("media")) - received
+                for caller in callers:
+                    caller.endpoint.hangup(caller.call)
+                    await caller.wait_ended()
+            finally:
+                for caller in callers:
+                    await caller.close()
+    assert 0 < woken < received / 2, (woken, received)
+    by_stream: dict[str, list[int]] = {}
+    for message in agent.events("media"):
+        by_stream.setdefault(message["streamSid"], []).append(int(message["media"]["chunk"]))
+    assert len(by_stream) == calls
+    for chunks in by_stream.values():
+        assert chunks == list(range(1, len(chunks) + 1))
+
+
 # --- raw PCM -------------------------------------------------------------------------
 
 async def test_raw_pcm_agent_wideband_both_ways() -> None:
