@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 import json
 import socket
 import textwrap
 import wave
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -390,6 +392,47 @@ async def test_fed_calls_frames_taken_once_a_tick_in_order() -> None:
     assert len(by_stream) == calls
     for chunks in by_stream.values():
         assert chunks == list(range(1, len(chunks) + 1))
+
+
+async def test_ended_calls_die_by_reference_counting() -> None:
+    """Once a call has ended, nothing of it is left for the cyclic garbage
+    collector: the gateway's call, the agent's ``Call`` and the agent
+    connection are freed by reference counting alone (``rtpcore gateway``
+    keeps full collections rare, so whatever waited for one would pile up)."""
+    async def script(agent: TwilioAgent, ws: ServerConnection) -> None:
+        await agent.pump(ws, until=lambda m: m["event"] == "start")
+        sid = agent.received[-1]["streamSid"]
+        await ws.send(media(sid, tone(200, 8000)))
+        await ws.send(json.dumps({"event": "mark", "streamSid": sid, "mark": {"name": "m"}}))
+        await agent.pump(ws)
+
+    agent = TwilioAgent(script)
+    gc.collect()
+    gc.disable()
+    try:
+        async with serve(agent.handler, "127.0.0.1", 0) as server:
+            url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+            gw = Gateway(config(), agent=url)
+            async with running(gw):
+                caller = await Caller.start()
+                try:
+                    await caller.dial(gw.address())
+                    await caller.stream.write(tone(400, 8000))
+                    await wait_until(lambda: agent.events("mark"))
+                    (call,) = gw.calls.values()
+                    assert call.agent_call is not None
+                    gone = [weakref.ref(call), weakref.ref(call.agent_call)]
+                    del call
+                    caller.endpoint.hangup(caller.call)
+                    await caller.wait_ended()
+                    await asyncio.wait_for(agent.closed.wait(), 5)
+                    await wait_until(lambda: not gw.calls)
+                    await asyncio.sleep(0.1)  # the reader's next tick
+                    assert [ref() for ref in gone] == [None, None]
+                finally:
+                    await caller.close()
+    finally:
+        gc.enable()
 
 
 # --- raw PCM -------------------------------------------------------------------------

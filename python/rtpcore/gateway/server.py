@@ -390,22 +390,26 @@ class Gateway:
         call into the engine hand over the frames of every call that has
         some, instead of a task woken per call and frame; and at most one
         such wake-up per ``READ_TICK_S`` (see ``_EngineTicks``)."""
-        fed = self._fed_calls
         ticks = _EngineTicks(engine)
         while batch := await engine.read_frames():
             ticks.took()
-            for stream, frame in batch:
-                call = fed.get(stream)
-                if call is None:  # the call has just ended
-                    continue
-                try:
-                    call.feed(frame)
-                except Exception:  # an agent adapter's bug must not stop other calls' audio
-                    log.exception("agent failed on caller audio", extra={
-                        "event": "agent_failed", "call_sid": call.call_sid})
-                    fed.pop(stream, None)
-                    self._spawn(call.hangup(cause="agent failed"))
+            self._hand_over(batch)
+            del batch  # nothing of an ended call kept while the reader waits
             await ticks.pause()
+
+    def _hand_over(self, batch: list[tuple[MediaStream, Any]]) -> None:
+        fed = self._fed_calls
+        for stream, frame in batch:
+            call = fed.get(stream)
+            if call is None:  # the call has just ended
+                continue
+            try:
+                call.feed(frame)
+            except Exception:  # an agent adapter's bug must not stop other calls' audio
+                log.exception("agent failed on caller audio", extra={
+                    "event": "agent_failed", "call_sid": call.call_sid})
+                fed.pop(stream, None)
+                self._spawn(call.hangup(cause="agent failed"))
 
     def _register(self, call: GatewayCall) -> None:
         self._by_sip_call[id(call.sip_call)] = call
