@@ -15,8 +15,8 @@ Three kinds of process, so each one's CPU is its own:
 - **the callers** (this process): rtpcore's own user agent and media
   engine, one RTP stream per call, reading every call's frames through the
   engine's batched ``read_frames`` as μ-law (the jitter buffer's output
-  passed through), the level of every frame of a wake-up worked out in one
-  numpy pass.
+  passed through) once a 20 ms tick, as the gateway does, the level of
+  every frame of a wake-up worked out in one numpy pass.
 
 Each step of the ramp places N calls (at ``--cps``); every call sends a
 continuous 440 Hz tone from its answer until it is hung up, ``--hold``
@@ -72,6 +72,7 @@ from typing import Any, cast
 import numpy as np
 
 from rtpcore import g711
+from rtpcore.gateway.server import _EngineTicks  # the gateway's own pacing of read_frames
 
 from websockets.utils import accept_key
 
@@ -471,11 +472,15 @@ async def run_step(rig_: Rig, calls: int, hold: float, cps: float, think: float)
     async def read_all() -> None:
         # Every call's frames of a wake-up at once: their levels in one numpy
         # pass over the μ-law bytes (the engine passes the received audio
-        # through as μ-law: its jitter buffer's output, re-encoded).
+        # through as μ-law: its jitter buffer's output, re-encoded); and a
+        # wake-up a tick at most, as the gateway takes its own (the callers
+        # share the cores it is measured on).
+        ticks = _EngineTicks(engine)
         while reading:
             batch = await engine.read_frames()
             if not batch:  # the engine has closed
                 return
+            ticks.took()
             payloads = [cast(PayloadFrame, frame).payload for _, frame in batch]
             squares = ULAW_SQUARES[np.frombuffer(b"".join(payloads), dtype=np.uint8)]
             lengths = np.fromiter(map(len, payloads), dtype=np.int64, count=len(payloads))
@@ -485,6 +490,7 @@ async def run_step(rig_: Rig, calls: int, hold: float, cps: float, think: float)
                 state = listening.get(stream)
                 if state is not None:
                     state.add(frame.kind, level)
+            await ticks.pause()
 
     async def one_call(index: int) -> tuple[int, Any, Any] | None:
         stream = engine.allocate(batch=True)
