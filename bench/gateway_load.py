@@ -15,8 +15,8 @@ Three kinds of process, so each one's CPU is its own:
 - **the callers** (this process): rtpcore's own user agent and media
   engine, one RTP stream per call, reading every call's frames through the
   engine's batched ``read_frames`` as μ-law (the jitter buffer's output
-  passed through), the level of every frame of a wake-up worked out in one
-  numpy pass.
+  passed through) once a 20 ms tick, as the gateway does, the level of
+  every frame of a wake-up worked out in one numpy pass.
 
 Each step of the ramp places N calls (at ``--cps``); every call sends a
 continuous 440 Hz tone from its answer until it is hung up, ``--hold``
@@ -72,6 +72,7 @@ from typing import Any, cast
 import numpy as np
 
 from rtpcore import g711
+from rtpcore.gateway.server import _EngineTicks  # the gateway's own pacing of read_frames
 
 from websockets.utils import accept_key
 
@@ -391,6 +392,10 @@ class StepResult:
     agent_cpu_ms_per_call_s: float
     caller_cpu_cores: float
     caller_cpu_ms_per_call_s: float
+    # The gateway's full garbage collections while the step's calls were
+    # placed and held (each one stops every call's audio at once).
+    gateway_full_gcs: int
+    gateway_full_gc_ms: float  # their total pause
     load_average: float  # the machine's 1-minute load when the step ended (shared hosts)
     passed: bool
     failures: dict[str, int] = field(default_factory=dict)
@@ -467,11 +472,15 @@ async def run_step(rig_: Rig, calls: int, hold: float, cps: float, think: float)
     async def read_all() -> None:
         # Every call's frames of a wake-up at once: their levels in one numpy
         # pass over the μ-law bytes (the engine passes the received audio
-        # through as μ-law: its jitter buffer's output, re-encoded).
+        # through as μ-law: its jitter buffer's output, re-encoded); and a
+        # wake-up a tick at most, as the gateway takes its own (the callers
+        # share the cores it is measured on).
+        ticks = _EngineTicks(engine)
         while reading:
             batch = await engine.read_frames()
             if not batch:  # the engine has closed
                 return
+            ticks.took()
             payloads = [cast(PayloadFrame, frame).payload for _, frame in batch]
             squares = ULAW_SQUARES[np.frombuffer(b"".join(payloads), dtype=np.uint8)]
             lengths = np.fromiter(map(len, payloads), dtype=np.int64, count=len(payloads))
@@ -481,6 +490,7 @@ async def run_step(rig_: Rig, calls: int, hold: float, cps: float, think: float)
                 state = listening.get(stream)
                 if state is not None:
                     state.add(frame.kind, level)
+            await ticks.pause()
 
     async def one_call(index: int) -> tuple[int, Any, Any] | None:
         stream = engine.allocate(batch=True)
@@ -509,6 +519,7 @@ async def run_step(rig_: Rig, calls: int, hold: float, cps: float, think: float)
 
     reader = loop.create_task(read_all())
     rss_idle = rss_bytes(rig_.gateway.pid)
+    gcs_start = await gateway_full_gcs(rig_)
     placed: list[asyncio.Task[tuple[int, Any, Any] | None]] = []
     for index in range(calls):  # paced at --cps, not all at once
         placed.append(loop.create_task(one_call(index)))
@@ -524,6 +535,7 @@ async def run_step(rig_: Rig, calls: int, hold: float, cps: float, think: float)
     caller_end = time.process_time()
     rss_busy = rss_bytes(rig_.gateway.pid)
     await asyncio.sleep(think + 0.5)  # the last echoes
+    gcs_end = await gateway_full_gcs(rig_)
     for _, call, _ in live:
         endpoint.hangup(call)
     with contextlib.suppress(TimeoutError):
@@ -572,22 +584,40 @@ async def run_step(rig_: Rig, calls: int, hold: float, cps: float, think: float)
         agent_cpu_ms_per_call_s=round(agent_cpu * per_call_s, 3),
         caller_cpu_cores=round(caller_cpu, 3),
         caller_cpu_ms_per_call_s=round(caller_cpu * per_call_s, 3),
+        gateway_full_gcs=int(gcs_end[0] - gcs_start[0]),
+        gateway_full_gc_ms=round((gcs_end[1] - gcs_start[1]) * 1000, 1),
         load_average=round(os.getloadavg()[0], 2),
         passed=(len(connected) == calls and gap_p90 < GAP_P90_LIMIT_MS
                 and setup_p95 < SETUP_P95_LIMIT_MS),
         failures=failures)
 
 
-async def gateway_calls(rig_: Rig) -> float:
-    """Calls the gateway has connected now, from its /metrics."""
+async def gateway_metrics(rig_: Rig) -> list[Any]:
+    """The samples of the gateway's /metrics now."""
     import aiohttp
     from prometheus_client.parser import text_string_to_metric_families
 
     async with aiohttp.ClientSession() as session, \
             session.get(f"http://127.0.0.1:{rig_.http_port}/metrics") as response:
         text = await response.text()
-    return sum(sample.value for family in text_string_to_metric_families(text)
-               for sample in family.samples if sample.name == "rtpcore_gateway_calls_active")
+    return [sample for family in text_string_to_metric_families(text)
+            for sample in family.samples]
+
+
+async def gateway_calls(rig_: Rig) -> float:
+    """Calls the gateway has connected now, from its /metrics."""
+    return sum(sample.value for sample in await gateway_metrics(rig_)
+               if sample.name == "rtpcore_gateway_calls_active")
+
+
+async def gateway_full_gcs(rig_: Rig) -> tuple[float, float]:
+    """How many full garbage collections the gateway has made so far, and
+    their total pause in seconds."""
+    totals = {sample.name: sample.value for sample in await gateway_metrics(rig_)
+              if sample.name.startswith("rtpcore_gateway_gc_pause_seconds_")
+              and sample.labels.get("generation") == "2"}
+    return (totals["rtpcore_gateway_gc_pause_seconds_count"],
+            totals["rtpcore_gateway_gc_pause_seconds_sum"])
 
 
 async def wait_idle(rig_: Rig, timeout: float = 60.0) -> None:
@@ -633,6 +663,7 @@ def _row(r: StepResult) -> str:
             f"({r.gateway_cpu_ms_per_call_s:.2f} ms CPU per call-second), "
             f"{r.gateway_rss_mb:.0f} MB ({r.gateway_rss_kb_per_call:.0f} KB/call), agent "
             f"{r.agent_cpu_cores:.2f} cores, callers {r.caller_cpu_cores:.2f} cores, "
+            f"gateway full GCs {r.gateway_full_gcs} ({r.gateway_full_gc_ms:.0f} ms in all), "
             f"load average {r.load_average:.1f}"
             f"{'' if r.passed else '  FAILED'}")
 

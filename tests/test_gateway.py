@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 import json
 import socket
 import textwrap
 import wave
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,8 @@ from rtpcore.gateway.config import (
     TrunkSettings,
 )
 from rtpcore.gateway.default_agent import prompt
+from rtpcore.gateway.server import _EngineTicks
+from rtpcore.media import Engine
 from rtpcore.gateway.demo import place_demo_call
 from rtpcore.sip import Response, parse_message
 from rtpcore.sip.auth import DigestServer
@@ -344,6 +348,116 @@ async def test_twilio_socket_close_hangs_up_and_other_calls_keep_flowing() -> No
             finally:
                 for caller in callers.values():
                     await caller.close()
+
+
+async def test_fed_calls_frames_taken_once_a_tick_in_order() -> None:
+    """The gateway takes its WebSocket calls' caller audio from the engine
+    at most once a tick (``READ_TICK_S``): with four calls talking, the
+    engine wakes the gateway's loop far fewer times than it hands over
+    frames (untaken, a worker round signals whenever it finds the ready
+    list empty: about once per frame), and every call's chunks still reach
+    its agent in order, numbered without a hole."""
+    calls = 4
+
+    async def script(agent: TwilioAgent, ws: ServerConnection) -> None:
+        await agent.pump(ws)
+
+    agent = TwilioAgent(script)
+    async with serve(agent.handler, "127.0.0.1", 0) as server:
+        url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        gw = Gateway(config(), agent=url)
+        async with running(gw):
+            callers = [await Caller.start(ports=(44000 + 100 * i, 44099 + 100 * i))
+                       for i in range(calls)]
+            try:
+                for caller in callers:
+                    await caller.dial(gw.address())
+                for caller in callers:
+                    await caller.stream.write(tone(3000, 8000))
+                await wait_until(lambda: len(agent.events("media")) >= calls * 25)
+                assert gw.engine is not None
+                woken = gw.engine.stats().app_wakeups
+                received = len(agent.events("media"))
+                await wait_until(lambda: len(agent.events("media")) >= received + calls * 50)
+                woken = gw.engine.stats().app_wakeups - woken
+                received = len(agent.events("media")) - received
+                for caller in callers:
+                    caller.endpoint.hangup(caller.call)
+                    await caller.wait_ended()
+            finally:
+                for caller in callers:
+                    await caller.close()
+    assert 0 < woken < received / 2, (woken, received)
+    by_stream: dict[str, list[int]] = {}
+    for message in agent.events("media"):
+        by_stream.setdefault(message["streamSid"], []).append(int(message["media"]["chunk"]))
+    assert len(by_stream) == calls
+    for chunks in by_stream.values():
+        assert chunks == list(range(1, len(chunks) + 1))
+
+
+async def test_engine_ticks_keep_a_fixed_grid() -> None:
+    """The next take is due a tick after the last one was due, not after it
+    ran (a grid that drifted would now and then give a call two frames in
+    one take); a take later than a tick past its due time starts the grid
+    again from then."""
+    class Clock:
+        now = 10.0
+
+        def time(self) -> float:
+            return self.now
+
+    clock = Clock()
+    ticks = _EngineTicks(Engine(port_range=(45000, 45099)))
+    ticks._loop = clock  # type: ignore[assignment]
+    dues = []
+    for now in (10.0, 10.023, 10.041, 10.0605, 10.09, 10.2, 10.221):
+        clock.now = now
+        ticks.took()
+        dues.append(round(ticks._due or 0, 4))
+    assert dues == [10.02, 10.04, 10.06, 10.08, 10.1, 10.22, 10.24]
+    ticks._engine.close()
+
+
+async def test_ended_calls_die_by_reference_counting() -> None:
+    """Once a call has ended, nothing of it is left for the cyclic garbage
+    collector: the gateway's call, the agent's ``Call`` and the agent
+    connection are freed by reference counting alone (``rtpcore gateway``
+    keeps full collections rare, so whatever waited for one would pile up)."""
+    async def script(agent: TwilioAgent, ws: ServerConnection) -> None:
+        await agent.pump(ws, until=lambda m: m["event"] == "start")
+        sid = agent.received[-1]["streamSid"]
+        await ws.send(media(sid, tone(200, 8000)))
+        await ws.send(json.dumps({"event": "mark", "streamSid": sid, "mark": {"name": "m"}}))
+        await agent.pump(ws)
+
+    agent = TwilioAgent(script)
+    gc.collect()
+    gc.disable()
+    try:
+        async with serve(agent.handler, "127.0.0.1", 0) as server:
+            url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+            gw = Gateway(config(), agent=url)
+            async with running(gw):
+                caller = await Caller.start()
+                try:
+                    await caller.dial(gw.address())
+                    await caller.stream.write(tone(400, 8000))
+                    await wait_until(lambda: agent.events("mark"))
+                    (call,) = gw.calls.values()
+                    assert call.agent_call is not None
+                    gone = [weakref.ref(call), weakref.ref(call.agent_call)]
+                    del call
+                    caller.endpoint.hangup(caller.call)
+                    await caller.wait_ended()
+                    await asyncio.wait_for(agent.closed.wait(), 5)
+                    await wait_until(lambda: not gw.calls)
+                    await asyncio.sleep(0.1)  # the reader's next tick
+                    assert [ref() for ref in gone] == [None, None]
+                finally:
+                    await caller.close()
+    finally:
+        gc.enable()
 
 
 # --- raw PCM -------------------------------------------------------------------------

@@ -5,6 +5,7 @@ prometheus_client's own parser."""
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from rtpcore.gateway.config import GatewayConfig, HTTPSettings, TrunkSettings
 from rtpcore.gateway.http import GatewayHTTP
+from rtpcore.gateway.metrics import GatewayMetrics, GCPauses
 
 TOKEN = "s3cret-token"
 PBX = TrunkSettings(name="pbx", proxy="127.0.0.1:5080", cps=1, caller_id="+15550100")
@@ -249,6 +251,30 @@ async def test_place_call_needs_auth(server: Server) -> None:
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     return {(s.name, tuple(sorted(s.labels.items()))): s.value
             for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def test_metrics_time_the_garbage_collectors_pauses() -> None:
+    """Each collection is timed once, by generation, whatever the number of
+    gateways' metrics in the process (one callback for the process)."""
+    first, second = GatewayMetrics(), GatewayMetrics()
+    assert gc.callbacks.count(GCPauses.installed()._callback) == 1
+
+    def full(metrics: GatewayMetrics) -> tuple[float, float, list[float]]:
+        samples = _samples(metrics.render().decode())
+        key = (("generation", "2"),)
+        buckets = [value for (name, labels), value in samples.items()
+                   if name == "rtpcore_gateway_gc_pause_seconds_bucket"
+                   and dict(labels)["generation"] == "2"]
+        return (samples[("rtpcore_gateway_gc_pause_seconds_count", key)],
+                samples[("rtpcore_gateway_gc_pause_seconds_sum", key)], buckets)
+
+    count, seconds, _ = full(first)
+    for _ in range(3):
+        gc.collect()
+    now, now_seconds, buckets = full(first)
+    assert now >= count + 3 and now_seconds > seconds  # (an automatic one may add to them)
+    assert buckets == sorted(buckets) and buckets[-1] == now  # cumulative, +Inf is the count
+    assert full(second)[:2] == (now, now_seconds)
 
 
 async def test_metrics_follow_the_calls(server: Server) -> None:

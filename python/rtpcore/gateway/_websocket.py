@@ -565,3 +565,8 @@ async def run(call: Call, url: str, connect_timeout: float, *,
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         connection.abort()
+        # The outbox and the connection refer to each other (its flow
+        # control calls the outbox back): undone, so that they die with
+        # the call by reference counting instead of waiting for a full
+        # garbage collection, which the gateway keeps rare (see cli.py).
+        connection.on_writable = None

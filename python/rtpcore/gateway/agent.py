@@ -137,6 +137,9 @@ class _Queue(Generic[E]):
 
     def close(self) -> None:
         self._closed = True
+        # Nothing is put once closed; and the callback (a method of the
+        # call that owns this queue) would keep the two in a cycle.
+        self._on_drop = _nothing
         self._wake()
 
     def _wake(self) -> None:
@@ -372,6 +375,10 @@ class Call:
             log.warning("agent misbehaviour: %s", kind, extra={
                 "event": "agent_error", "call_sid": self.call_sid, "kind": kind,
                 "count": count, "detail": detail})
+
+
+def _nothing() -> None:
+    pass
 
 
 def _as_int16(pcm: Any) -> npt.NDArray[np.int16]:

@@ -321,6 +321,11 @@ class GatewayCall:
         if self.agent_call is not None:
             report.agent_errors = dict(self.agent_call.agent_errors)
         log.info("call ended", extra={"event": "call_ended", **report.to_dict()})
+        # The agent's Call and this one refer to each other (it controls
+        # the call through us): undone now that the agent is done, so that
+        # both die by reference counting and not in a full garbage
+        # collection, which the gateway keeps rare (see rtpcore.cli).
+        self.agent_call = None
         self.gateway._call_finished(self, report)
 
     def report(self) -> CallReport:
