@@ -72,7 +72,7 @@ from typing import Any, cast
 import numpy as np
 
 from rtpcore import g711
-from rtpcore.gateway.server import _EngineTicks  # the gateway's own pacing of read_frames
+from rtpcore.gateway.server import READ_TICK_S  # the gateway's own pacing of read_frames
 
 from websockets.utils import accept_key
 
@@ -475,12 +475,10 @@ async def run_step(rig_: Rig, calls: int, hold: float, cps: float, think: float)
         # through as μ-law: its jitter buffer's output, re-encoded); and a
         # wake-up a tick at most, as the gateway takes its own (the callers
         # share the cores it is measured on).
-        ticks = _EngineTicks(engine)
         while reading:
-            batch = await engine.read_frames()
+            batch = await engine.read_frames(tick=READ_TICK_S)
             if not batch:  # the engine has closed
                 return
-            ticks.took()
             payloads = [cast(PayloadFrame, frame).payload for _, frame in batch]
             squares = ULAW_SQUARES[np.frombuffer(b"".join(payloads), dtype=np.uint8)]
             lengths = np.fromiter(map(len, payloads), dtype=np.int64, count=len(payloads))
@@ -490,7 +488,6 @@ async def run_step(rig_: Rig, calls: int, hold: float, cps: float, think: float)
                 state = listening.get(stream)
                 if state is not None:
                     state.add(frame.kind, level)
-            await ticks.pause()
 
     async def one_call(index: int) -> tuple[int, Any, Any] | None:
         stream = engine.allocate(batch=True)

@@ -34,7 +34,6 @@ from rtpcore.gateway.config import (
     TrunkSettings,
 )
 from rtpcore.gateway.default_agent import prompt
-from rtpcore.gateway.server import _EngineTicks
 from rtpcore.media import Engine
 from rtpcore.gateway.demo import place_demo_call
 from rtpcore.sip import Response, parse_message
@@ -394,29 +393,6 @@ async def test_fed_calls_frames_taken_once_a_tick_in_order() -> None:
     assert len(by_stream) == calls
     for chunks in by_stream.values():
         assert chunks == list(range(1, len(chunks) + 1))
-
-
-async def test_engine_ticks_keep_a_fixed_grid() -> None:
-    """The next take is due a tick after the last one was due, not after it
-    ran (a grid that drifted would now and then give a call two frames in
-    one take); a take later than a tick past its due time starts the grid
-    again from then."""
-    class Clock:
-        now = 10.0
-
-        def time(self) -> float:
-            return self.now
-
-    clock = Clock()
-    ticks = _EngineTicks(Engine(port_range=(45000, 45099)))
-    ticks._loop = clock  # type: ignore[assignment]
-    dues = []
-    for now in (10.0, 10.023, 10.041, 10.0605, 10.09, 10.2, 10.221):
-        clock.now = now
-        ticks.took()
-        dues.append(round(ticks._due or 0, 4))
-    assert dues == [10.02, 10.04, 10.06, 10.08, 10.1, 10.22, 10.24]
-    ticks._engine.close()
 
 
 async def test_ended_calls_die_by_reference_counting() -> None:

@@ -42,6 +42,7 @@ from rtpcore.media import (
     RTCPReport,
     SAMPLE_RATES,
     StreamClosed,
+    _next_tick_due,
 )
 from rtpcore.sdp import AudioPolicy, create_answer, create_offer, negotiate
 from rtpcore.srtp import CryptoAttribute
@@ -515,6 +516,39 @@ async def test_frame_blocks_carry_every_calls_frames_and_write_row_by_row() -> N
         assert engine.write_frame_block(streams[:2], tones[:2]) == []
         assert streams[1].queued_ms > 0
     assert await engine.read_frame_block() is None
+
+
+def test_paced_reads_keep_a_fixed_grid() -> None:
+    """The next read is due a tick after the last one was due, not after it
+    ran (a grid that drifted would now and then give a call two frames in
+    one read); a read later than a tick past its due time, or the first,
+    starts the grid again from then."""
+    due = None
+    dues = []
+    for now in (10.0, 10.023, 10.041, 10.0605, 10.09, 10.2, 10.221):
+        due = _next_tick_due(due, now, 0.02)
+        dues.append(round(due, 4))
+    assert dues == [10.02, 10.04, 10.06, 10.08, 10.1, 10.22, 10.24]
+
+
+async def test_paced_reads_come_once_a_tick_with_every_calls_frame() -> None:
+    with Engine(port_range=PORTS, workers=1) as engine:
+        streams = [engine.allocate(batch=True) for _ in range(4)]
+        for i, stream in enumerate(streams):
+            stream.start(MediaConfig(remote=streams[i ^ 1].local_address))
+        loop = asyncio.get_running_loop()
+        read_at, frames = [], 0
+        async with asyncio.timeout(5):
+            for _ in range(26):
+                batch = await engine.read_frames(tick=0.02)
+                read_at.append(loop.time())
+                frames += len(batch)
+                engine.write_frames((s, _tone_frame(1000)) for s, _ in batch)
+    # Read k comes no earlier than k ticks after the first (1 ms for the
+    # loop's clock resolution) ...
+    assert all(t - read_at[0] >= k * 0.02 - 0.001 for k, t in enumerate(read_at)), read_at
+    # ... and carries the frames of the tick: four calls, about four frames.
+    assert frames / len(read_at) >= 3, frames
 
 
 async def test_frame_blocks_in_passthrough_and_write_block_errors() -> None:

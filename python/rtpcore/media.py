@@ -430,6 +430,13 @@ class FrameBlock:
 
 
 
+def _next_tick_due(due: float | None, now: float, tick: float) -> float:
+    """When a read paced by ``tick`` that happened at ``now`` lets the next
+    one happen: a tick after the last one was due (a fixed grid), or a tick
+    after ``now`` if it came more than a tick late or is the first."""
+    return now + tick if due is None or now - due > tick else due + tick
+
+
 class Engine:
     """The media engine: worker threads, the port range and every stream.
 
@@ -484,6 +491,7 @@ class Engine:
         self._streams: weakref.WeakValueDictionary[int, MediaStream] = weakref.WeakValueDictionary()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._batch_waiter: asyncio.Future[None] | None = None
+        self._tick_due: float | None = None  # read_frames(tick=...): the next read's time
 
     def allocate(self, *, batch: bool = False) -> MediaStream:
         """Reserves an even RTP port and the next one for RTCP (sockets
@@ -498,37 +506,57 @@ class Engine:
         self._streams[stream.id] = stream
         return stream
 
-    async def read_frames(self, *, gather: float = 0.0) -> list[tuple[MediaStream, AudioFrame | PayloadFrame]]:
+    async def read_frames(self, *, gather: float = 0.0,
+                          tick: float = 0.0) -> list[tuple[MediaStream, AudioFrame | PayloadFrame]]:
         """Waits for frames of the streams allocated with ``batch=True`` and
         returns every one available, in order per stream, as ``(stream,
         frame)`` pairs: one wake-up and one call for many calls' frames.
         Returns an empty list once the engine is closed.
 
+        Untaken, the engine signals the loop whenever a worker round finds
+        the application's list empty: about once per frame with a few calls
+        and a thousand times a second with hundreds. Two ways to take more
+        per wake-up, each delaying a frame by at most what it waits:
+
         ``gather`` (seconds) waits that much longer once the first frame is
-        there, so that one read collects the frames of many engine ticks:
-        with thousands of calls, fewer, larger reads cost Python less. A
-        frame then reaches the application up to ``gather`` later, and so
-        does every wake-up of this engine's other streams meanwhile; keep it
-        well under a ptime (a few ms)."""
+        there, so that one read collects the frames of many engine ticks.
+
+        ``tick`` (seconds) paces the reads on a fixed grid, at most one a
+        tick: a read waits for the tick after the last one's, so each call's
+        frames come at the same phase of every tick (a grid that drifted
+        against the calls' ptime would now and then hand a call two frames in
+        one read and none in the next); a read more than a tick late starts
+        the grid again. With a ptime's tick, every call's frame of a tick
+        comes in one read.
+
+        While either waits, the engine's descriptor is out of the event loop
+        (watching it would cost the wake-ups saved), so every wake-up of this
+        engine's other streams waits as long: keep ``gather`` well under a
+        ptime and ``tick`` at most one."""
+        await self._until_tick(tick)
         while not (frames := self._core.take_frames()):
             if not await self._wait_batch(gather):
                 return []
+        self._took(tick)
         return frames
 
-    async def read_frame_block(self, *, gather: float = 0.0) -> FrameBlock | None:
+    async def read_frame_block(self, *, gather: float = 0.0, tick: float = 0.0) -> FrameBlock | None:
         """Like :meth:`read_frames`, but every frame available in one
         :class:`FrameBlock`: one 2-D numpy array with a row per frame, so
         that an application serving thousands of calls handles them with
         array operations instead of an object per frame. Returns ``None``
-        once the engine is closed. ``gather`` as for :meth:`read_frames`.
+        once the engine is closed. ``gather`` and ``tick`` as for
+        :meth:`read_frames`.
 
         >>> while block := await engine.read_frame_block(gather=0.005):  # doctest: +SKIP
         ...     loud = np.abs(block.samples).max(axis=1) > 1000
         ...     engine.write_frame_block(block.streams, replies(block.samples))
         """
+        await self._until_tick(tick)
         while (block := self._core.take_block()) is None:
             if not await self._wait_batch(gather):
                 return None
+        self._took(tick)
         return FrameBlock(*block)
 
     def write_frames(self, items: Iterable[tuple[MediaStream, AudioInput]]) -> list[MediaStream]:
@@ -566,18 +594,36 @@ class Engine:
             await self._batch_waiter
         finally:
             self._batch_waiter = None
-        if gather > 0:
-            # Unwatched meanwhile: the engine's fd would otherwise wake the
-            # loop at every worker round, the cost the wait is meant to save.
-            fd = self._core.fileno()
-            loop.remove_reader(fd)
-            try:
-                await asyncio.sleep(gather)
-            finally:
-                if self._loop is loop and not self._core.closed:
-                    loop.add_reader(fd, self._on_ready)
-                    self._on_ready()  # what became ready meanwhile
+        await self._unwatched(loop, gather)
         return True
+
+    async def _until_tick(self, tick: float) -> None:
+        """Until the grid's next read (``read_frames``' ``tick``)."""
+        if tick > 0 and self._tick_due is not None and not self._core.closed:
+            loop = self._watch()
+            await self._unwatched(loop, self._tick_due - loop.time())
+
+    def _took(self, tick: float) -> None:
+        self._tick_due = (_next_tick_due(self._tick_due, asyncio.get_running_loop().time(), tick)
+                          if tick > 0 else None)
+
+    async def _unwatched(self, loop: asyncio.AbstractEventLoop, seconds: float) -> None:
+        """Sleeps ``seconds`` with the engine's descriptor out of the loop:
+        the workers keep adding to the ready list without signalling it (they
+        signal only the round that finds it empty), so what became ready
+        meanwhile is taken in one go at the end."""
+        if seconds <= 0:
+            return
+        fd = self._core.fileno()
+        loop.remove_reader(fd)
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            # Engine.close() removes the descriptor itself (and its fd may
+            # be gone): watched again only while the engine runs.
+            if self._loop is loop and not self._core.closed:
+                loop.add_reader(fd, self._on_ready)
+                self._on_ready()  # what became ready meanwhile
 
     def stats(self) -> EngineStats:
         """Engine-wide counters now."""

@@ -493,7 +493,7 @@ async def connect(url: str, connect_timeout: float,
     loop = asyncio.get_running_loop()
     connection = AgentConnection(ws, on_message)
     proxy_url = get_proxy(uri)
-    transport: asyncio.BaseTransport | None = None
+    transport: asyncio.Transport | None = None
     try:
         async with asyncio.timeout(connect_timeout):
             if proxy_url is None:
@@ -508,11 +508,12 @@ async def connect(url: str, connect_timeout: float,
                 transport = tunnel
                 tunnel.set_protocol(connection)
                 if uri.secure:
-                    transport = await loop.start_tls(tunnel, connection,
-                                                     ssl.create_default_context(),
-                                                     server_hostname=uri.host)
-                    if transport is None:  # the loop closed under us
+                    secured = await loop.start_tls(tunnel, connection,
+                                                   ssl.create_default_context(),
+                                                   server_hostname=uri.host)
+                    if secured is None:  # the loop closed under us
                         raise ConnectionError("TLS through the proxy did not start")
+                    transport = secured
                 connection.connection_made(transport)
             await connection.opened
     except BaseException:

@@ -389,13 +389,10 @@ class Gateway:
         """Caller audio of the WebSocket agents' calls: one wake-up and one
         call into the engine hand over the frames of every call that has
         some, instead of a task woken per call and frame; and at most one
-        such wake-up per ``READ_TICK_S`` (see ``_EngineTicks``)."""
-        ticks = _EngineTicks(engine)
-        while batch := await engine.read_frames():
-            ticks.took()
+        such wake-up per ``READ_TICK_S``."""
+        while batch := await engine.read_frames(tick=READ_TICK_S):
             self._hand_over(batch)
             del batch  # nothing of an ended call kept while the reader waits
-            await ticks.pause()
 
     def _hand_over(self, batch: list[tuple[MediaStream, Any]]) -> None:
         fed = self._fed_calls
@@ -457,61 +454,6 @@ class Gateway:
 #: return, a take of a few frames and a task step. Taken once a tick, a
 #: frame waits at most a tick longer on its way to the agent.
 READ_TICK_S = 0.020
-
-
-class _EngineTicks:
-    """Keeps the engine's descriptor out of the loop between the batched
-    reader's takes, one tick apart on a fixed grid.
-
-    While the descriptor is not watched, the engine's workers keep adding
-    to its ready list without signalling it (they signal only the round
-    that finds the list empty), so the frames and events of a whole tick
-    come in one wake-up when it is watched again. The grid is kept exact
-    (the next take one tick after the last one's due time, not after when
-    it ran) so each call's frames stay at the same phase of it: a grid that
-    drifted against the calls' 20 ms would now and then give a call two
-    frames in one take and none in the next. It is started again from the
-    current time when a take comes later than a tick after its due time
-    (no frames for a while, or a loop that fell behind).
-
-    ``rtpcore.media.Engine`` offers no paced read, so this reaches into its
-    watcher: its loop (``_loop``), descriptor (``_core.fileno()``) and
-    callback (``_on_ready``), and it leaves ``Engine._loop`` set, so that no stream waiting meanwhile
-    adds the descriptor back. Streams of in-process agents that the engine
-    wakes (frames, events, room to write) are woken once a tick too."""
-
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-        self._loop = asyncio.get_running_loop()
-        self._due: float | None = None
-
-    def took(self) -> None:
-        """The reader has just been handed a batch."""
-        now = self._loop.time()
-        due = self._due
-        if due is None or now - due > READ_TICK_S:
-            self._due = now + READ_TICK_S
-        else:
-            self._due = due + READ_TICK_S
-
-    async def pause(self) -> None:
-        """Until the next tick's due time, the descriptor unwatched."""
-        assert self._due is not None  # invariant: took() came first
-        wait = self._due - self._loop.time()
-        engine = self._engine
-        if wait <= 0 or engine.closed:
-            return
-        if engine._loop is not self._loop:  # not watched by this loop: nothing to pace
-            return
-        fd = engine._core.fileno()
-        self._loop.remove_reader(fd)  # (uvloop's returns None, not whether it was there)
-        try:
-            await asyncio.sleep(wait)
-        finally:
-            # Engine.close() removes the descriptor itself (and its fd
-            # may be gone): watched again only while the engine runs.
-            if not engine.closed:
-                self._loop.add_reader(fd, engine._on_ready)
 
 
 def _uri_destination(uri: Any, transport: str) -> tuple[str, str, int]:
