@@ -34,9 +34,9 @@ import dataclasses
 import ipaddress
 import os
 import weakref
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, TypeVar, Union
 
 from rtpcore import _core
 from rtpcore._core import AudioFrame, PayloadFrame
@@ -429,6 +429,8 @@ class FrameBlock:
         return f"<FrameBlock {len(self)} frames of {self.samples.shape[1]} {self.samples.dtype}>"
 
 
+_Batch = TypeVar("_Batch")
+
 
 def _next_tick_due(due: float | None, now: float, tick: float) -> float:
     """When a read paced by ``tick`` that happened at ``now`` lets the next
@@ -533,12 +535,7 @@ class Engine:
         (watching it would cost the wake-ups saved), so every wake-up of this
         engine's other streams waits as long: keep ``gather`` well under a
         ptime and ``tick`` at most one."""
-        await self._until_tick(tick)
-        while not (frames := self._core.take_frames()):
-            if not await self._wait_batch(gather):
-                return []
-        self._took(tick)
-        return frames
+        return await self._take_batch(self._core.take_frames, gather, tick) or []
 
     async def read_frame_block(self, *, gather: float = 0.0, tick: float = 0.0) -> FrameBlock | None:
         """Like :meth:`read_frames`, but every frame available in one
@@ -552,12 +549,8 @@ class Engine:
         ...     loud = np.abs(block.samples).max(axis=1) > 1000
         ...     engine.write_frame_block(block.streams, replies(block.samples))
         """
-        await self._until_tick(tick)
-        while (block := self._core.take_block()) is None:
-            if not await self._wait_batch(gather):
-                return None
-        self._took(tick)
-        return FrameBlock(*block)
+        block = await self._take_batch(self._core.take_block, gather, tick)
+        return None if block is None else FrameBlock(*block)
 
     def write_frames(self, items: Iterable[tuple[MediaStream, AudioInput]]) -> list[MediaStream]:
         """Queues one chunk of audio on each of many streams without
@@ -582,6 +575,17 @@ class Engine:
         closed streams are skipped. ``block.streams`` of a
         :class:`FrameBlock` is a valid ``streams``."""
         return self._core.write_block(streams, samples)
+
+    async def _take_batch(self, take: Callable[[], _Batch | None], gather: float,
+                          tick: float) -> _Batch | None:
+        """What ``take`` returns once it is not empty (``read_frames``'
+        ``gather`` and ``tick``); None once the engine is closed."""
+        await self._until_tick(tick)
+        while not (batch := take()):
+            if not await self._wait_batch(gather):
+                return None
+        self._took(tick)
+        return batch
 
     async def _wait_batch(self, gather: float) -> bool:
         """Waits until batch streams may have frames, then ``gather``
