@@ -34,7 +34,6 @@ from rtpcore.gateway.config import (
     TrunkSettings,
 )
 from rtpcore.gateway.default_agent import prompt
-from rtpcore.media import Engine
 from rtpcore.gateway.demo import place_demo_call
 from rtpcore.sip import Response, parse_message
 from rtpcore.sip.auth import DigestServer
