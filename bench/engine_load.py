@@ -20,14 +20,18 @@ jitter buffer on. The process under test (the "SUT") runs one of:
                 20 ms asyncio clock per call) with the same application
 
 The far end is a second process (the "peer"), so the SUT's CPU and memory
-are its own: most of its calls are rtpcore engine streams in G.711
-pass-through that nobody reads, on an engine with ``shared_sockets=True``
-(one socket per worker for all its calls, told apart by the SUT's port
-each sends from: one recvmmsg and one sendmmsg serve many calls, SRTP is
-still per packet and per call: the far end runs on the SUT's two cores,
-and what it spends the SUT cannot), or asyncio pipeline calls when the
-engine cannot be imported; and a sample of them ("probes", spread evenly) are plain sockets with
-SO_TIMESTAMPNS that send the SUT a tone and record the kernel's arrival
+are its own. It runs on the SUT's two cores, and what it spends the SUT
+cannot, so most of its calls are in the load generator
+(rust/engine/examples/load_far_end.rs, built with cargo on first use): one
+thread and one socket pair for every call, a millisecond's packets in one
+sendmmsg, SRTP per packet and per call both ways, every packet the SUT
+sends authenticated and its sequence checked, nothing decoded (about a
+third of the CPU the same calls cost as engine streams). Without cargo they
+are rtpcore engine streams in G.711 pass-through on an engine with
+``shared_sockets=True`` (``--peer-impl engine``), or asyncio pipeline calls
+when the engine cannot be imported. A sample of the calls ("probes",
+spread evenly) are plain sockets with SO_TIMESTAMPNS that send the SUT a
+tone and record the kernel's arrival
 time of every SUT packet. What counts, over the measuring window:
 
   interval error  |arrival(k+1) - arrival(k) - 20 ms| over consecutive
@@ -37,7 +41,9 @@ time of every SUT packet. What counts, over the measuring window:
                   after their slot, frames the SUT dropped unread or sent as
                   filler for want of application audio (its own counters),
                   plus packets the probes never got or got without the
-                  application's audio: must be zero
+                  application's audio, and packets of any call the
+                  generator never got or could not authenticate: must be
+                  zero
   CPU per call    the SUT's user+system time / window / calls (getrusage)
   memory per call (the SUT's resident set after the calls opened - before) / calls
 
@@ -444,6 +450,67 @@ class PipelineCalls:
             call.close()
 
 
+class GeneratorCalls:
+    """Far-end calls in the load generator, rust/engine/examples/load_far_end.rs:
+    one thread and one socket pair send every call's SRTP packets (a
+    millisecond's in one sendmmsg) and authenticate every packet the SUT
+    sends back, with no decoding or jitter buffer. Of the far ends it takes
+    the least of the machine the SUT shares with it."""
+
+    def __init__(self, binary: Path) -> None:
+        self.process = subprocess.Popen([str(binary)], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, text=True)
+        assert self.process.stdin is not None and self.process.stdout is not None  # PIPEs
+        self.stdin, self.stdout = self.process.stdin, self.process.stdout
+        word, port = self.stdout.readline().split()
+        assert word == "port", word
+        self.port = int(port)
+        self.ids: list[int] = []
+        self.counts: dict[str, int] = {}
+
+    async def open(self, ids: list[int], sender: str, receiver: str) -> list[int]:
+        """Every call shares the generator's port."""
+        self.ids, self.sender, self.receiver = ids, sender, receiver
+        return [self.port] * len(ids)
+
+    async def start(self, remotes: list[int]) -> None:
+        def hex_key(call: int, who: str) -> str:
+            attribute = crypto(call, who)
+            return bytes(attribute.key + attribute.salt).hex()
+
+        for call, remote in zip(self.ids, remotes, strict=True):
+            self.stdin.write(f"call {remote} {0x30000 + call} {hex_key(call, self.sender)} "
+                             f"{hex_key(call, self.receiver)}\n")
+        self.stdin.write(f"start {TONE_ULAW.hex()}\n")
+        self.stdin.flush()
+
+    def cpu_seconds(self) -> float:
+        """The generator's user + system time so far (a child the peer has
+        not waited for is in none of its own rusage figures)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    async def close(self) -> None:
+        """Stops the generator and keeps its counts (``counts``)."""
+        self.stdin.write("stop\n")
+        self.stdin.flush()
+        self.counts = json.loads(self.stdout.readline())
+        self.process.wait(timeout=10)
+
+
+def far_end_generator() -> Path | None:
+    """Builds the load generator (a second when it is up to date); None
+    without cargo."""
+    target = Path(os.environ.get("CARGO_TARGET_DIR", HERE.parent / "rust" / "target"))
+    try:
+        subprocess.run(["cargo", "build", "--release", "--quiet", "--example", "load_far_end",
+                        "-p", "rtpcore-engine", "--manifest-path", str(HERE.parent / "rust" / "Cargo.toml")],
+                       check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return target / "release" / "examples" / "load_far_end"
+
+
 def make_calls(impl: str, port_range: tuple[int, int]) -> EngineCalls | PipelineCalls:
     if impl in ("engine", "engine-batch", "engine-block", "engine-alone"):
         return EngineCalls(port_range, batch=impl == "engine-batch", block=impl == "engine-block")
@@ -614,11 +681,15 @@ def summarize_probes(probes: list[Probe], window: tuple[int, int]) -> dict[str, 
             "interval_error_p99_ms": float(p[1]), "interval_error_max_ms": float(p[2])}
 
 
-async def serve_peer(calls: int, probes: int, peer_impl: str) -> None:
+async def serve_peer(calls: int, probes: int, peer_impl: str, generator: Path) -> None:
     raise_fd_limit()
     probe_ids = probe_indices(calls, probes)
     bulk_ids = sorted(set(range(calls)) - set(probe_ids))
-    bulk = make_calls("engine-far-end" if peer_impl == "engine" else "asyncio-alone", PEER_PORTS)
+    bulk: EngineCalls | PipelineCalls | GeneratorCalls
+    if peer_impl == "generator":
+        bulk = GeneratorCalls(generator)
+    else:
+        bulk = make_calls("engine-far-end" if peer_impl == "engine" else "asyncio-alone", PEER_PORTS)
     ports = dict(zip(bulk_ids, await bulk.open(bulk_ids, "peer", "sut"), strict=True))
     sampled = [Probe(i) for i in probe_ids]
     ports.update((i, probe.port) for i, probe in zip(probe_ids, sampled, strict=True))
@@ -627,15 +698,20 @@ async def serve_peer(calls: int, probes: int, peer_impl: str) -> None:
     await bulk.start([sut_ports[i] for i in bulk_ids])
     for i, probe in zip(probe_ids, sampled, strict=True):
         probe.start(sut_ports[i])
-    cpu_before, started = sum(cpu_seconds()), time.monotonic()
+    def peer_cpu() -> float:
+        return sum(cpu_seconds()) + (bulk.cpu_seconds() if isinstance(bulk, GeneratorCalls) else 0)
+
+    cpu_before, started = peer_cpu(), time.monotonic()
     window = (await read_json_line())["window"]
     report = summarize_probes(sampled, window)
-    report["peer_cpu_percent"] = 100 * (sum(cpu_seconds()) - cpu_before) / (time.monotonic() - started)
+    report["peer_cpu_percent"] = 100 * (peer_cpu() - cpu_before) / (time.monotonic() - started)
     report["peer_impl"] = peer_impl
     report["probe_send_failed"] = sum(p.send_failed for p in sampled)
     for probe in sampled:
         probe.close()
     await bulk.close()
+    if isinstance(bulk, GeneratorCalls):
+        report["bulk"] = bulk.counts
     say(report)
 
 
@@ -680,7 +756,20 @@ class StepOptions:
     seconds: float = 5.0
     probes: int = 32
     realtime: bool = False
-    peer_impl: str = field(default_factory=lambda: "engine" if engine_available() else "asyncio")
+    # the far end's bulk calls: "generator" (built on first use), or, where
+    # cargo cannot build it, "engine" or "asyncio"
+    peer_impl: str = "generator"
+    generator: Path | None = None
+
+    def far_end(self) -> list[str]:
+        """The peer's arguments naming its bulk calls; builds the generator
+        on first use, falling back to the engine or asyncio without cargo."""
+        if self.peer_impl == "generator" and self.generator is None:
+            self.generator = far_end_generator()
+            if self.generator is None:
+                self.peer_impl = "engine" if engine_available() else "asyncio"
+        generator = ["--generator", str(self.generator)] if self.peer_impl == "generator" else []
+        return ["--peer-impl", self.peer_impl, *generator]
 
 
 def run_step(impl: str, calls: int, options: StepOptions) -> dict[str, Any]:
@@ -689,7 +778,7 @@ def run_step(impl: str, calls: int, options: StepOptions) -> dict[str, Any]:
     opening = 30 + calls / 100  # seconds to open the calls, generous
     priority = ["--realtime"] if options.realtime else []
     peer = _Child("--role", "peer", "--calls", str(calls), "--probes", str(options.probes),
-                  "--peer-impl", options.peer_impl, *priority)
+                  *options.far_end(), *priority)
     sut = _Child("--role", "sut", "--impl", impl, "--calls", str(calls),
                  "--warmup", str(options.warmup), "--seconds", str(options.seconds), *priority)
     try:
@@ -705,8 +794,12 @@ def run_step(impl: str, calls: int, options: StepOptions) -> dict[str, Any]:
         sut.stop()
         peer.stop()
     with_app = impl != "engine-alone"
+    # The generator checks every bulk call's packets too (the probes only time a sample):
+    # those that failed SRTP or never came count as late, over the whole step.
+    bulk = probes.get("bulk", {})
     late = (result["app"]["late"] + result["underruns"] + probes["missing"]
-            + (probes["without_tone"] if with_app else 0))
+            + (probes["without_tone"] if with_app else 0)
+            + bulk.get("refused", 0) + bulk.get("missing", 0))
     seconds = (result["window"][1] - result["window"][0]) / 1e9
     figures = {
         "impl": impl, "calls": calls, "seconds": seconds,
@@ -723,7 +816,7 @@ def run_step(impl: str, calls: int, options: StepOptions) -> dict[str, Any]:
         figures["error"] = f"the application failed: {result['app_error']}"
     figures["held"] = ("app_error" not in result
                        and probes["interval_error_p99_ms"] < MAX_P99_ERROR_MS and late == 0
-                       and probes["received"] > 0
+                       and probes["received"] > 0 and bulk.get("silent_calls", 0) == 0
                        and (result["app"]["frames"] > 0 or not with_app))
     return figures
 
@@ -793,8 +886,10 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds before measuring")
     parser.add_argument("--seconds", type=float, default=5.0, help="seconds measured per step")
     parser.add_argument("--probes", type=int, default=32, help="far-end calls that time packets")
-    parser.add_argument("--peer-impl", choices=["engine", "asyncio"],
-                        help="the far end's bulk calls (default: engine when importable)")
+    parser.add_argument("--peer-impl", choices=["generator", "engine", "asyncio"],
+                        help="the far end's bulk calls (default: the generator, "
+                             "rust/engine/examples/load_far_end.rs, where cargo builds it)")
+    parser.add_argument("--generator", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--realtime", action="store_true",
                         help="run the process under test and the far end under SCHED_FIFO "
                              "(root), so unrelated load on the machine does not preempt them")
@@ -808,7 +903,7 @@ def main() -> None:
         asyncio.run(serve_sut(args.impl, args.calls, args.warmup, args.seconds))
         return
     if args.role == "peer":
-        asyncio.run(serve_peer(args.calls, args.probes, args.peer_impl))
+        asyncio.run(serve_peer(args.calls, args.probes, args.peer_impl, args.generator))
         return
 
     options = StepOptions(args.warmup, args.seconds, args.probes, args.realtime)
@@ -818,6 +913,7 @@ def main() -> None:
     for impl in impls:
         if impl not in IMPLEMENTATIONS:
             parser.error(f"--impl: unknown implementation {impl!r}")
+    options.far_end()  # build the generator before the first step
     print(f"far end: {options.peer_impl} streams + {options.probes} timing probes; "
           f"{args.warmup:g} s warm-up, {args.seconds:g} s measured per step"
           f"{'; both processes SCHED_FIFO' if args.realtime else ''}", flush=True)
