@@ -9,7 +9,8 @@ wall time, the figures that matter are in extra_info: the 99th-percentile
 send-interval error from the far end's kernel timestamps, late frames, CPU
 and resident memory per call. Before any figure counts, the step checks
 that the far end received the application's audio bit for bit through SRTP
-(extra_info["agrees"]). The full ramp to the largest N each implementation
+and that the load generator authenticated packets on every one of its
+calls (extra_info["agrees"]). The full ramp to the largest N each implementation
 holds is ``python bench/engine_load.py --ramp`` (see the README).
 """
 
@@ -43,6 +44,9 @@ def test_engine_load_quick(benchmark: Any, impl: str) -> None:
     # disagreement)
     audio_through = (probes["received"] > probes["without_tone"] and app["tone_frames"] > 0
                      if impl != "engine-alone" else True)
+    # and the generator's bulk calls all got packets that authenticated
+    bulk = probes.get("bulk", {"received": 1, "refused": 0, "silent_calls": 0})
     benchmark.extra_info["agrees"] = (probes["received"] > 0 and probes["refused"] == 0
-                                      and audio_through)
+                                      and audio_through and bulk["received"] > 0
+                                      and bulk["refused"] == 0 and bulk["silent_calls"] == 0)
     assert benchmark.extra_info["agrees"], (probes, app)
