@@ -465,6 +465,14 @@ class GeneratorCalls:
         word, port = self.stdout.readline().split()
         assert word == "port", word
         self.port = int(port)
+        # Under --realtime, one priority below this process, and so below
+        # the SUT's threads: the far end stands in for the network and the
+        # other side's machines, which take nothing of the SUT's cores. It
+        # still runs whenever a core is free, and when it cannot keep up,
+        # the step fails on the packets it lost.
+        if os.sched_getscheduler(0) == os.SCHED_FIFO:
+            below = os.sched_param(os.sched_getparam(0).sched_priority - 1)
+            os.sched_setscheduler(self.process.pid, os.SCHED_FIFO, below)
         self.ids: list[int] = []
         self.counts: dict[str, int] = {}
 
