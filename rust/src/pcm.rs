@@ -302,9 +302,9 @@ fn int16_descr(py: Python<'_>) -> &Bound<'_, PyArrayDescr> {
 /// Made by one `PyArray_NewFromDescr` call with the cached dtype, as
 /// `np.empty` does, and handed to `fill` uninitialised: per 20 ms frame the
 /// array's creation is most of a decoder call, and zeroing what a kernel
-/// overwrites cost ~4 ns of ~110. Its memory comes from numpy's allocator
-/// in effect, through [`numpy_memory`] when that can skip numpy's per-call
-/// capsule check.
+/// overwrites cost ~4 ns of ~110. Its memory comes from numpy's default
+/// allocator called directly ([`numpy_memory`]), unless it is empty or
+/// another allocator was in effect at the first array.
 pub fn new_pcm16_array_uninit<'py>(py: Python<'py>, len: usize, fill: impl FnOnce(&mut [MaybeUninit<i16>])) -> Bound<'py, PyArray1<i16>> {
     let mut dims = [npy_intp::try_from(len).expect("invariant: a slice length fits in npy_intp")];
     // numpy allocates one byte for an empty array (and zeroes its strides);
