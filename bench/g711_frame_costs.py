@@ -7,8 +7,11 @@ Rows (160 codes, all timed in the same run, interleaved, minimum per call):
 * ``audioop.ulaw2lin``: the peer's whole call (``bytes`` out);
 * ``g711.ulaw_decode``: decode to a new numpy int16 array;
 * ``g711.ulaw_decode(b"")``: the same call on no codes: entry, argument
-  checks and numpy's array creation and deallocation, no decoding — the
-  floor of any call that returns a new array;
+  checks and an empty array's creation and deallocation, no decoding. An
+  empty array is allocated by numpy's own path (numpy allocates one byte
+  for it), the others from numpy's default allocator directly (see
+  ``numpy_memory`` in ``rust/src/pcm.rs``), so the empty call can cost more
+  than a decode;
 * ``out=``: decode into a preallocated array (no allocation);
 * ``rtpcore.audioop.ulaw2lin``: the drop-in (``bytes`` out);
 * ``np.empty(160, int16)`` and ``bytes(320)``: the two allocations from Python.

@@ -167,12 +167,44 @@ def test_builtins_introspect_and_pickle(name: str) -> None:
 
 
 def test_decoded_arrays_are_plain_owned_arrays() -> None:
+    # The data comes from numpy's default allocator called directly (see
+    # numpy_memory in rust/src/pcm.rs): the array must be what np.empty makes.
+    from numpy._core.multiarray import get_handler_name
+
     samples = g711.ulaw_decode(CODES)
     assert type(samples) is np.ndarray and samples.dtype == np.dtype(np.int16)
     assert samples.base is None and samples.flags.owndata and samples.flags.writeable
     assert samples.flags.c_contiguous and samples.flags.aligned
+    assert get_handler_name(samples) == get_handler_name(np.empty(3)) == "default_allocator"
+    expected = samples.copy()
+    assert np.array_equal(pickle.loads(pickle.dumps(samples)), expected)
     samples.resize(len(CODES) + 3, refcheck=False)  # owned memory can grow
+    assert np.array_equal(samples[: len(CODES)], expected) and not samples[len(CODES):].any()
     assert g711.alaw_decode(b"").shape == (0,)
+
+
+def test_decoded_arrays_are_traced_as_numpy_traces_its_own() -> None:
+    import tracemalloc
+
+    from numpy._core._multiarray_umath import tracemalloc_domain
+
+    numpy_domain = tracemalloc.DomainFilter(inclusive=True, domain=tracemalloc_domain)
+
+    def traced(make: Callable[[], np.ndarray]) -> int:
+        tracemalloc.start()
+        try:
+            keep = make()
+            snapshot = tracemalloc.take_snapshot().filter_traces([numpy_domain])
+            del keep
+            after = tracemalloc.take_snapshot().filter_traces([numpy_domain])
+        finally:
+            tracemalloc.stop()
+        total = sum(stat.size for stat in snapshot.statistics("filename"))
+        assert sum(stat.size for stat in after.statistics("filename")) == 0  # freed and untracked
+        return total
+
+    codes = bytes(range(256)) * 4
+    assert traced(lambda: g711.alaw_decode(codes)) == traced(lambda: np.empty(len(codes), np.int16)) == 2 * len(codes)
 
 
 def test_numpy_byte_arrays_as_out() -> None:

@@ -43,14 +43,36 @@ impl Drop for BufferView {
     }
 }
 
+/// The contents of `obj` if it is exactly `bytes` (subclasses take the
+/// buffer protocol, with the same result): a type pointer comparison and
+/// one call, where `cast` and `as_bytes` make three calls in the limited API
+/// (a per-frame decoder's input).
+fn exact_bytes<'a>(obj: &'a Bound<'_, PyAny>) -> Option<&'a [u8]> {
+    if !obj.is_exact_instance_of::<PyBytes>() {
+        return None;
+    }
+    let mut data = std::ptr::null_mut();
+    let mut len: ffi::Py_ssize_t = 0;
+    // SAFETY: `obj` is a live `bytes` object; on success `data` points to
+    // its `len` bytes, immutable and alive as long as `obj` is borrowed.
+    if unsafe { ffi::PyBytes_AsStringAndSize(obj.as_ptr(), &mut data, &mut len) } != 0 {
+        // Cannot fail for a bytes object; clear rather than leave it set.
+        unsafe { ffi::PyErr_Clear() };
+        return None;
+    }
+    let len = usize::try_from(len).expect("invariant: a bytes object's size is non-negative");
+    // SAFETY: as above.
+    Some(unsafe { std::slice::from_raw_parts(data.cast::<u8>().cast_const(), len) })
+}
+
 /// Calls `f` with the contents of `obj` as a byte slice.
 ///
 /// `bytes` is read in place; anything else that exports a contiguous buffer
 /// is read through the buffer protocol, also without a copy. `what` names the
 /// argument in the `TypeError` raised for objects that are not buffers.
 pub fn with_bytes<R>(obj: &Bound<'_, PyAny>, what: &str, f: impl FnOnce(&[u8]) -> R) -> PyResult<R> {
-    if let Ok(bytes) = obj.cast::<PyBytes>() {
-        return Ok(f(bytes.as_bytes()));
+    if let Some(data) = exact_bytes(obj) {
+        return Ok(f(data));
     }
     let view = BufferView::get(obj).ok_or_else(|| {
         let type_name = obj.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".into());

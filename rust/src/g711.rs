@@ -40,35 +40,28 @@ mod kernels {
 
     #[cfg(target_arch = "x86_64")]
     macro_rules! shuffle_decoder {
-        ($name:ident, $scalar:path, $mask:expr) => {
+        ($name:ident, $scalar:path, $law:expr) => {
             pub fn $name() -> DecodeKernel {
                 use crate::simd::g711_avx2::{decode, NibbleTables};
                 use std::sync::OnceLock;
-                static TABLES: OnceLock<Option<NibbleTables>> = OnceLock::new();
+                static TABLES: NibbleTables = NibbleTables::new($law);
+                static CHOSEN: OnceLock<DecodeKernel> = OnceLock::new();
                 fn avx2(codes: &[u8], out: &mut [MaybeUninit<i16>]) -> usize {
-                    let tables = TABLES.get().and_then(Option::as_ref).expect("invariant: set before this kernel is chosen");
                     // SAFETY: chosen only when the CPU has AVX2 (below).
-                    unsafe { decode(tables, codes, out, $scalar) }
+                    unsafe { decode(&TABLES, codes, out, $scalar) }
                 }
                 fn scalar(codes: &[u8], out: &mut [MaybeUninit<i16>]) -> usize {
                     scalar_decode(codes, out, $scalar)
                 }
-                let tables = TABLES.get_or_init(|| {
-                    std::arch::is_x86_feature_detected!("avx2").then(|| NibbleTables::new($scalar, $mask))
-                });
-                if tables.is_some() {
-                    avx2
-                } else {
-                    scalar
-                }
+                *CHOSEN.get_or_init(|| if std::arch::is_x86_feature_detected!("avx2") { avx2 } else { scalar })
             }
         };
     }
 
     #[cfg(target_arch = "x86_64")]
-    shuffle_decoder!(ulaw_decode, g711::ulaw_decode, 0xFF);
+    shuffle_decoder!(ulaw_decode, g711::ulaw_decode, crate::simd::g711_avx2::Law::Ulaw);
     #[cfg(target_arch = "x86_64")]
-    shuffle_decoder!(alaw_decode, g711::alaw_decode, 0x55);
+    shuffle_decoder!(alaw_decode, g711::alaw_decode, crate::simd::g711_avx2::Law::Alaw);
 
     #[cfg(not(target_arch = "x86_64"))]
     pub fn ulaw_decode() -> DecodeKernel {
@@ -87,6 +80,7 @@ fn encode_with<'py>(py: Python<'py>, pcm: &Bound<'py, PyAny>, out: Option<&Bound
     })
 }
 
+#[inline]
 fn decode_with<'py>(py: Python<'py>, data: &Bound<'py, PyAny>, out: Option<&Bound<'py, PyAny>>, kernel: DecodeKernel) -> PyResult<Bound<'py, PyAny>> {
     // One sample per code.
     decode_call(py, data, out, |len| len, |codes, samples| {

@@ -302,14 +302,23 @@ fn int16_descr(py: Python<'_>) -> &Bound<'_, PyArrayDescr> {
 /// Made by one `PyArray_NewFromDescr` call with the cached dtype, as
 /// `np.empty` does, and handed to `fill` uninitialised: per 20 ms frame the
 /// array's creation is most of a decoder call, and zeroing what a kernel
-/// overwrites cost ~4 ns of ~110.
+/// overwrites cost ~4 ns of ~110. Its memory comes from numpy's default
+/// allocator called directly ([`numpy_memory`]), unless it is empty or
+/// another allocator was in effect at the first array.
 pub fn new_pcm16_array_uninit<'py>(py: Python<'py>, len: usize, fill: impl FnOnce(&mut [MaybeUninit<i16>])) -> Bound<'py, PyArray1<i16>> {
     let mut dims = [npy_intp::try_from(len).expect("invariant: a slice length fits in npy_intp")];
+    // numpy allocates one byte for an empty array (and zeroes its strides);
+    // those stay numpy's own.
+    let memory = if len > 0 { numpy_memory::DataMemory::allocate(py, len * 2) } else { None };
     // SAFETY: PyArray_NewFromDescr steals the descriptor reference we pass
-    // (`into_ptr`); with null strides and data it allocates a C-contiguous
-    // array of `len` int16 items that it owns. A null result (MemoryError)
-    // panics in `from_owned_ptr`, as `PyArray1::new` did.
+    // (`into_ptr`); with null strides it makes a C-contiguous array of `len`
+    // int16 items: over `memory`'s `len * 2` bytes (flags CARRAY: aligned,
+    // writeable; it does not own them until `give_to`), or, with null data,
+    // over memory it allocates and owns. A null result (MemoryError) panics
+    // in `from_owned_ptr`, as `PyArray1::new` did, after `memory` is freed.
     let array = unsafe {
+        let data = memory.as_ref().map_or(std::ptr::null_mut(), |m| m.data());
+        let flags = if memory.is_some() { numpy::npyffi::NPY_ARRAY_CARRAY } else { 0 };
         let ptr = PY_ARRAY_API.PyArray_NewFromDescr(
             py,
             get_type_object(py, NpyTypes::PyArray_Type),
@@ -317,10 +326,15 @@ pub fn new_pcm16_array_uninit<'py>(py: Python<'py>, len: usize, fill: impl FnOnc
             1,
             dims.as_mut_ptr(),
             std::ptr::null_mut(),
-            std::ptr::null_mut(),
-            0,
+            data,
+            flags,
             std::ptr::null_mut(),
         );
+        if !ptr.is_null() {
+            if let Some(memory) = memory {
+                memory.give_to(ptr.cast());
+            }
+        }
         Bound::from_owned_ptr(py, ptr).cast_into_unchecked::<PyArray1<i16>>()
     };
     if len > 0 {
@@ -329,6 +343,182 @@ pub fn new_pcm16_array_uninit<'py>(py: Python<'py>, len: usize, fill: impl FnOnc
         fill(unsafe { std::slice::from_raw_parts_mut(array.data().cast::<MaybeUninit<i16>>(), len) });
     }
     array
+}
+
+/// Array data allocated as numpy allocates it, for [`new_pcm16_array_uninit`].
+///
+/// numpy (>= 1.22, NEP 49) allocates an array's data through the memory
+/// handler in effect: it reads a context variable and checks the handler
+/// capsule's name with `strcmp` on every allocation. Per 20 ms frame that is
+/// a fifth of a decoder call, and more in a process whose context holds
+/// other variables (asyncio, pytest): reading an unset context variable
+/// searches the whole context every time, ~20 ns a call in the benchmark.
+///
+/// Here numpy's default handler is resolved once, when the first array is
+/// made (if the handler in effect then is another, numpy's own path is used
+/// for every array), and each array's data comes from its allocator called
+/// directly, registered with tracemalloc under numpy's domain, and owned by
+/// the array with that handler recorded: exactly how numpy leaves an array
+/// it allocated, so numpy frees, resizes and pickles it as its own. The one
+/// difference: a memory policy that a C extension sets after that first
+/// array does not apply to these arrays (they keep numpy's default).
+mod numpy_memory {
+    use numpy::npyffi::{PyArrayObject, NPY_ARRAY_OWNDATA, PY_ARRAY_API};
+    use pyo3::ffi;
+    use pyo3::prelude::*;
+    use pyo3::sync::PyOnceLock;
+    use pyo3::types::{PyCapsule, PyCapsuleMethods};
+    use std::ffi::{c_char, c_int, c_uint, c_void, CStr};
+
+    /// `PyDataMemAllocator` (numpy's `ndarraytypes.h`).
+    #[repr(C)]
+    struct Allocator {
+        ctx: *mut c_void,
+        malloc: unsafe extern "C" fn(*mut c_void, usize) -> *mut c_void,
+        calloc: unsafe extern "C" fn(*mut c_void, usize, usize) -> *mut c_void,
+        realloc: unsafe extern "C" fn(*mut c_void, *mut c_void, usize) -> *mut c_void,
+        free: unsafe extern "C" fn(*mut c_void, *mut c_void, usize),
+    }
+
+    /// `PyDataMem_Handler`, the struct in a `"mem_handler"` capsule.
+    #[repr(C)]
+    struct Handler {
+        name: [c_char; 127],
+        version: u8,
+        allocator: Allocator,
+    }
+
+    /// `PyArrayObject_fields` up to `mem_handler` (numpy >= 1.22; the numpy
+    /// crate declares the fields up to `weakreflist`).
+    #[repr(C)]
+    struct ArrayWithHandler {
+        array: PyArrayObject,
+        buffer_info: *mut c_void,
+        mem_handler: *mut ffi::PyObject,
+    }
+
+    /// numpy's C API feature version that added memory handlers.
+    const NPY_1_22_API_VERSION: c_uint = 0x0000_000f;
+    /// `PyDataMem_GetHandler`'s slot in numpy's C API table.
+    const GET_HANDLER_SLOT: usize = 305;
+    /// `NPY_TRACE_DOMAIN`: numpy's tracemalloc domain for array data.
+    const NPY_TRACE_DOMAIN: c_uint = 389_047;
+
+    unsafe extern "C" {
+        // CPython's C API (not in the limited API's headers, exported by
+        // every CPython since 3.7); numpy calls it for every allocation.
+        fn PyTraceMalloc_Track(domain: c_uint, ptr: usize, size: usize) -> c_int;
+        fn PyTraceMalloc_Untrack(domain: c_uint, ptr: usize) -> c_int;
+    }
+
+    type GetHandler = unsafe extern "C" fn() -> *mut ffi::PyObject;
+
+    /// numpy's default handler: its capsule, kept alive here (so the
+    /// address cannot be reused), and the handler inside.
+    struct Resolved {
+        capsule: Py<PyCapsule>,
+        handler: *const Handler,
+    }
+
+    // SAFETY: `handler` points into a capsule `Resolved` keeps alive, used
+    // only with the GIL held.
+    unsafe impl Send for Resolved {}
+    unsafe impl Sync for Resolved {}
+
+    fn resolved(py: Python<'_>) -> Option<&'static Resolved> {
+        static RESOLVED: PyOnceLock<Option<Resolved>> = PyOnceLock::new();
+        RESOLVED.get_or_init(py, || resolve(py).ok().flatten()).as_ref()
+    }
+
+    fn resolve(py: Python<'_>) -> PyResult<Option<Resolved>> {
+        // SAFETY: a numpy C API call (slot 211) with the GIL held.
+        if unsafe { PY_ARRAY_API.PyArray_GetNDArrayCFeatureVersion(py) } < NPY_1_22_API_VERSION {
+            return Ok(None);
+        }
+        let module = py.import("numpy._core.multiarray").or_else(|_| py.import("numpy.core.multiarray"))?;
+        let api = module.getattr("_ARRAY_API")?.cast_into::<PyCapsule>()?;
+        let table = api.pointer_checked(None)?.cast::<*const c_void>();
+        // SAFETY: numpy's API table has a GetHandler slot from 1.22 on
+        // (checked above); the table lives as long as numpy, which stays
+        // imported (the capsule is kept, as the numpy crate keeps it).
+        let get_handler: GetHandler = unsafe { std::mem::transmute::<*const c_void, GetHandler>(*table.as_ptr().add(GET_HANDLER_SLOT)) };
+        std::mem::forget(api);
+        // SAFETY: returns a new reference to the handler capsule in effect.
+        let capsule = unsafe { Bound::from_owned_ptr_or_err(py, get_handler())? }.cast_into::<PyCapsule>()?;
+        let handler = capsule.pointer_checked(Some(c"mem_handler"))?.cast::<Handler>().as_ptr().cast_const();
+        // SAFETY: a handler's name is a NUL-terminated string in its struct.
+        let name = unsafe { CStr::from_ptr((*handler).name.as_ptr()) };
+        Ok((name == c"default_allocator").then(|| Resolved { capsule: capsule.unbind(), handler }))
+    }
+
+    /// `nbytes` of data from the resolved handler, with a reference to it.
+    pub struct DataMemory {
+        data: *mut c_void,
+        nbytes: usize,
+        handler: *const Handler,
+        capsule: *mut ffi::PyObject,
+    }
+
+    impl DataMemory {
+        /// Allocates `nbytes` (non-zero) with numpy's default handler;
+        /// `None` without one or when the allocation failed (numpy's own
+        /// path then allocates, or raises).
+        pub fn allocate(py: Python<'_>, nbytes: usize) -> Option<Self> {
+            let resolved = resolved(py)?;
+            // The array's reference to its handler, as numpy takes one.
+            let capsule = resolved.capsule.clone_ref(py).into_ptr();
+            let handler = resolved.handler;
+            // SAFETY: the resolved handler's allocator, as numpy's
+            // PyDataMem_UserNEW calls it.
+            let data = unsafe { ((*handler).allocator.malloc)((*handler).allocator.ctx, nbytes) };
+            let memory = DataMemory { data, nbytes, handler, capsule };
+            // SAFETY: as numpy registers its allocations (-1: tracemalloc
+            // could not record it; numpy frees and reports no memory).
+            if data.is_null() || unsafe { PyTraceMalloc_Track(NPY_TRACE_DOMAIN, data as usize, nbytes) } == -1 {
+                return None;
+            }
+            Some(memory)
+        }
+
+        pub fn data(&self) -> *mut c_void {
+            self.data
+        }
+
+        /// Makes `array`, created over this memory, its owner: numpy then
+        /// frees it with the handler, as for an array it allocated.
+        ///
+        /// # Safety
+        /// `array` is a live ndarray whose data is this memory, not yet seen
+        /// by anyone else.
+        pub unsafe fn give_to(self, array: *mut PyArrayObject) {
+            let fields = array.cast::<ArrayWithHandler>();
+            // SAFETY: numpy >= 1.22 (checked when resolving) lays arrays out
+            // with `mem_handler` after `weakreflist`; with data passed in,
+            // numpy left it null and OWNDATA clear.
+            unsafe {
+                (*fields).mem_handler = self.capsule;
+                (*fields).array.fields.flags |= NPY_ARRAY_OWNDATA;
+            }
+            std::mem::forget(self);
+        }
+    }
+
+    impl Drop for DataMemory {
+        /// Frees memory no array took (the array's creation failed).
+        fn drop(&mut self) {
+            // SAFETY: memory from this handler, not handed over; the
+            // capsule reference is ours. The GIL is held (created under it,
+            // never sent).
+            unsafe {
+                if !self.data.is_null() {
+                    PyTraceMalloc_Untrack(NPY_TRACE_DOMAIN, self.data as usize);
+                    let allocator = &(*self.handler).allocator;
+                    (allocator.free)(allocator.ctx, self.data, self.nbytes);
+                }
+                ffi::Py_DecRef(self.capsule);
+            }
+        }
+    }
 }
 
 /// A new numpy int16 array of `len` samples, zeroed and then filled by `fill`.

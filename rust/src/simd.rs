@@ -54,29 +54,62 @@ pub(crate) use avx2_dispatch;
 /// construction (and the tests check all 256 codes through this path).
 #[cfg(target_arch = "x86_64")]
 pub mod g711_avx2 {
+    use rtpcore_proto::codec::g711;
     use std::arch::x86_64::*;
     use std::mem::MaybeUninit;
 
-    /// `A` and `B` by high nibble, split into low and high bytes for `vpshufb`.
+    /// A G.711 law, for building its tables at compile time (a `const fn`
+    /// cannot call a decoder through a function pointer).
+    #[derive(Clone, Copy)]
+    pub enum Law {
+        /// μ-law.
+        Ulaw,
+        /// A-law.
+        Alaw,
+    }
+
+    impl Law {
+        const fn decode(self, code: u8) -> i16 {
+            match self {
+                Law::Ulaw => g711::ulaw_decode(code),
+                Law::Alaw => g711::alaw_decode(code),
+            }
+        }
+
+        /// The XOR that turns a code into `high nibble << 4 | step`: μ-law's
+        /// bits are inverted, A-law's even bits toggled.
+        const fn mask(self) -> u8 {
+            match self {
+                Law::Ulaw => 0xFF,
+                Law::Alaw => 0x55,
+            }
+        }
+    }
+
+    /// `A` and `B` by high nibble, split into low and high bytes for `vpshufb`,
+    /// built at compile time (constants in the kernel, not a `OnceLock`
+    /// checked and read on every call).
+    #[repr(C, align(16))]
     pub struct NibbleTables {
         a_lo: [u8; 16],
         a_hi: [u8; 16],
         b_lo: [u8; 16],
         b_hi: [u8; 16],
-        /// XOR that turns a code into `high nibble << 4 | step` (0xFF for
-        /// μ-law's inverted bits, 0x55 for A-law's toggled even bits).
         mask: u8,
     }
 
     impl NibbleTables {
-        /// Tables for a law given its scalar decoder and code mask.
-        pub fn new(decode: fn(u8) -> i16, mask: u8) -> Self {
+        /// The tables of `law`, from its scalar decoder.
+        pub const fn new(law: Law) -> Self {
+            let mask = law.mask();
             let mut tables = NibbleTables { a_lo: [0; 16], a_hi: [0; 16], b_lo: [0; 16], b_hi: [0; 16], mask };
-            for high in 0..16u8 {
-                let b = decode((high << 4) ^ mask);
-                let a = decode(((high << 4) | 1) ^ mask).wrapping_sub(b);
-                [tables.a_lo[usize::from(high)], tables.a_hi[usize::from(high)]] = a.to_le_bytes();
-                [tables.b_lo[usize::from(high)], tables.b_hi[usize::from(high)]] = b.to_le_bytes();
+            let mut high = 0;
+            while high < 16 {
+                let b = law.decode(((high as u8) << 4) ^ mask);
+                let a = law.decode((((high as u8) << 4) | 1) ^ mask).wrapping_sub(b);
+                [tables.a_lo[high], tables.a_hi[high]] = a.to_le_bytes();
+                [tables.b_lo[high], tables.b_hi[high]] = b.to_le_bytes();
+                high += 1;
             }
             tables
         }

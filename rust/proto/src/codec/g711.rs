@@ -85,7 +85,7 @@ pub fn ulaw_encode_with(x: i16, rounding: UlawRounding) -> u8 {
 /// add and an integer subtract: unlike `f as i32` (which saturates) it
 /// vectorises with plain SSE2.
 #[inline(always)]
-fn small_float_to_int(f: f32) -> i32 {
+const fn small_float_to_int(f: f32) -> i32 {
     const TWO_POW_23: f32 = 8_388_608.0;
     (f + TWO_POW_23).to_bits().wrapping_sub(TWO_POW_23.to_bits()) as i32
 }
@@ -96,14 +96,14 @@ fn small_float_to_int(f: f32) -> i32 {
 /// Both laws decode to this shape: the step is followed by a 1 bit (half a
 /// step, the middle of the quantisation interval) and the segment scales it.
 #[inline(always)]
-fn segment_value(segment_and_step: u32) -> i32 {
+const fn segment_value(segment_and_step: u32) -> i32 {
     // Exponent 134 = 127 + 3 (the factor 8) + 4 (the four mantissa bits).
     small_float_to_int(f32::from_bits((segment_and_step << 19) + (134 << 23) + (1 << 18)))
 }
 
 /// Applies a sign bit (1 = negative) to a magnitude.
 #[inline(always)]
-fn with_sign(magnitude: i32, negative_bit: u32) -> i32 {
+const fn with_sign(magnitude: i32, negative_bit: u32) -> i32 {
     let mask = (negative_bit as i32).wrapping_neg();
     (magnitude ^ mask).wrapping_sub(mask)
 }
@@ -112,16 +112,17 @@ fn with_sign(magnitude: i32, negative_bit: u32) -> i32 {
 /// spandsp and `audioop`): `((step << 3) + 0x84) << segment) - 0x84`, which
 /// is [`segment_value`] minus the bias 0x84.
 #[inline(always)]
-fn ulaw_decode_i32(code: u32) -> i32 {
+const fn ulaw_decode_i32(code: u32) -> i32 {
     let inverted = !code & 0xFF;
     // Bit 7 of the inverted code is the sign: set means negative.
     with_sign(segment_value(inverted & 0x7F).wrapping_sub(0x84), inverted >> 7)
 }
 
-/// Decodes one μ-law code to a 16-bit sample.
+/// Decodes one μ-law code to a 16-bit sample (`const`: lookup tables
+/// built from it at compile time agree with it by construction).
 #[inline]
-pub fn ulaw_decode(code: u8) -> i16 {
-    ulaw_decode_i32(u32::from(code)) as i16
+pub const fn ulaw_decode(code: u8) -> i16 {
+    ulaw_decode_i32(code as u32) as i16
 }
 
 /// Encodes one 16-bit sample to an A-law code, exactly as ITU-T G.191 (which
@@ -152,7 +153,7 @@ pub fn alaw_encode(x: i16) -> u8 {
 /// [`segment_value`]; segment 0 has no implicit leading 16 and the same step
 /// size as segment 1, i.e. segment 1's value minus `16 << 4`.
 #[inline(always)]
-fn alaw_decode_i32(code: u32) -> i32 {
+const fn alaw_decode_i32(code: u32) -> i32 {
     let toggled = (code ^ 0x55) & 0xFF;
     let segment_and_step = toggled & 0x7F;
     let magnitude = if segment_and_step < 0x10 {
@@ -164,10 +165,10 @@ fn alaw_decode_i32(code: u32) -> i32 {
     with_sign(magnitude, (toggled >> 7) ^ 1)
 }
 
-/// Decodes one A-law code to a 16-bit sample.
+/// Decodes one A-law code to a 16-bit sample (`const`, as [`ulaw_decode`]).
 #[inline]
-pub fn alaw_decode(code: u8) -> i16 {
-    alaw_decode_i32(u32::from(code)) as i16
+pub const fn alaw_decode(code: u8) -> i16 {
+    alaw_decode_i32(code as u32) as i16
 }
 
 /// Encodes `pcm` to μ-law codes in `out` (ITU-T G.191).
