@@ -754,7 +754,6 @@ impl JitterBuffer {
         }
         self.decoded.drain(..skip);
         self.advance(skip);
-        self.held_ticks = 0;
         self.stats.late += 1;
         self.stats.lost += 1;
     }
@@ -936,10 +935,13 @@ impl JitterBuffer {
         out.copy_from_slice(&self.decoded[..n]);
         self.decoded.drain(..n);
         self.advance(n);
-        self.held_ticks = 0;
     }
 
+    /// Moves the play position past `samples` decoded samples that were
+    /// played (or dropped). Real audio playing again ends a stall: the time
+    /// held in it has become delay, and is no credit for a later loss.
     fn advance(&mut self, samples: usize) {
+        self.held_ticks = 0;
         if let Some(pos) = self.position.as_mut() {
             pos.ts += (samples / self.samples_per_tick) as i64;
         }
@@ -952,7 +954,6 @@ impl JitterBuffer {
         self.decoded.drain(..n);
         self.advance(n);
         self.concealing = false;
-        self.held_ticks = 0;
     }
 
     /// Writes concealment into `out`; returns `Concealed` while the lost

@@ -386,3 +386,33 @@ fn comfort_noise_packets_set_the_noise_of_the_pause() {
     assert_eq!(sim.frames.iter().filter(|(i, _)| i.timestamp.is_some()).count(), 40);
 }
 
+
+#[test]
+fn a_stall_is_no_credit_for_a_loss_after_audio_has_played_again() {
+    // A quiet stream (a pause without a marker): the link stalls, packets
+    // 100..=104 come together at 2105 ms, playout holds (filling background
+    // noise), and when they come the extra delay is cut by accelerating 100
+    // and 101. Packet 102 is lost:
+    // the time held in the stall became the delay of 100 and 101, so it must
+    // not stand in for 102 too (that would skip 102 without concealment, a
+    // jump in the timeline).
+    let mut arrivals = stream(200, 0, 0, |k| match k {
+        102 => None,
+        100..=104 => Some(2105.0 - 20.0 * k as f64),
+        _ => Some(5.0),
+    });
+    for (_, p) in arrivals.iter_mut() {
+        p.truncate(12);
+        p.extend([0xffu8; 160]);
+    }
+    let sim = Sim::run(&arrivals);
+    let st = sim.jb.stats();
+    assert_eq!((st.late, st.lost), (0, 1), "{st:?}");
+    let played = |ts: u32| sim.frames.iter().position(|(i, _)| i.timestamp == Some(ts)).expect("packet played");
+    let (after_stall, next) = (played(100 * 160), played(103 * 160));
+    assert_eq!(sim.frames[after_stall].0.kind, FrameKind::Accelerated, "{:?}", &sim.kinds()[after_stall - 5..next + 1]);
+    // The frame between them conceals 102.
+    assert_eq!(next, after_stall + 2, "{:?}", &sim.kinds()[after_stall - 5..next + 1]);
+    assert_eq!(sim.frames[after_stall + 1].0.kind, FrameKind::Concealed);
+    assert_eq!(st.concealed_ms, 20.0, "{st:?}");
+}
