@@ -47,3 +47,23 @@ def test_late_loss_per_window_and_cumulative() -> None:
     assert windows[0]["cumulative_pct"] == pytest.approx(100 * 2 / 500)
     assert windows[1]["late_pct"] == pytest.approx(100 * 1 / 500)
     assert windows[1]["cumulative_pct"] == pytest.approx(100 * 3 / 1000)
+
+
+def test_the_budget_receiver_plays_the_lowest_step_within_budget_so_far() -> None:
+    # Odd packets come 15 ms late (so 0 ms is never within budget once one
+    # is known), packets 6 and 8 50 ms late. With D = 20 ms: until 200
+    # packets are known, two late ones exceed 1% at 20 and 40 ms (the frame
+    # grid), so the receiver plays at 60 ms; from then on 20 ms is within
+    # budget.
+    extra = {k: 15.0 for k in range(1, 1000, 2)} | {6: 50.0, 8: 50.0}
+    trace = synthetic_trace(extra, lost={900})
+    packets, delay, step = jitter_eval.budget_receiver(trace, 20.0, horizon_ms=400.0)
+    assert [p.seq for p in packets] == list(range(1000))
+    sent = np.array([p.send_ms for p in packets])
+    known = np.searchsorted(sent, sent - 400.0, side="right")
+    # Nothing late known yet: the lowest step (0 ms, one frame under D).
+    assert (delay[known <= 1] == 0.0).all() and (step[known <= 1] == -1).all()
+    assert (delay[(known >= 2) & (known <= 6)] == 20.0).all()
+    assert (delay[(known >= 9) & (known < 200)] == 60.0).all()
+    assert (step[(known >= 9) & (known < 200)] == 2).all()
+    assert (delay[known >= 200] == 20.0).all() and (step[known >= 200] == 0).all()

@@ -1,9 +1,15 @@
 //! The target playout delay, learnt from packet arrivals.
 //!
 //! Every packet's *transit* (`arrival - timestamp / clock`) is compared with
-//! the smallest transit seen in the last five seconds; the difference is the
-//! packet's relative delay: how much later it came than the fastest recent
-//! packet. A playout point that many milliseconds behind the fastest packet
+//! a reference, the smallest transit seen in the last five seconds; the
+//! difference is the packet's relative delay: how much later it came than
+//! the fastest recent packet. The reference falls at once with a faster
+//! packet but rises no faster than clock drift could make it: under wide
+//! jitter a packet at the delay floor is rare, the five-second minimum jumps
+//! up by several milliseconds whenever one leaves the window, and since the
+//! histogram below remembers delays told against the lower reference while
+//! the current delay is told against the new one, each jump read as the
+//! delay falling under the target (a packet of needless expansion). A playout point that many milliseconds behind the fastest packet
 //! would have caught it. The relative delays go into a histogram with
 //! exponential forgetting (old network conditions fade out over tens of
 //! seconds), and the target is a high quantile of it, the same idea as
@@ -37,6 +43,14 @@ const DELAY_STEP_HOLD_S: f64 = 0.3;
 const BUCKET_MS: f64 = 1.0;
 /// Packets learnt before anything counts as a peak.
 const WARMUP_PACKETS: u64 = 50;
+/// How fast the reference may rise towards a higher five-second minimum,
+/// seconds per second: 300 ppm, more than the 200 ppm clock drift it has to
+/// follow.
+const REFERENCE_RISE_PER_S: f64 = 0.0003;
+/// A five-second minimum this far (s) above the reference is a lasting rise
+/// of the path delay (a new route), not a rare fast packet gone: the
+/// reference jumps to it.
+const REFERENCE_JUMP_S: f64 = 0.05;
 /// Weights are rescaled when they grow past this, keeping them finite.
 const RESCALE_AT: f64 = 1e200;
 
@@ -94,6 +108,8 @@ pub struct DelayManager {
     /// The quantile target as of the last packet, ms.
     quantile_ms: f64,
     packets: u64,
+    /// The reference transit (s) and the arrival (s) it was set at.
+    reference: Option<(f64, f64)>,
 }
 
 impl DelayManager {
@@ -109,6 +125,7 @@ impl DelayManager {
             peaks: VecDeque::with_capacity(64),
             quantile_ms: config.min_delay_ms,
             packets: 0,
+            reference: None,
         }
     }
 
@@ -118,6 +135,7 @@ impl DelayManager {
         self.next_weight = 1.0;
         self.total = 0.0;
         self.min_transit.clear();
+        self.reference = None;
         self.peaks.clear();
         self.quantile_ms = self.config.min_delay_ms;
         self.packets = 0;
@@ -128,11 +146,14 @@ impl DelayManager {
     /// while the delay distribution (the network) stays the same.
     pub fn rebase(&mut self) {
         self.min_transit.clear();
+        self.reference = None;
     }
 
-    /// The smallest transit of the last five seconds, in seconds, if any.
+    /// The reference transit, in seconds, if any: the smallest transit of
+    /// the last five seconds, risen towards a higher one no faster than
+    /// clock drift (see the module docs).
     pub fn min_transit(&self) -> Option<f64> {
-        self.min_transit.front().map(|&(_, t)| t)
+        self.reference.map(|(r, _)| r)
     }
 
     /// Records one packet that arrived at `arrival` (s) with transit
@@ -146,7 +167,12 @@ impl DelayManager {
         while self.min_transit.front().is_some_and(|&(a, _)| a < arrival - MIN_TRANSIT_WINDOW_S) {
             self.min_transit.pop_front();
         }
-        let reference = self.min_transit.front().map_or(transit, |&(_, t)| t);
+        let window_min = self.min_transit.front().map_or(transit, |&(_, t)| t);
+        let reference = match self.reference {
+            Some((r, at)) if window_min > r && window_min - r < REFERENCE_JUMP_S => window_min.min(r + REFERENCE_RISE_PER_S * (arrival - at).max(0.0)),
+            _ => window_min,
+        };
+        self.reference = Some((reference, arrival));
         let relative_ms = ((transit - reference) * 1000.0).max(0.0);
 
         while self.peaks.front().is_some_and(|p| p.at < arrival - PEAK_MEMORY_S) {
@@ -373,6 +399,32 @@ mod tests {
         assert!(dm.target_ms(t) < 20.0, "the target leaves the step out: {}", dm.target_ms(t));
         t = feed_from(&mut dm, t, std::iter::repeat_n(10.0, 25));
         assert!(!dm.in_delay_step(t), "step over {} s after it started", t - start);
+    }
+
+    #[test]
+    fn the_reference_rises_no_faster_than_clock_drift() {
+        let mut dm = DelayManager::new(DelayConfig::default());
+        // One fast packet (0 ms) among 10 ms ones: when it leaves the
+        // five-second window, the reference creeps up at 0.3 ms/s.
+        let mut t = feed(&mut dm, [10.0, 0.0]);
+        t = feed_from(&mut dm, t, std::iter::repeat_n(10.0, 223));
+        assert!(dm.min_transit().is_some_and(|r| r < 1e-9), "{:?}", dm.min_transit());
+        // 5 s on, the fast packet (arrived at 0.02 s) left the window 4.5 s ago.
+        t = feed_from(&mut dm, t, std::iter::repeat_n(10.0, 250));
+        let risen = dm.min_transit().expect("set") * 1000.0;
+        assert!((1.2..=1.4).contains(&risen), "{risen} ms, not the window's 10 ms");
+        // A new route 60 ms slower is a jump, once the old one left the window.
+        feed_from(&mut dm, t, std::iter::repeat_n(80.0, 300));
+        let r = dm.min_transit().expect("set") * 1000.0;
+        assert!((r - 80.0).abs() < 1e-6, "{r}");
+        // Drift of -200 ppm (transit growing 0.2 ms/s) is followed: the
+        // reference stays with the five-second minimum, 1 ms (5 s of drift)
+        // under the newest packets.
+        let mut dm = DelayManager::new(DelayConfig::default());
+        let floor = |k: usize| 10.0 + 0.004 * k as f64;
+        feed(&mut dm, (0..3000).map(floor));
+        let lag = floor(2999) - dm.min_transit().expect("set") * 1000.0;
+        assert!((0.9..1.1).contains(&lag), "lag {lag} ms");
     }
 
     #[test]

@@ -26,8 +26,9 @@
 //!   conceals, which raises the delay by exactly the stall; if the packet
 //!   turns out lost, the concealment already played counts for it. A stall
 //!   of one packet whose successor is already there ends by dropping the
-//!   late packet instead, so that one straggler does not cost a packet of
-//!   delay.
+//!   late packet instead (within a ration of such drops), so that one
+//!   straggler does not cost a packet of delay. A stall that was kept is
+//!   taken back by accelerating as soon as the target allows it.
 //! * When real audio follows concealment it is merged in with a crossfade.
 //!
 //! Steady state allocates nothing: payload buffers are pooled and every
@@ -356,6 +357,9 @@ const PAUSE_PATIENCE_MS: usize = 2000;
 const STRETCH_PATIENCE_MS: usize = 4000;
 /// Below this rms (about -58 dBFS) audio is a pause for stretching.
 const QUIET_RMS: f32 = 40.0;
+/// Frames the rate of late packets dropped after short stalls is averaged
+/// over (10 s of 20 ms frames).
+const CATCH_UP_MEMORY_FRAMES: f64 = 500.0;
 /// History of played audio kept for pitch analysis, ms.
 const HISTORY_MS: usize = 60;
 
@@ -391,6 +395,11 @@ pub struct JitterBuffer {
     noise_state: u32,
     /// Timestamp ticks concealed while holding position (stall credit).
     held_ticks: i64,
+    /// Timestamp ticks the last stall raised the delay by, until taken back.
+    stall_rise: i64,
+    /// Late packets dropped after a short stall per frame, an exponential
+    /// average over `CATCH_UP_MEMORY_FRAMES`.
+    catch_up_rate: f64,
     /// Samples still to remove (positive) or add (negative) by stretching
     /// to get back to packet-aligned playout.
     stretch_remaining: i64,
@@ -455,6 +464,8 @@ impl JitterBuffer {
             decoder_epoch: None,
             noise_state: 0x9e37_79b9,
             held_ticks: 0,
+            stall_rise: 0,
+            catch_up_rate: 0.0,
             stretch_remaining: 0,
             stretch_waited: 0,
             packet_ticks: i64::from(config.clock_rate * config.frame_ms / 1000),
@@ -627,6 +638,7 @@ impl JitterBuffer {
         let target_ms = self.delay.target_ms(now);
         self.stats.target_delay_ms = target_ms;
         self.stats.frames += 1;
+        self.catch_up_rate *= 1.0 - 1.0 / CATCH_UP_MEMORY_FRAMES;
         // A talk spurt that has played out ends here, so that the next one
         // can start in this very frame.
         self.decode_ahead(self.frame_len + 2 * self.scales.max_pitch);
@@ -734,6 +746,7 @@ impl JitterBuffer {
         self.position = None;
         self.concealing = false;
         self.held_ticks = 0;
+        self.stall_rise = 0;
         self.stretch_remaining = 0;
     }
 
@@ -741,11 +754,20 @@ impl JitterBuffer {
     /// waited for if its successor is already there: playout keeps its
     /// delay, as a fixed buffer would, instead of growing by a packet for
     /// one packet that was only a little late. A longer stall (a delay spike,
-    /// a route change) is kept: its successors are late too.
+    /// a route change) is kept: its successors are late too. Each drop is a
+    /// late loss, so drops are rationed: over the last ten seconds or so
+    /// (an exponential average) at most twice the loss the target allows
+    /// (`1 - quantile`, 1% by default). When many packets are a little late
+    /// (every other one, say) the stalls are then kept, and they raise the
+    /// delay to where those packets are on time, instead of dropping half
+    /// the stream at a delay under the target for ever.
     fn catch_up_after_short_stall(&mut self) {
         let spt = self.samples_per_tick;
         let held = self.held_ticks;
         if !self.concealing || held <= 0 || held > self.packet_ticks {
+            return;
+        }
+        if self.catch_up_rate >= 2.0 * (1.0 - self.config.delay.quantile) {
             return;
         }
         let skip = held as usize * spt;
@@ -754,7 +776,8 @@ impl JitterBuffer {
         }
         self.decoded.drain(..skip);
         self.advance(skip);
-        self.held_ticks = 0;
+        self.stall_rise = 0;
+        self.catch_up_rate += 1.0 / CATCH_UP_MEMORY_FRAMES;
         self.stats.late += 1;
         self.stats.lost += 1;
     }
@@ -784,6 +807,7 @@ impl JitterBuffer {
             self.position = Some(Position { epoch: first.epoch, ts: first.ts, last_seq: None });
             self.stretch_remaining = 0;
             self.held_ticks = 0;
+            self.stall_rise = 0;
             self.starved_samples = 0;
             self.pause_signalled = false;
             self.decoded.clear();
@@ -875,6 +899,15 @@ impl JitterBuffer {
                 } else if error_ms >= packet_ms + stretch_tolerance_ms(target_ms) {
                     // One packet less delay: cut through to the boundary after next.
                     to_boundary + packet
+                } else if self.stall_rise > 0 && to_boundary == 0 && error_ms - (self.stall_rise * spt) as f64 / self.scales.per_ms as f64 >= -expand_below {
+                    // A stall raised the delay without anything learnt
+                    // calling for it: take it back whole as soon as the
+                    // delay without it is not under the target by more than
+                    // expanding tolerates (the rule above would wait for the
+                    // target to fall a packet plus its tolerance under it).
+                    let rise = self.stall_rise * spt;
+                    self.stall_rise = 0;
+                    rise
                 } else if to_boundary > 0 && error_ms >= -expand_below {
                     // Misaligned: playing up to the boundary faster costs no
                     // safety margin at all, only delay.
@@ -936,10 +969,18 @@ impl JitterBuffer {
         out.copy_from_slice(&self.decoded[..n]);
         self.decoded.drain(..n);
         self.advance(n);
-        self.held_ticks = 0;
     }
 
+    /// Moves the play position past `samples` decoded samples that were
+    /// played (or dropped). Real audio playing again ends a stall: the time
+    /// held in it has become delay, and is no credit for a later loss; it is
+    /// remembered as the stall's rise, to take back when the target allows
+    /// (once the target is learnt: before, a stall is the learning).
     fn advance(&mut self, samples: usize) {
+        if self.held_ticks > 0 && self.delay.learnt() {
+            self.stall_rise = self.held_ticks;
+        }
+        self.held_ticks = 0;
         if let Some(pos) = self.position.as_mut() {
             pos.ts += (samples / self.samples_per_tick) as i64;
         }
@@ -952,7 +993,6 @@ impl JitterBuffer {
         self.decoded.drain(..n);
         self.advance(n);
         self.concealing = false;
-        self.held_ticks = 0;
     }
 
     /// Writes concealment into `out`; returns `Concealed` while the lost
