@@ -467,9 +467,11 @@ class Engine:
     this many milliseconds, so that one wake-up of a worker serves every
     call of the same phase. A wake-up costs a worker some 25-30 µs of CPU
     (on the virtual machines measured), so with many calls a coarser grid
-    saves CPU (2: about 8 % per call at 800 calls), at the price of longer
-    rounds: each call keeps its place in its round, so its packets stay
-    evenly spaced, but whatever holds a round up delays more calls at once.
+    saves CPU (2: about 8 % per call at 800 calls; nothing once the workers
+    fall behind and their rounds run together anyway), at the price of
+    longer rounds: each call keeps its place in its round, so its packets
+    stay evenly spaced, but whatever holds a round up delays more calls at
+    once.
     """
 
     def __init__(

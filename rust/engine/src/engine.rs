@@ -49,7 +49,8 @@ pub struct EngineConfig {
     /// (1..=10), so that one wake-up of a worker serves every call of the
     /// same phase. Each wake-up costs a worker some 25-30 us of CPU on the
     /// virtual machines measured; a coarser grid pays it less often (2 ms:
-    /// about 8% less CPU per call at 800 calls) but makes each round
+    /// about 8% less CPU per call at 800 calls, nothing once the workers
+    /// fall behind and their rounds run together anyway) but makes each round
     /// longer, and the calls late in a round send that much later (every
     /// call keeps its place in the round, so its own packets stay evenly
     /// spaced, but a round held up is felt by more calls at once).
