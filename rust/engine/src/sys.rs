@@ -320,7 +320,7 @@ impl SendBatch {
         outcome
     }
 
-    fn send_one(&mut self, i: usize, outcome: &mut SendOutcome) {
+    fn send_one(&self, i: usize, outcome: &mut SendOutcome) {
         let (fd, ref name, name_len, start, len) = self.entries[i];
         loop {
             // SAFETY: the data range and the address lie in buffers owned
