@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from rtpcore import _core
 from rtpcore.errors import MediaError, QueueFullError, StreamClosedError
 from rtpcore.g711 import ulaw_decode, ulaw_encode
 from rtpcore.media import (
@@ -255,6 +256,23 @@ async def test_passthrough_carries_ulaw_payload_untouched(engine: Engine, tmp_pa
         assert wav.getframerate() == 8000
         right = np.frombuffer(wav.readframes(wav.getnframes()), np.int16)[1::2]
     assert correlation(sent, right) > 0.99
+
+
+async def test_a_coarser_tick_grid_still_carries_every_frame() -> None:
+    # Calls on a 10 ms grid (the coarsest) share wake-ups; the audio is the
+    # same. The Rust driver tests check the phases themselves.
+    with Engine(port_range=(37994, 37999), tick_grid_ms=10) as engine:
+        a, b = pair(engine)
+        sent = speechlike(8000, 1.0, seed=6)
+        await a.write(sent)
+        assert correlation(sent, pcm_of(await hear(b, 1.0))) > 0.98
+    with pytest.raises(ValueError, match="^tick_grid_ms"):
+        Engine(tick_grid_ms=0)
+    with pytest.raises(TypeError, match="^tick_grid_ms"):
+        Engine(tick_grid_ms=2.0)  # type: ignore[arg-type]
+    # The core checks it too, for callers of the binding itself.
+    with pytest.raises(ValueError, match="^tick_grid_ms"):
+        _core.MediaEngine("127.0.0.1", 37994, 37999, 1, 50, 60_000, False, 11)
 
 
 async def test_events_tell_latching_drops_and_close(engine: Engine) -> None:

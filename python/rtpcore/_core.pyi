@@ -464,6 +464,7 @@ class MediaEngine:
         frame_queue: int,
         max_queued_ms: int,
         shared_sockets: bool = False,
+        tick_grid_ms: int = 1,
     ) -> MediaEngine: ...
     def fileno(self) -> int: ...
     @property

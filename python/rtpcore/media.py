@@ -462,6 +462,16 @@ class Engine:
     (``EngineStats.datagrams_unmatched``).
     Meant for load generators and far ends under your control: SDP towards
     real peers, behind NAT, wants the default.
+
+    ``tick_grid_ms`` (1 to 10): calls start their ptime clocks on a grid of
+    this many milliseconds, so that one wake-up of a worker serves every
+    call of the same phase. A wake-up costs a worker some 25-30 µs of CPU
+    (on the virtual machines measured), so with many calls a coarser grid
+    saves CPU (2: about 8 % per call at 800 calls; nothing once the workers
+    fall behind and their rounds run together anyway), at the price of
+    longer rounds: each call keeps its place in its round, so its packets
+    stay evenly spaced, but whatever holds a round up delays more calls at
+    once.
     """
 
     def __init__(
@@ -473,6 +483,7 @@ class Engine:
         frame_queue: int = 50,
         max_queued_ms: int = 60_000,
         shared_sockets: bool = False,
+        tick_grid_ms: int = 1,
     ) -> None:
         if not isinstance(bind_host, str):
             raise TypeError(f"bind_host: expected a str, got {type(bind_host).__name__}")
@@ -488,8 +499,9 @@ class Engine:
             _check_int("workers", workers, 1, 1024)
         _check_int("frame_queue", frame_queue, 1, 100_000)
         _check_int("max_queued_ms", max_queued_ms, 1, 3_600_000)
+        _check_int("tick_grid_ms", tick_grid_ms, 1, 10)
         self._core = _core.MediaEngine(bind_host, low, high, workers or 0, frame_queue, max_queued_ms,
-                                       bool(shared_sockets))
+                                       bool(shared_sockets), tick_grid_ms)
         self._streams: weakref.WeakValueDictionary[int, MediaStream] = weakref.WeakValueDictionary()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._batch_waiter: asyncio.Future[None] | None = None

@@ -193,7 +193,7 @@ fn stats_dict<'py>(
 #[pymethods]
 impl MediaEngine {
     #[new]
-    #[pyo3(signature = (bind_host, port_low, port_high, workers, frame_queue, max_queued_ms, shared_sockets=false))]
+    #[pyo3(signature = (bind_host, port_low, port_high, workers, frame_queue, max_queued_ms, shared_sockets=false, tick_grid_ms=1))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -204,6 +204,7 @@ impl MediaEngine {
         frame_queue: usize,
         max_queued_ms: u32,
         shared_sockets: bool,
+        tick_grid_ms: u32,
     ) -> PyResult<Self> {
         let bind_ip: IpAddr =
             bind_host.parse().map_err(|_| PyValueError::new_err(format!("bind_host: not an IP address: {bind_host:?}")))?;
@@ -214,6 +215,7 @@ impl MediaEngine {
             frame_queue,
             max_queued_ms,
             shared_sockets,
+            tick_grid_ms,
             ..EngineConfig::default()
         };
         let core = Engine::new(config).map_err(|e| engine_error(py, e))?;

@@ -45,6 +45,16 @@ pub struct EngineConfig {
     /// Meant for load generators and far ends under our control; SDP
     /// towards real peers wants the default, a port per call.
     pub shared_sockets: bool,
+    /// Calls start their ptime clocks on a grid of this many milliseconds
+    /// (1..=10), so that one wake-up of a worker serves every call of the
+    /// same phase. Each wake-up costs a worker some 25-30 us of CPU on the
+    /// virtual machines measured; a coarser grid pays it less often (2 ms:
+    /// about 8% less CPU per call at 800 calls, nothing once the workers
+    /// fall behind and their rounds run together anyway) but makes each round
+    /// longer, and the calls late in a round send that much later (every
+    /// call keeps its place in the round, so its own packets stay evenly
+    /// spaced, but a round held up is felt by more calls at once).
+    pub tick_grid_ms: u32,
 }
 
 impl Default for EngineConfig {
@@ -57,6 +67,7 @@ impl Default for EngineConfig {
             event_queue: 1000,
             max_queued_ms: 60_000,
             shared_sockets: false,
+            tick_grid_ms: 1,
         }
     }
 }
@@ -179,6 +190,12 @@ impl<L: DrivenLeg> Engine<L> {
         if config.frame_queue == 0 || config.event_queue == 0 {
             return Err(EngineError::InvalidConfig("frame_queue/event_queue: must be at least 1".into()));
         }
+        if !(1..=10).contains(&config.tick_grid_ms) {
+            return Err(EngineError::InvalidConfig(format!(
+                "tick_grid_ms: must be 1..=10 (at most the shortest ptime), got {}",
+                config.tick_grid_ms
+            )));
+        }
         let count = if config.workers == 0 {
             std::thread::available_parallelism().map_or(1, |n| n.get())
         } else {
@@ -187,7 +204,10 @@ impl<L: DrivenLeg> Engine<L> {
         let ports = Arc::new(Mutex::new(ports));
         let notifier = Arc::new(Notifier::new()?);
         let mut counters = Vec::with_capacity(count);
-        let settings = WorkerSettings { max_queued_ms: config.max_queued_ms };
+        let settings = WorkerSettings {
+            max_queued_ms: config.max_queued_ms,
+            tick_grid_ns: i64::from(config.tick_grid_ms) * 1_000_000,
+        };
         let mut workers = Vec::with_capacity(count);
         for index in 0..count {
             let (commands, receiver) = mpsc::channel();

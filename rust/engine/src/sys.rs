@@ -133,8 +133,8 @@ pub struct RecvBatch {
     received: usize,
 }
 
-// SAFETY: the raw pointers in `iovecs`/`headers` only ever point into this
-// struct's own buffers and are rebuilt before every use.
+// SAFETY: the raw pointers in `iovecs`/`headers` only ever point into the
+// heap storage of this struct's own vectors, which is never reallocated.
 unsafe impl Send for RecvBatch {}
 
 impl RecvBatch {
@@ -144,35 +144,48 @@ impl RecvBatch {
         // SAFETY: sockaddr_storage, iovec and mmsghdr are plain C structs for
         // which all-zero bytes are a valid value.
         let zero_name: libc::sockaddr_storage = unsafe { zeroed() };
-        RecvBatch {
+        let mut batch = RecvBatch {
             buffers: vec![[0; MAX_DATAGRAM]; capacity],
             names: vec![zero_name; capacity],
             controls: vec![[0; CONTROL_LEN / 8]; capacity],
             iovecs: (0..capacity).map(|_| unsafe { zeroed() }).collect(),
             headers: (0..capacity).map(|_| unsafe { zeroed() }).collect(),
             received: 0,
+        };
+        // The pointers go into the vectors' heap storage, which never
+        // moves (they are never resized), so they are set once here, and
+        // moving the batch itself is harmless.
+        for i in 0..capacity {
+            batch.iovecs[i] = libc::iovec { iov_base: batch.buffers[i].as_mut_ptr().cast(), iov_len: MAX_DATAGRAM };
+            let header = &mut batch.headers[i].msg_hdr;
+            header.msg_name = (&mut batch.names[i] as *mut libc::sockaddr_storage).cast();
+            header.msg_iov = &mut batch.iovecs[i];
+            header.msg_iovlen = 1;
+            header.msg_control = batch.controls[i].as_mut_ptr().cast();
+            batch.reset_lengths(i);
         }
+        batch
+    }
+
+    // Restores the fields the kernel overwrites when it fills header `i`.
+    fn reset_lengths(&mut self, i: usize) {
+        let header = &mut self.headers[i].msg_hdr;
+        header.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        header.msg_controllen = CONTROL_LEN as _;
+        header.msg_flags = 0;
+        self.headers[i].msg_len = 0;
     }
 
     /// Reads whatever is queued on `socket`, up to the batch capacity,
     /// without blocking. Returns how many datagrams were read (0 when none
     /// was waiting).
     pub fn recv(&mut self, socket: &UdpSocket) -> io::Result<usize> {
-        self.received = 0;
-        // The pointers are rebuilt on every call, so moving `self` between
-        // calls is harmless.
-        for i in 0..self.buffers.len() {
-            self.iovecs[i] = libc::iovec { iov_base: self.buffers[i].as_mut_ptr().cast(), iov_len: MAX_DATAGRAM };
-            let header = &mut self.headers[i].msg_hdr;
-            header.msg_name = (&mut self.names[i] as *mut libc::sockaddr_storage).cast();
-            header.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            header.msg_iov = &mut self.iovecs[i];
-            header.msg_iovlen = 1;
-            header.msg_control = self.controls[i].as_mut_ptr().cast();
-            header.msg_controllen = CONTROL_LEN as _;
-            header.msg_flags = 0;
-            self.headers[i].msg_len = 0;
+        // Only the headers the last read filled were changed by the kernel
+        // (a call usually finds one datagram per ptime, not 32).
+        for i in 0..self.received {
+            self.reset_lengths(i);
         }
+        self.received = 0;
         // SAFETY: every header points at buffers owned by `self` that stay
         // alive and unaliased for the duration of the call.
         let n = unsafe {
@@ -281,17 +294,69 @@ impl SendBatch {
     /// Sends everything queued and empties the batch. A full socket buffer
     /// drops the datagram (real-time audio that waits is worse than audio
     /// lost); failures are counted, never fatal.
+    ///
+    /// A run of datagrams on one socket goes out through one `sendmmsg`; a
+    /// lone datagram (each call sends one per ptime on its own socket)
+    /// through `sendto`, which spares the kernel copying and checking a
+    /// message header and an iovec array for it.
     pub fn flush(&mut self) -> SendOutcome {
         let mut outcome = SendOutcome::default();
-        if self.entries.is_empty() {
-            return outcome;
+        let mut first = 0;
+        while first < self.entries.len() {
+            let fd = self.entries[first].0;
+            let mut end = first + 1;
+            while end < self.entries.len() && self.entries[end].0 == fd {
+                end += 1;
+            }
+            if end - first == 1 {
+                self.send_one(first, &mut outcome);
+            } else {
+                self.send_run(first, end, &mut outcome);
+            }
+            first = end;
         }
+        self.entries.clear();
+        self.data.clear();
+        outcome
+    }
+
+    fn send_one(&self, i: usize, outcome: &mut SendOutcome) {
+        let (fd, ref name, name_len, start, len) = self.entries[i];
+        loop {
+            // SAFETY: the data range and the address lie in buffers owned
+            // by `self`, alive for the duration of the call.
+            let n = unsafe {
+                libc::sendto(
+                    fd,
+                    self.data[start..start + len].as_ptr().cast(),
+                    len,
+                    libc::MSG_DONTWAIT,
+                    (name as *const libc::sockaddr_storage).cast(),
+                    name_len,
+                )
+            };
+            if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            // Failure: buffer full, unreachable peer reported by ICMP...
+            if n < 0 {
+                outcome.failed += 1;
+            } else {
+                outcome.sent += 1;
+            }
+            return;
+        }
+    }
+
+    // Sends entries[first..end], all on one socket, through sendmmsg.
+    fn send_run(&mut self, mut first: usize, end: usize, outcome: &mut SendOutcome) {
+        let fd = self.entries[first].0;
         self.iovecs.clear();
-        for &(_, _, _, start, len) in &self.entries {
+        for &(_, _, _, start, len) in &self.entries[first..end] {
             self.iovecs.push(libc::iovec { iov_base: self.data[start..].as_mut_ptr().cast(), iov_len: len });
         }
         self.headers.clear();
-        for (i, entry) in self.entries.iter_mut().enumerate() {
+        for (i, entry) in self.entries[first..end].iter_mut().enumerate() {
             // SAFETY: an all-zero mmsghdr is valid; the pointers set below
             // stay valid until the end of this function.
             let mut header: libc::mmsghdr = unsafe { zeroed() };
@@ -301,35 +366,30 @@ impl SendBatch {
             header.msg_hdr.msg_iovlen = 1;
             self.headers.push(header);
         }
-        let mut first = 0;
-        while first < self.entries.len() {
-            let fd = self.entries[first].0;
-            let mut end = first + 1;
-            while end < self.entries.len() && self.entries[end].0 == fd {
-                end += 1;
-            }
-            while first < end {
-                // SAFETY: headers[first..end] point at live buffers in self.
-                let n = unsafe {
-                    libc::sendmmsg(fd, self.headers[first..].as_mut_ptr(), (end - first) as libc::c_uint, libc::MSG_DONTWAIT)
-                };
-                if n <= 0 {
-                    if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
-                        continue;
-                    }
-                    // The first datagram failed (buffer full, unreachable
-                    // peer reported by ICMP...): drop it and carry on.
-                    outcome.failed += 1;
-                    first += 1;
-                } else {
-                    outcome.sent += n as u64;
-                    first += n as usize;
+        let base = first;
+        while first < end {
+            // SAFETY: headers[first - base..] point at live buffers in self.
+            let n = unsafe {
+                libc::sendmmsg(
+                    fd,
+                    self.headers[first - base..].as_mut_ptr(),
+                    (end - first) as libc::c_uint,
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            if n <= 0 {
+                if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                    continue;
                 }
+                // The first datagram failed (buffer full, unreachable
+                // peer reported by ICMP...): drop it and carry on.
+                outcome.failed += 1;
+                first += 1;
+            } else {
+                outcome.sent += n as u64;
+                first += n as usize;
             }
         }
-        self.entries.clear();
-        self.data.clear();
-        outcome
     }
 }
 
@@ -551,6 +611,25 @@ mod tests {
     }
 
     #[test]
+    fn lone_datagrams_and_runs_per_socket_all_go_out_in_order() {
+        // A lone datagram per socket takes sendto, a run sendmmsg; the
+        // batch mixes both in one flush.
+        let (a, c) = (bind_udp("127.0.0.1:0".parse().unwrap()).unwrap(), bind_udp("127.0.0.1:0".parse().unwrap()).unwrap());
+        let b = bind_udp("127.0.0.1:0".parse().unwrap()).unwrap();
+        let to = b.local_addr().unwrap();
+        let mut out = SendBatch::new();
+        out.push(&a, to, &[1]);
+        out.push(&c, to, &[2, 2]);
+        out.push(&c, to, &[3, 3, 3]);
+        out.push(&a, to, &[4; 4]);
+        assert_eq!(out.flush(), SendOutcome { sent: 4, failed: 0 });
+        assert!(out.is_empty());
+        let got = read_some(&mut RecvBatch::new(8), &b, 4);
+        let (a, c) = (Some(a.local_addr().unwrap()), Some(c.local_addr().unwrap()));
+        assert_eq!(got, vec![(a, vec![1]), (c, vec![2, 2]), (c, vec![3, 3, 3]), (a, vec![4; 4])]);
+    }
+
+    #[test]
     fn oversized_datagrams_are_reported_as_truncated() {
         let a = bind_udp("127.0.0.1:0".parse().unwrap()).unwrap();
         let b = bind_udp("127.0.0.1:0".parse().unwrap()).unwrap();
@@ -559,6 +638,45 @@ mod tests {
         let mut batch = RecvBatch::new(4);
         assert_eq!(batch.recv(&b).unwrap(), 1);
         assert!(batch.get(0).is_none());
+    }
+
+    // Reads until `count` datagrams came, as (source, bytes); a truncated
+    // one as (None, nothing).
+    fn read_some(batch: &mut RecvBatch, socket: &UdpSocket, count: usize) -> Vec<(Option<SocketAddr>, Vec<u8>)> {
+        let mut got = Vec::new();
+        for _ in 0..100 {
+            let n = batch.recv(socket).unwrap();
+            got.extend((0..n).map(|i| batch.get(i).map_or((None, Vec::new()), |d| (Some(d.from), d.data.to_vec()))));
+            if got.len() >= count {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        got
+    }
+
+    #[test]
+    fn a_reused_batch_resets_what_each_read_changed() {
+        // One batch serves every socket of a worker: a truncated datagram,
+        // an IPv4 source after another, long then short datagrams must not
+        // leak into the next read.
+        let (a, b) = (bind_udp("127.0.0.1:0".parse().unwrap()).unwrap(), bind_udp("127.0.0.1:0".parse().unwrap()).unwrap());
+        let to = b.local_addr().unwrap();
+        let mut batch = RecvBatch::new(4);
+        a.send_to(&[1; MAX_DATAGRAM + 1], to).unwrap();
+        for len in [300, 20, 5] {
+            a.send_to(&vec![len as u8; len], to).unwrap();
+        }
+        let first = read_some(&mut batch, &b, 4);
+        assert_eq!(first[0], (None, Vec::new()), "the oversized datagram reads as truncated");
+        let lengths: Vec<usize> = first[1..].iter().map(|(_, data)| data.len()).collect();
+        assert_eq!(lengths, [300, 20, 5]);
+        let c = bind_udp("127.0.0.1:0".parse().unwrap()).unwrap();
+        c.send_to(&[9; 7], to).unwrap();
+        c.send_to(&[8; 2000], to).unwrap();
+        let second = read_some(&mut batch, &b, 2);
+        assert_eq!(second, vec![(Some(c.local_addr().unwrap()), vec![9; 7]), (Some(c.local_addr().unwrap()), vec![8; 2000])]);
+        assert!(batch.get(2).is_none());
     }
 
     #[test]

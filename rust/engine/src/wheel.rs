@@ -105,15 +105,23 @@ impl<T> TimerWheel<T> {
         }
         while self.cursor <= now_tick {
             let slot = Self::slot_of(self.cursor);
-            let mut i = 0;
-            while i < self.slots[slot].len() {
-                if self.slots[slot][i].0 <= now_ns {
-                    let (deadline, value) = self.slots[slot].swap_remove(i);
+            // In insertion order: calls re-arm in the order they fired, so
+            // each keeps its place in every round and its packets leave at
+            // the same offset from its deadline each ptime. (Taking entries
+            // out by swapping reversed the order every round, moving a call
+            // back and forth by up to a round's length.)
+            let mut entries = std::mem::take(&mut self.slots[slot]);
+            for (deadline, value) in entries.drain(..) {
+                if deadline <= now_ns {
                     self.len -= 1;
                     fire(deadline, value);
                 } else {
-                    i += 1;
+                    self.slots[slot].push((deadline, value));
                 }
+            }
+            if self.slots[slot].is_empty() {
+                // Keep the allocation for the entries to come.
+                self.slots[slot] = entries;
             }
             if self.cursor == now_tick {
                 // The current slot may still hold later deadlines of this
@@ -250,6 +258,34 @@ mod tests {
         assert_eq!(drain(&mut wheel, 5 * MS + 700_000), vec![(5 * MS + 700_000, 1)]);
         assert!(wheel.is_empty());
         assert_eq!(wheel.next_deadline(), None);
+    }
+
+    #[test]
+    fn timers_of_one_slot_fire_in_insertion_order_round_after_round() {
+        // As the worker uses it: every timer re-armed one period later, in
+        // the order they fired. Each must keep its place in every round.
+        let mut wheel = TimerWheel::new(0);
+        let period = 20 * MS;
+        for id in 0..50u32 {
+            wheel.insert(period + i64::from(id) * 1_000, id);
+        }
+        for round in 1..=5 {
+            let mut fired = Vec::new();
+            wheel.expire(round * period + MS / 2, |deadline, id| fired.push((deadline, id)));
+            assert_eq!(fired.iter().map(|&(_, id)| id).collect::<Vec<_>>(), (0..50).collect::<Vec<_>>(), "round {round}");
+            for (deadline, id) in fired {
+                wheel.insert(deadline + period, id);
+            }
+        }
+        // A later deadline in the same slot stays behind, still in order.
+        let mut wheel = TimerWheel::new(0);
+        for (id, offset) in [(1u32, 100), (2, 900_000), (3, 200), (4, 950_000)] {
+            wheel.insert(5 * MS + offset, id);
+        }
+        let mut fired = Vec::new();
+        wheel.expire(5 * MS + 500_000, |_, id| fired.push(id));
+        wheel.expire(6 * MS, |_, id| fired.push(id));
+        assert_eq!(fired, [1, 3, 2, 4]);
     }
 
     #[test]

@@ -82,11 +82,10 @@ pub const LATE_TICK_NS: i64 = 2_000_000;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct WorkerSettings {
     pub max_queued_ms: u32,
+    /// Calls start their ptime clocks on this grid (EngineConfig::tick_grid_ms).
+    pub tick_grid_ns: i64,
 }
 
-// Calls start their ptime clocks on this grid so that one timer wake-up
-// serves every call of the same phase (at most 20 phases per 20 ms ptime).
-const TICK_GRID_NS: i64 = 1_000_000;
 // Publish a statistics snapshot every this many ticks (and at start and
 // close): stats() reads it without waiting for the worker.
 const STATS_EVERY_TICKS: u64 = 10;
@@ -397,6 +396,13 @@ impl<L: DrivenLeg> Worker<L> {
         let Call { leg, sockets, .. } = call;
         let send = &mut self.send;
         leg.on_tick(now, &mut |t: Transmit<'_>| send.push(pick(sockets, t.rtcp_socket), t.to, t.data));
+        if !sockets.is_shared() {
+            // A call of its own sockets sends one datagram per socket, so
+            // holding it for the round's end would save no system call: out
+            // now, it leaves at the call's own place in the round each
+            // ptime instead of whenever the whole round is done.
+            send_out(&mut self.send, &self.counters);
+        }
         let lateness = now - deadline;
         self.counters.ticks.fetch_add(1, Ordering::Relaxed);
         if lateness > LATE_TICK_NS {
@@ -535,7 +541,7 @@ impl<L: DrivenLeg> Worker<L> {
             return;
         }
         let now = monotonic_ns();
-        let clock = PtimeClock::aligned(now, leg.ptime_ns(), TICK_GRID_NS);
+        let clock = PtimeClock::aligned(now, leg.ptime_ns(), self.settings.tick_grid_ns);
         let (ptime_ticket, rtcp_ticket) = (self.ticket(), self.ticket());
         self.wheel.insert(clock.deadline_ns(), TimerKey { slot, ticket: ptime_ticket, kind: TimerKind::Ptime });
         self.wheel.insert(leg.next_rtcp_deadline_ns(), TimerKey { slot, ticket: rtcp_ticket, kind: TimerKind::Rtcp });
@@ -564,7 +570,7 @@ impl<L: DrivenLeg> Worker<L> {
         }
         let Some(Some(call)) = self.calls.get_mut(slot) else { return Err("the stream is closed".into()) };
         if call.leg.ptime_ns() != old_ptime {
-            call.clock = PtimeClock::aligned(now, call.leg.ptime_ns(), TICK_GRID_NS);
+            call.clock = PtimeClock::aligned(now, call.leg.ptime_ns(), self.settings.tick_grid_ns);
             call.ptime_ticket = ptime_ticket;
             self.wheel.insert(call.clock.deadline_ns(), TimerKey { slot, ticket: ptime_ticket, kind: TimerKind::Ptime });
         }
@@ -667,14 +673,19 @@ impl<L: DrivenLeg> Worker<L> {
     }
 
     fn flush(&mut self) {
-        if !self.send.is_empty() {
-            let outcome = self.send.flush();
-            self.counters.datagrams_sent.fetch_add(outcome.sent, Ordering::Relaxed);
-            self.counters.send_failures.fetch_add(outcome.failed, Ordering::Relaxed);
-        }
+        send_out(&mut self.send, &self.counters);
         if self.notifier.publish(&mut self.wakes) {
             self.counters.app_wakeups.fetch_add(1, Ordering::Relaxed);
         }
+    }
+}
+
+// Sends what `send` holds, counting the outcome.
+fn send_out(send: &mut SendBatch, counters: &WorkerCounters) {
+    if !send.is_empty() {
+        let outcome = send.flush();
+        counters.datagrams_sent.fetch_add(outcome.sent, Ordering::Relaxed);
+        counters.send_failures.fetch_add(outcome.failed, Ordering::Relaxed);
     }
 }
 

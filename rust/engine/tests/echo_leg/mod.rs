@@ -128,16 +128,15 @@ impl DrivenLeg for EchoLeg {
 /// An engine on a port range of its own: tests run in parallel, and a
 /// port one test released must not receive another test's stray packets.
 pub fn engine(max_queued_ms: u32) -> Engine<EchoLeg> {
+    Engine::new(EngineConfig { workers: 2, max_queued_ms, ..loopback_config() }).unwrap()
+}
+
+/// Defaults on 127.0.0.1, with a port range no other engine of this test
+/// binary uses.
+pub fn loopback_config() -> EngineConfig {
     static NEXT_RANGE: AtomicU16 = AtomicU16::new(41000);
     let low = NEXT_RANGE.fetch_add(1000, Ordering::Relaxed);
-    Engine::new(EngineConfig {
-        bind_ip: "127.0.0.1".parse().unwrap(),
-        port_range: (low, low + 999),
-        workers: 2,
-        max_queued_ms,
-        ..EngineConfig::default()
-    })
-    .unwrap()
+    EngineConfig { bind_ip: "127.0.0.1".parse().unwrap(), port_range: (low, low + 999), ..EngineConfig::default() }
 }
 
 /// A datagram that makes the echo leg panic.
