@@ -60,13 +60,12 @@ fn session(hex_key_salt: &str) -> Result<Session, String> {
 }
 
 fn decode_hex(text: &str) -> Result<Vec<u8>, String> {
-    if text.len() % 2 != 0 {
+    let digit = |c: u8| char::from(c).to_digit(16).ok_or_else(|| format!("not hex: {text:?}"));
+    let pairs = text.as_bytes().chunks_exact(2);
+    if !pairs.remainder().is_empty() {
         return Err(format!("odd-length hex {text:?}"));
     }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).map_err(|e| format!("hex {text:?}: {e}")))
-        .collect()
+    pairs.map(|pair| Ok((digit(pair[0])? * 16 + digit(pair[1])?) as u8)).collect()
 }
 
 fn parse_call(fields: &[&str]) -> Result<Call, String> {
@@ -143,8 +142,7 @@ impl Far {
     }
 
     fn drain(&mut self) {
-        loop {
-            let Ok(count) = self.recv.recv(&self.rtp) else { break };
+        while let Ok(count) = self.recv.recv(&self.rtp) {
             for i in 0..count {
                 let Some(datagram) = self.recv.get(i) else { continue };
                 let Some(&index) = self.by_port.get(&datagram.from.port()) else {

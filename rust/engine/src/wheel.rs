@@ -109,19 +109,11 @@ impl<T> TimerWheel<T> {
             // each keeps its place in every round and its packets leave at
             // the same offset from its deadline each ptime. (Taking entries
             // out by swapping reversed the order every round, moving a call
-            // back and forth by up to a round's length.)
-            let mut entries = std::mem::take(&mut self.slots[slot]);
-            for (deadline, value) in entries.drain(..) {
-                if deadline <= now_ns {
-                    self.len -= 1;
-                    fire(deadline, value);
-                } else {
-                    self.slots[slot].push((deadline, value));
-                }
-            }
-            if self.slots[slot].is_empty() {
-                // Keep the allocation for the entries to come.
-                self.slots[slot] = entries;
+            // back and forth by up to a round's length.) Later deadlines
+            // stay, in order, without a new allocation.
+            for (deadline, value) in self.slots[slot].extract_if(.., |&mut (deadline, _)| deadline <= now_ns) {
+                self.len -= 1;
+                fire(deadline, value);
             }
             if self.cursor == now_tick {
                 // The current slot may still hold later deadlines of this
