@@ -1,8 +1,9 @@
 """Streaming sample-rate conversion for voice: 8 kHz telephony to the 16 or
 24 kHz of speech models and back, 48 kHz for WebRTC and files.
 
-:class:`Resampler` wraps the FFT resampler of the ``rubato`` crate (windowed
-sinc, Blackman-Harris squared). Push samples with ``process`` — int16 (numpy
+:class:`Resampler` filters with the low-pass of the ``rubato`` crate's FFT
+resampler (windowed sinc, Blackman-Harris squared) and changes the rate in
+the frequency domain, with ``rustfft``'s transforms. Push samples with ``process`` — int16 (numpy
 array or any buffer) in, int16 numpy array out; or float32 numpy arrays in
 -1.0..1.0 in and out — and call ``flush()`` at the end of a stream for the
 tail. Output is time-aligned with the input (the filter delay is removed),
@@ -25,9 +26,13 @@ the Nyquist frequency on in every mode:
 
 The cost per sample hardly depends on the mode (the FFT's cost grows with
 the log of the block); what a longer block costs is latency. ``latency`` is
-the block length in input samples: output appears in whole blocks, so a
-stream's first output comes after one block. Int16 input is converted block
-by block on its way through, so a long buffer costs no float copy of itself.
+two blocks in input samples: output appears a pair of blocks at a time (one
+complex FFT filters both), so a stream's first output comes after two blocks
+(96 ms at 8 kHz in the default mode), and how a stream is cut into calls
+never changes its output. Int16 input is converted pair by pair on its way
+through, so a long buffer costs no float copy of itself. For live calls the
+media engine resamples with a short polyphase filter instead (3 ms of delay
+with 8 kHz).
 
 Rates: 8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000 Hz.
 
