@@ -42,8 +42,26 @@ pub struct StretchPolicy {
     pub force: bool,
 }
 
+/// The dot product of two sample slices, exact: a product of two samples
+/// needs 31 bits and a sum of up to 2^22 of them fits the 53 of an `f64`
+/// without rounding, so the sum may be taken in any order. Eight
+/// independent lanes then vectorise and pipeline, where a single `f32`
+/// sum was one chain of dependent additions: through the level of every
+/// frame played, most of `pop`'s time (push+pop 0.24 -> 0.19 us; four lanes
+/// 0.21, sixteen 0.19).
 fn dot(a: &[i16], b: &[i16]) -> f32 {
-    a.iter().zip(b).map(|(&x, &y)| f32::from(x) * f32::from(y)).sum()
+    const LANES: usize = 8;
+    debug_assert!(a.len().min(b.len()) <= 1 << 22, "a frame or a pitch search, far shorter");
+    let product = |(&x, &y): (&i16, &i16)| f64::from(i32::from(x) * i32::from(y));
+    let mut lanes = [0.0f64; LANES];
+    let (a_body, b_body) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: f64 = a_body.remainder().iter().zip(b_body.remainder()).map(product).sum();
+    for (xs, ys) in a_body.zip(b_body) {
+        for lane in 0..LANES {
+            lanes[lane] += product((&xs[lane], &ys[lane]));
+        }
+    }
+    (lanes.iter().sum::<f64>() + tail) as f32
 }
 
 /// Root mean square of `x` (0 for an empty slice).
