@@ -198,10 +198,20 @@ async def test_baresip_call(tmp_path: Path, codec: str, srtp: bool) -> None:
     if not starved([engine_stats], [callee.stats]):
         # a packet every 20 ms with near-zero jitter (RFC 3550 jitter, as
         # tshark computes it from capture times; a sender pacing in pairs
-        # every 40 ms converges on 20 ms), with room for a tick a few ms late
+        # every 40 ms converges on 20 ms), with room for a tick a few ms late.
+        # The jitter J is a running mean of |D|, the change in transit from
+        # one packet to the next: packets that each leave at their tick, the
+        # tick at most L late (the engine's max_lateness_ms), give |D| <= L
+        # and so J <= L. On a quiet machine L is under 1 ms; with both cores
+        # busy the kernel's scheduler wakes the worker 2-7 ms late for a
+        # third of the ticks (seen with two CPU hogs: mean J 1.2-1.6 ms, max
+        # J 1.9-2.6 ms, L 4-7 ms), the machine's delay, not the pacer's. So
+        # the mean may reach L; the max bound stays, which a pacer off its
+        # 20 ms grid (pairs every 40 ms: J ~ 20 ms) still fails.
         assert ours_on_wire.packets > 50 * (len(ours) / rate), ours_on_wire
-        assert ours_on_wire.mean_jitter_ms < 1.0 and ours_on_wire.max_jitter_ms < 5.0, \
-            (ours_on_wire, engine_stats)
+        mean_jitter_bound_ms = max(1.0, engine_stats.max_lateness_ms)
+        assert ours_on_wire.mean_jitter_ms < mean_jitter_bound_ms, (ours_on_wire, engine_stats)
+        assert ours_on_wire.max_jitter_ms < 5.0, (ours_on_wire, engine_stats)
 
 
 # --- SIPp -------------------------------------------------------------------------------------
