@@ -31,7 +31,7 @@ import aiohttp
 import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from sip_peers import free_port, require, run_sipp
+from sip_peers import free_port, port_block, require, run_sipp
 
 pytest.importorskip("rtpcore.media", reason="the media engine (engine-driver) has not landed")
 
@@ -68,14 +68,8 @@ def rms(pcm: np.ndarray) -> float:
     return float(np.sqrt(np.mean(pcm.astype(np.float64) ** 2))) if len(pcm) else 0.0
 
 
-def _media_ports() -> tuple[int, int]:
-    base = free_port() & ~1
-    base = min(max(base, 20000), 60000)
-    return base, base + 199
-
-
 def _config(**sections: Any) -> GatewayConfig:
-    low, high = _media_ports()
+    low, high = port_block(200)
     defaults: dict[str, Any] = {
         "sip": SIPSettings(host="127.0.0.1", udp_port=0, rate=None),
         "media": MediaSettings(host="127.0.0.1", port_min=low, port_max=high, codecs=("PCMU",),
@@ -201,7 +195,7 @@ async def test_pipecat_twilio_serializer_through_the_gateway() -> None:
     await gateway.start()
     http = GatewayHTTP(gateway)
     await http.start("127.0.0.1", http_port)
-    low, high = _media_ports()
+    low, high = port_block(200)
     engine = Engine(port_range=(low, high), workers=1)
     caller = await SIPEndpoint.start(UserAgent("127.0.0.1", 0, user="caller"))
     heard: list[tuple[float, np.ndarray]] = []
@@ -408,7 +402,7 @@ class GatewayProcess:
     def __init__(self, directory: Path, name: str) -> None:
         self.sip_port = free_port()
         self.http_port = free_port(socket.SOCK_STREAM)
-        low, high = _media_ports()
+        low, high = port_block(200)
         self.config = directory / f"{name}.toml"
         self.config.write_text(textwrap.dedent(f"""
             [sip]
@@ -531,7 +525,7 @@ async def test_kamailio_dispatcher_spreads_calls_and_survives_a_stopped_gateway(
 
 
 async def _rtpcore_call(directory: Path, sipp_port: int, *args: str) -> tuple[int, str, str]:
-    low, high = _media_ports()
+    low, high = port_block(200)
     config = directory / "call.toml"
     config.write_text(textwrap.dedent(f"""
         [sip]
