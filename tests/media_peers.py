@@ -82,6 +82,7 @@ def score(reference: Samples, received: Samples, rate: int) -> tuple[float, floa
 class RTPStream:
     """One line of ``tshark -z rtp,streams``."""
 
+    source_port: int
     ssrc: int
     payload: str
     packets: int
@@ -93,27 +94,35 @@ class RTPStream:
 
 
 _STREAM = re.compile(
-    r"^\s*[\d.]+\s+[\d.]+\s+\S+\s+\d+\s+\S+\s+\d+\s+0x(?P<ssrc>[0-9A-Fa-f]+)\s+(?P<payload>.+?)\s+"
+    r"^\s*[\d.]+\s+[\d.]+\s+\S+\s+(?P<source_port>\d+)\s+\S+\s+\d+\s+0x(?P<ssrc>[0-9A-Fa-f]+)\s+(?P<payload>.+?)\s+"
     r"(?P<packets>\d+)\s+(?P<lost>-?\d+)\s+\([-\d.]+%\)\s+[\d.]+\s+[\d.]+\s+(?P<max_delta>[\d.]+)\s+"
     r"[\d.]+\s+(?P<mean_jitter>[\d.]+)\s+(?P<max_jitter>[\d.]+)\s*(?P<problems>X?)\s*$")
 
 
 def rtp_streams(pcap: Path, port: int) -> list[RTPStream]:
-    """tshark's RTP stream analysis of the UDP traffic from ``port`` in ``pcap``."""
+    """tshark's RTP stream analysis of the UDP traffic from or to ``port`` in ``pcap``."""
     import subprocess
 
     out = subprocess.run(
         [require("tshark"), "-r", str(pcap), "-q", "-d", f"udp.port=={port},rtp",
          "-z", "rtp,streams"], capture_output=True, text=True, timeout=60, check=True).stdout
-    return [RTPStream(int(m["ssrc"], 16), m["payload"], int(m["packets"]), int(m["lost"]),
-                      float(m["max_delta"]), float(m["mean_jitter"]), float(m["max_jitter"]),
-                      m["problems"] == "X")
+    return [RTPStream(int(m["source_port"]), int(m["ssrc"], 16), m["payload"], int(m["packets"]),
+                      int(m["lost"]), float(m["max_delta"]), float(m["mean_jitter"]),
+                      float(m["max_jitter"]), m["problems"] == "X")
             for m in map(_STREAM.match, out.splitlines()) if m]
 
 
+_NOT_RTCP = "not (udp[9] >= 192 and udp[9] <= 223)"  # RTCP's packet types (RFC 5761)
+
+
 def rtp_only(port: int) -> str:
-    """A capture filter for RTP (not RTCP, RFC 5761) sent from ``port``."""
-    return f"udp src port {port} and not (udp[9] >= 192 and udp[9] <= 223)"
+    """A capture filter for RTP (not RTCP) sent from ``port``."""
+    return f"udp src port {port} and {_NOT_RTCP}"
+
+
+def rtp_both_ways(port: int) -> str:
+    """A capture filter for RTP (not RTCP) sent from or to ``port``."""
+    return f"udp port {port} and {_NOT_RTCP}"
 
 
 @asynccontextmanager

@@ -15,6 +15,15 @@ def free_port(kind: int = socket.SOCK_DGRAM) -> int:
         return int(s.getsockname()[1])
 
 
+def port_block(size: int) -> tuple[int, int]:
+    """``size`` UDP ports for a test's media, from an even port the system
+    just handed out: a fixed range is what other test runs on this machine
+    use at the same moment (a peer bound there fails; a port an earlier
+    call's peer still sends to gets reused)."""
+    low = min(max(free_port() & ~1, 20000), 65535 - size)
+    return low, low + size - 1
+
+
 def require(tool: str) -> str:
     path = shutil.which(tool)
     if path is None:

@@ -120,14 +120,32 @@ async def test_tls_client_certificates(tmp_path: Path, client_has_certificate: b
 
 
 async def test_client_keepalive_pings_and_gives_up_without_pong() -> None:
-    received: list[bytes] = []
+    """On the connection it opened, an idle client pings (CRLF CRLF, RFC 5626
+    section 4.4.1); a pong keeps the connection, no pong in time closes it.
+    Waits on what the peer sees rather than sleeping for a number of
+    intervals: on a loaded machine the event loop runs timers late."""
+    received = bytearray()
+    answered = 0
     answer_pings = True
+    third_ping = asyncio.Event()
+    closed = asyncio.Event()
+
+    def pings() -> int:
+        # what follows the OPTIONS that opened the connection is pings only
+        _, options_sent, rest = bytes(received).partition(b"\r\n\r\n")
+        assert rest.strip(b"\r\n") == b"", rest
+        return rest.count(b"\r\n\r\n") if options_sent else 0
 
     async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal answered
         while data := await reader.read(1000):
-            received.append(data)
-            if data.endswith(b"\r\n\r\n") and data.strip(b"\r\n") == b"" and answer_pings:
-                writer.write(b"\r\n")
+            received.extend(data)
+            if pings() > answered and answer_pings:
+                writer.write(b"\r\n")  # pong
+            answered = pings()
+            if answered >= 3:
+                third_ping.set()
+        closed.set()
 
     server = await asyncio.start_server(peer, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
@@ -135,12 +153,13 @@ async def test_client_keepalive_pings_and_gives_up_without_pong() -> None:
                                     keepalive_timeout=0.5)
     try:
         alice.options(("127.0.0.1", port))  # opens the connection
-        await asyncio.sleep(0.9)
-        assert received.count(b"\r\n\r\n") >= 2  # pinged while idle, pongs kept it open
+        # a third ping on the same connection: the pongs to the first two kept it open
+        await asyncio.wait_for(third_ping.wait(), 10)
+        assert not closed.is_set()
         assert alice.stats["keepalive_failures"] == 0
         answer_pings = False
-        await asyncio.sleep(1.2)
-        assert alice.stats["keepalive_failures"] == 1  # no pong in time: closed
+        await asyncio.wait_for(closed.wait(), 10)  # no pong in time: alice closed it
+        assert alice.stats["keepalive_failures"] == 1
     finally:
         await alice.close()
         server.close()

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 from gateway_helpers import rms, running, wait_until
+from sip_peers import free_port, port_block
 
 from rtpcore.gateway import Call, Gateway
 from rtpcore.gateway.config import GatewayConfig, MediaSettings, SIPSettings
@@ -88,11 +89,11 @@ Content-Length: 0
 """
 
 
-def gateway_config(port_base: int) -> GatewayConfig:
+def gateway_config() -> GatewayConfig:
+    low, high = port_block(100)
     return GatewayConfig(
         sip=SIPSettings(host="127.0.0.1", udp_port=0),
-        media=MediaSettings(host="127.0.0.1", port_min=port_base, port_max=port_base + 99,
-                            sample_rate=8000))
+        media=MediaSettings(host="127.0.0.1", port_min=low, port_max=high, sample_rate=8000))
 
 
 class RecordingAgent:
@@ -132,12 +133,12 @@ async def test_sipp_calls(tmp_path: Path, mode: str) -> None:
         '<exec play_pcap_audio="/usr/share/sip-tester/dtmf_2833_0.pcap"/>',
         '<log message="echoing"/>'))
     agent = RecordingAgent()
-    gw = Gateway(gateway_config(48000), agent=agent)
+    gw = Gateway(gateway_config(), agent=agent)
     async with running(gw):
         host, port = gw.address()
         sipp = await asyncio.create_subprocess_exec(
             "sipp", f"{host}:{port}", "-sf", str(scenario), "-m", "1", "-i", "127.0.0.1",
-            "-p", "0", "-mi", "127.0.0.1", "-mp", "48500", "-timeout", "20s", "-nostdin",
+            "-p", "0", "-mi", "127.0.0.1", "-mp", str(free_port()), "-timeout", "20s", "-nostdin",
             *(["-rtp_echo"] if mode == "echo" else []),
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=tmp_path)
         output, _ = await asyncio.wait_for(sipp.communicate(), 30)
@@ -189,7 +190,7 @@ async def test_baresip_calls_with_audio(tmp_path: Path, mediaenc: str) -> None:
     (conf / "config").write_text(BARESIP_CONFIG.format(speech=speech))
     (conf / "accounts").write_text(f"<sip:baresip@127.0.0.1>;regint=0{mediaenc}\n")
     agent = RecordingAgent()
-    gw = Gateway(gateway_config(48200), agent=agent)
+    gw = Gateway(gateway_config(), agent=agent)
     reports: list[Any] = []
 
     class Listener:

@@ -35,7 +35,7 @@ from media_peers import (
     baresip_decoded,
     capture,
     engine_ports,
-    rtp_only,
+    rtp_both_ways,
     rtp_streams,
     score,
     speech,
@@ -82,8 +82,9 @@ def pesq_floor(floor: float, engines: list[Any], streams: list[Any]) -> float:
 SIPP_DIR = Path(__file__).parent / "sipp"
 
 
-def outbound_stream(pcap: Path, port: int) -> RTPStream:
-    streams = rtp_streams(pcap, port)
+def stream_between(pcap: Path, port: int, *, outbound: bool) -> RTPStream:
+    """The one RTP stream in ``pcap`` sent from ``port`` (``outbound``) or to it."""
+    streams = [s for s in rtp_streams(pcap, port) if (s.source_port == port) == outbound]
     assert len(streams) == 1, streams
     return streams[0]
 
@@ -161,10 +162,11 @@ async def test_baresip_call(tmp_path: Path, codec: str, srtp: bool) -> None:
     seconds = len(ours) / rate + 1.5
     process = None
     try:
-        # Only our stream sends from the engine's port: the source port alone
-        # picks it out, whichever port baresip's media ends up on.
-        to_baresip = rtp_only(callee.stream.local_port)
-        async with capture(tmp_path / "ours.pcap", to_baresip) as pcap:
+        # Only our stream sends from the engine's port, and only baresip's
+        # comes to it: the engine's port alone picks both out, whichever
+        # port baresip's media ends up on.
+        both_ways = rtp_both_ways(callee.stream.local_port)
+        async with capture(tmp_path / "rtp.pcap", both_ways) as pcap:
             process = await asyncio.create_subprocess_exec(
                 baresip, "-f", str(tmp_path), "-t", str(int(seconds) + 1),
                 "-e", f"/dial sip:service@127.0.0.1:{sip_port}",
@@ -186,6 +188,15 @@ async def test_baresip_call(tmp_path: Path, codec: str, srtp: bool) -> None:
     recorded, recorded_rate = baresip_decoded(tmp_path)
     assert recorded_rate == rate
     floor = pesq_floor(PESQ_FLOOR[codec], [engine_stats], [callee.stats])
+    # baresip starved by the machine as our engine can be: a packet of its
+    # more than STARVED_TICK_MS late on the wire (frozen 0.15 s every 0.3 s
+    # it left gaps of ~170 ms; our jitter buffer stretched and concealed,
+    # PESQ 2.16 against G.722's 2.2; a punctual baresip's largest gap was
+    # 23-25 ms)
+    theirs_on_wire = stream_between(pcap, callee.stream.local_port, outbound=False)
+    baresip_starved = theirs_on_wire.max_delta_ms > 20 + STARVED_TICK_MS
+    if baresip_starved:
+        floor = STARVED_FLOOR
     corr, quality = score(ours, recorded, rate)
     assert quality > floor, (corr, quality, callee.stats)
     # what we decoded from baresip
@@ -193,15 +204,28 @@ async def test_baresip_call(tmp_path: Path, codec: str, srtp: bool) -> None:
     assert quality > floor, (corr, quality, callee.stats)
     # our outbound stream as tshark sees it on the wire: sequence numbers
     # continuous however the machine ran
-    ours_on_wire = outbound_stream(pcap, callee.stream.local_port)
+    ours_on_wire = stream_between(pcap, callee.stream.local_port, outbound=True)
     assert ours_on_wire.lost == 0 and not ours_on_wire.problems, ours_on_wire
     if not starved([engine_stats], [callee.stats]):
         # a packet every 20 ms with near-zero jitter (RFC 3550 jitter, as
         # tshark computes it from capture times; a sender pacing in pairs
-        # every 40 ms converges on 20 ms), with room for a tick a few ms late
-        assert ours_on_wire.packets > 50 * (len(ours) / rate), ours_on_wire
-        assert ours_on_wire.mean_jitter_ms < 1.0 and ours_on_wire.max_jitter_ms < 5.0, \
-            (ours_on_wire, engine_stats)
+        # every 40 ms converges on 20 ms), with room for a tick a few ms late.
+        # The jitter J is a running mean of |D|, the change in transit from
+        # one packet to the next: packets that each leave at their tick, the
+        # tick at most L late (the engine's max_lateness_ms), give |D| <= L
+        # and so J <= L. On a quiet machine L is under 1 ms; with both cores
+        # busy the kernel's scheduler wakes the worker 2-7 ms late for a
+        # third of the ticks (seen with two CPU hogs: mean J 1.2-1.6 ms, max
+        # J 1.9-2.6 ms, L 4-7 ms), the machine's delay, not the pacer's. So
+        # the mean may reach L; the max bound stays, which a pacer off its
+        # 20 ms grid (pairs every 40 ms: J ~ 20 ms) still fails.
+        if not baresip_starved:
+            # all of our speech, if baresip set the call up in time: its -t
+            # ends the call on its own clock (a starved one cut it short)
+            assert ours_on_wire.packets > 50 * (len(ours) / rate), ours_on_wire
+        mean_jitter_bound_ms = max(1.0, engine_stats.max_lateness_ms)
+        assert ours_on_wire.mean_jitter_ms < mean_jitter_bound_ms, (ours_on_wire, engine_stats)
+        assert ours_on_wire.max_jitter_ms < 5.0, (ours_on_wire, engine_stats)
 
 
 # --- SIPp -------------------------------------------------------------------------------------

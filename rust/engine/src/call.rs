@@ -73,9 +73,19 @@ impl DrivenLeg for Call {
         config.leg.ntp = self.config.leg.ntp;
         config.leg.cname.clone_from(&self.config.leg.cname);
         if config.leg == self.config.leg {
-            self.leg.set_remote(config.remote_rtp, config.remote_rtcp);
+            self.leg.set_remote(config.remote_rtp, config.remote_rtcp, now_ns);
         } else {
+            // The new session must not latch onto the address the peer's
+            // media moved away from while its last packets still arrive:
+            // the new address would then be refused as a third party for
+            // seconds. A re-INVITE that keeps the address (a codec change)
+            // lets the peer latch where it was: a NATed peer's latched
+            // address is not the signalled one.
+            let moved_from = (config.remote_rtp != self.config.remote_rtp).then(|| self.leg.media_source());
             self.leg = CallLeg::new(config.leg.clone(), config.remote_rtp, config.remote_rtcp, now_ns)?;
+            if let Some(addr) = moved_from {
+                self.leg.supersede(addr, now_ns);
+            }
         }
         self.config = config;
         Ok(())

@@ -129,9 +129,6 @@ pub struct CallLeg {
     jitter: JitterBuffer,
     remote_rtp: SocketAddr,
     remote_rtcp: Option<SocketAddr>,
-    /// The latched address at the last `set_remote`: signalling moved the
-    /// peer, so that address no longer counts until media latches anew.
-    superseded_latch: Option<SocketAddr>,
     /// Decrypted datagram.
     recv_buf: Vec<u8>,
     /// One frame from the jitter buffer, at the codec rate.
@@ -274,7 +271,6 @@ impl CallLeg {
             jitter,
             remote_rtp,
             remote_rtcp,
-            superseded_latch: None,
             recv_buf: vec![0; MAX_DATAGRAM],
             recv_resampler,
             app_frames: VecDeque::new(),
@@ -299,12 +295,30 @@ impl CallLeg {
         })
     }
 
-    /// New addresses from signalling (re-INVITE). Media goes there until
-    /// the peer's media latches a different address.
-    pub fn set_remote(&mut self, rtp: SocketAddr, rtcp: Option<SocketAddr>) {
+    /// New addresses from signalling (re-INVITE), keeping the session. If
+    /// the RTP address moved, media goes there until the peer's media
+    /// latches anew, and the address it came from until now is superseded
+    /// (see [`supersede`](Self::supersede)).
+    pub fn set_remote(&mut self, rtp: SocketAddr, rtcp: Option<SocketAddr>, now_ns: i64) {
+        if rtp != self.remote_rtp {
+            self.supersede(self.media_source(), now_ns);
+        }
         self.remote_rtp = rtp;
         self.remote_rtcp = rtcp;
-        self.superseded_latch = self.session.remote();
+    }
+
+    /// Where the peer's media comes from: the latched address, else the
+    /// signalled one.
+    pub fn media_source(&self) -> SocketAddr {
+        self.session.remote().unwrap_or(self.remote_rtp)
+    }
+
+    /// Signalling moved the peer's media away from `addr`: it no longer
+    /// holds the latch (media goes to the signalled address until the peer
+    /// latches anew), and packets still arriving from it cannot take the
+    /// latch back before the new address does.
+    pub fn supersede(&mut self, addr: SocketAddr, now_ns: i64) {
+        self.session.supersede_remote(addr, now_ns);
     }
 
     /// Our SSRC.
@@ -336,7 +350,7 @@ impl CallLeg {
     /// signalled one.
     pub fn rtp_destination(&self) -> SocketAddr {
         match self.session.remote() {
-            Some(latched) if self.latch && Some(latched) != self.superseded_latch => latched,
+            Some(latched) if self.latch => latched,
             _ => self.remote_rtp,
         }
     }
@@ -540,10 +554,7 @@ impl CallLeg {
         while let Some(event) = self.session.poll_event() {
             let event = match event {
                 SessionEvent::RemoteLatched { ssrc } => match self.session.remote() {
-                    Some(addr) => {
-                        self.superseded_latch = None;
-                        LegEvent::RemoteLatched { addr, ssrc }
-                    }
+                    Some(addr) => LegEvent::RemoteLatched { addr, ssrc },
                     None => continue,
                 },
                 SessionEvent::SsrcChanged { old, new } => LegEvent::SsrcChanged { old, new },

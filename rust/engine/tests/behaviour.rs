@@ -418,9 +418,19 @@ fn latching_follows_the_peer_and_set_remote_redirects() {
     call.run(500, |_, _, _| {});
     assert_eq!(call.legs[1].rtp_destination(), natted);
     assert!(call.events[1].iter().any(|e| *e == LegEvent::RemoteLatched { addr: natted, ssrc: call.legs[0].ssrc() }));
+    // A re-INVITE with the same address (hold, say) keeps the latch.
+    call.legs[1].set_remote(addr(A), None, call.now_ns);
+    assert_eq!(call.legs[1].rtp_destination(), natted);
     let moved = addr("203.0.113.9:7000");
-    call.legs[1].set_remote(moved, None);
+    call.legs[1].set_remote(moved, None, call.now_ns);
     assert_eq!(call.legs[1].rtp_destination(), moved, "signalling wins until media latches anew");
+    // A's media did not in fact move: its old address may latch again, but
+    // only after the silence_relatch window (2 s), so that a peer that did
+    // move latches first while its last packets from there still arrive.
+    call.run(1500, |_, _, _| {});
+    assert_eq!(call.legs[1].rtp_destination(), moved);
+    call.run(1000, |_, _, _| {});
+    assert_eq!(call.legs[1].rtp_destination(), natted);
 }
 
 #[test]

@@ -379,6 +379,13 @@ impl<A: Copy + Eq> Session<A> {
         self.latch.remote()
     }
 
+    /// Signalling moved the peer's media away from `addr` (a re-INVITE
+    /// with a new address): it loses the latch and, for the latch's
+    /// `silence_relatch_ns`, cannot take it back (see [`Latch::supersede`]).
+    pub fn supersede_remote(&mut self, addr: A, now_ns: i64) {
+        self.latch.supersede(addr, now_ns);
+    }
+
     /// The current remote SSRC.
     pub fn remote_ssrc(&self) -> Option<u32> {
         self.remote.as_ref().map(|r| r.ssrc)

@@ -20,6 +20,12 @@
 //!    or (b) after the latched source has been silent for `silence_relatch_ns`
 //!    (the peer is gone or was transferred); either way only after
 //!    `packets_to_latch` consecutive packets.
+//! 5. When signalling moves the peer's media to a new address (a re-INVITE),
+//!    the address media came from until then is superseded: it loses the
+//!    latch, and for `silence_relatch_ns` its packets cannot latch, so the
+//!    peer's media from the new address latches even while packets from the
+//!    old one are still arriving. After that it may latch again like any
+//!    source (a peer whose media did not in fact move).
 
 /// The latching policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +78,9 @@ pub struct Latch<A> {
     current: Option<Source<A>>,
     last_current_ns: i64,
     candidate: Option<(Source<A>, u32)>,
+    /// An address signalling moved the peer away from, and until when (ns)
+    /// its packets are refused (rule 5).
+    superseded: Option<(A, i64)>,
 }
 
 impl<A: Copy + Eq> Latch<A> {
@@ -79,7 +88,21 @@ impl<A: Copy + Eq> Latch<A> {
     /// signalling announced it (SDP `a=ssrc`), so that only it can latch.
     pub fn new(config: LatchConfig, expected_ssrc: Option<u32>) -> Self {
         let config = LatchConfig { packets_to_latch: config.packets_to_latch.max(1), ..config };
-        Latch { config, expected_ssrc, current: None, last_current_ns: 0, candidate: None }
+        Latch { config, expected_ssrc, current: None, last_current_ns: 0, candidate: None, superseded: None }
+    }
+
+    /// Signalling moved the peer's media away from `addr` at `now_ns`
+    /// (rule 5): if `addr` holds the latch it loses it (media then goes to
+    /// the signalled address until a source latches), and for
+    /// `silence_relatch_ns` its packets are refused.
+    pub fn supersede(&mut self, addr: A, now_ns: i64) {
+        if self.current.is_some_and(|c| c.addr == addr) {
+            self.current = None;
+        }
+        if self.candidate.is_some_and(|(c, _)| c.addr == addr) {
+            self.candidate = None;
+        }
+        self.superseded = Some((addr, now_ns.saturating_add(self.config.silence_relatch_ns)));
     }
 
     /// The address media comes from and goes to, once latched.
@@ -99,6 +122,13 @@ impl<A: Copy + Eq> Latch<A> {
     /// Judges an RTP packet (already parsed and otherwise valid) from
     /// `from` with `ssrc` and sequence number `seq`, arriving at `now_ns`.
     pub fn on_rtp(&mut self, from: A, ssrc: u32, seq: u16, now_ns: i64) -> LatchVerdict {
+        if let Some((addr, until_ns)) = self.superseded {
+            if now_ns >= until_ns {
+                self.superseded = None;
+            } else if from == addr {
+                return LatchVerdict::Foreign;
+            }
+        }
         let Some(current) = self.current else {
             if self.expected_ssrc.is_some_and(|e| e != ssrc) {
                 return LatchVerdict::Foreign;
@@ -240,6 +270,30 @@ mod tests {
         let mut l = latched();
         assert_eq!(l.on_rtp(PEER, 0xEEEE, 9000, S), Accept);
         assert_eq!(l.remote_ssrc(), Some(0xEEEE));
+    }
+
+    #[test]
+    fn a_superseded_address_loses_the_latch_and_cannot_take_it_back_for_a_while() {
+        // A re-INVITE moved the peer's media to NEW (another port, another
+        // SSRC) while packets from its old address are still arriving.
+        const NEW: u32 = 4;
+        let mut l = latched();
+        l.supersede(PEER, S);
+        assert_eq!(l.remote(), None); // media goes to the signalled address
+        assert_eq!(l.on_rtp(PEER, 0xAAAA, 12, S), Foreign);
+        assert_eq!(l.on_rtp(NEW, 0xCCCC, 1, S), Pending);
+        assert_eq!(l.on_rtp(PEER, 0xAAAA, 13, S), Foreign); // does not break NEW's count
+        assert_eq!(l.on_rtp(NEW, 0xCCCC, 2, S), Latched);
+        assert_eq!(l.remote(), Some(NEW));
+        // A fresh latch (a new session after the move) refuses the old
+        // address the same way, and takes it once the window has passed:
+        // a peer whose media did not in fact move.
+        let mut l = Latch::new(LatchConfig::default(), None);
+        l.supersede(PEER, S);
+        assert_eq!(l.on_rtp(PEER, 0xAAAA, 14, S), Foreign);
+        assert_eq!(l.on_rtp(PEER, 0xAAAA, 15, 3 * S - 1), Foreign);
+        assert_eq!(l.on_rtp(PEER, 0xAAAA, 16, 3 * S), Pending);
+        assert_eq!(l.on_rtp(PEER, 0xAAAA, 17, 3 * S), Latched);
     }
 
     #[test]
