@@ -3,10 +3,10 @@
 
 :class:`Resampler` filters with the low-pass of the ``rubato`` crate's FFT
 resampler (windowed sinc, Blackman-Harris squared) and changes the rate in
-the frequency domain, with ``rustfft``'s transforms. Push samples with ``process`` — int16 (numpy
-array or any buffer) in, int16 numpy array out; or float32 numpy arrays in
--1.0..1.0 in and out — and call ``flush()`` at the end of a stream for the
-tail. Output is time-aligned with the input (the filter delay is removed),
+the frequency domain, with ``rustfft``'s transforms. Push samples with
+``process`` — int16 (numpy array or any buffer) in, int16 numpy array out;
+or float32 numpy arrays in -1.0..1.0 in and out — and call ``flush()`` at
+the end of a stream for the tail. Output is time-aligned with the input (the filter delay is removed),
 and a whole stream of ``n`` samples yields ``n * out_rate / in_rate`` samples
 (rounded half up).
 

@@ -163,13 +163,9 @@ struct Blocks {
 
 impl Blocks {
     fn new(in_rate: u32, out_rate: u32, quality: Quality) -> Self {
-        let lower = in_rate.min(out_rate) as usize;
         let gcd = polyphase::gcd(in_rate, out_rate) as usize;
         let (in_period, out_period) = (in_rate as usize / gcd, out_rate as usize / gcd);
-        // The filter spans the quality's length at the lower rate, rounded up
-        // to an even number of rate periods at the input rate: its centre,
-        // the delay, then falls on an output sample.
-        let taps = (quality.block_at_lower_rate() * in_rate as usize / lower).div_ceil(2 * in_period) * 2 * in_period;
+        let taps = filter_taps(in_rate, out_rate, quality);
         let taps_out = taps / in_period * out_period;
         // A block as long as the filter, in a transform twice as long, which
         // holds the block filtered without wrapping round. A longer transform
@@ -255,6 +251,15 @@ impl Blocks {
         self.delay_left -= skip;
         &self.out[skip..]
     }
+}
+
+/// The filter's length in input samples: the quality's length at the lower
+/// rate, rounded up to an even number of rate periods at the input rate, so
+/// that its centre, the delay, falls on an output sample.
+fn filter_taps(in_rate: u32, out_rate: u32, quality: Quality) -> usize {
+    let in_period = (in_rate / polyphase::gcd(in_rate, out_rate)) as usize;
+    let lower = in_rate.min(out_rate) as usize;
+    (quality.block_at_lower_rate() * in_rate as usize / lower).div_ceil(2 * in_period) * 2 * in_period
 }
 
 /// The spectrum of the anti-aliasing low-pass at the first `bins` bins of a
@@ -626,8 +631,7 @@ mod tests {
     fn rubato_reference(a: u32, b: u32, quality: Quality, input: &[f32]) -> Vec<f32> {
         use rubato::audioadapter_buffers::direct::SequentialSlice;
         use rubato::{Fft, FixedSync, Resampler as _};
-        let in_period = (a / polyphase::gcd(a, b)) as usize;
-        let block = (quality.block_at_lower_rate() * a as usize / a.min(b) as usize).div_ceil(2 * in_period) * 2 * in_period;
+        let block = filter_taps(a, b, quality);
         let mut fft = Fft::<f32>::new_custom(a as usize, b as usize, block, 1, 1, WindowFunction::BlackmanHarris2, FixedSync::Input)
             .expect("supported rates and a nonzero block");
         assert_eq!(fft.input_frames_next(), block, "rubato's block is this module's filter");

@@ -3,17 +3,19 @@
 //! Every packet's *transit* (`arrival - timestamp / clock`) is compared with
 //! a reference, the smallest transit seen in the last five seconds; the
 //! difference is the packet's relative delay: how much later it came than
-//! the fastest recent packet. The reference falls at once with a faster
-//! packet but rises no faster than clock drift could make it: under wide
-//! jitter a packet at the delay floor is rare, the five-second minimum jumps
-//! up by several milliseconds whenever one leaves the window, and since the
-//! histogram below remembers delays told against the lower reference while
-//! the current delay is told against the new one, each jump read as the
-//! delay falling under the target (a packet of needless expansion). A playout point that many milliseconds behind the fastest packet
-//! would have caught it. The relative delays go into a histogram with
-//! exponential forgetting (old network conditions fade out over tens of
-//! seconds), and the target is a high quantile of it, the same idea as
-//! WebRTC NetEQ's delay manager.
+//! the fastest recent packet. A playout point that many milliseconds behind
+//! the fastest packet would have caught it. The relative delays go into a
+//! histogram with exponential forgetting (old network conditions fade out
+//! over tens of seconds), and the target is a high quantile of it, the same
+//! idea as WebRTC NetEQ's delay manager.
+//!
+//! The reference falls at once with a faster packet but rises no faster
+//! than clock drift could make it: under wide jitter a packet at the delay
+//! floor is rare, the five-second minimum jumps up by several milliseconds
+//! whenever one leaves the window, and since the histogram remembers delays
+//! told against the lower reference while the current delay is told against
+//! the new one, each jump read as the delay falling under the target (a
+//! packet of needless expansion).
 //!
 //! Sparse, tall delay spikes (Wi-Fi stalls, LTE handovers) barely move a
 //! quantile but cause most of the late losses, so a peak detector watches for

@@ -386,7 +386,6 @@ fn comfort_noise_packets_set_the_noise_of_the_pause() {
     assert_eq!(sim.frames.iter().filter(|(i, _)| i.timestamp.is_some()).count(), 40);
 }
 
-
 #[test]
 fn a_stall_is_no_credit_for_a_loss_after_audio_has_played_again() {
     // A quiet stream (a pause without a marker): the link stalls, packets
