@@ -45,10 +45,16 @@ time of every SUT packet. What counts, over the measuring window:
                   application's audio, and packets of any call the
                   generator never got or could not authenticate: must be
                   zero
+  far end behind  how far the generator fell behind its sending schedule
+                  in the window: under one ptime, or the SUT was not
+                  offered its calls' packets as they fell due (the far end
+                  stands in for other machines; starved of the shared
+                  cores it sends late, then in bursts, and the SUT
+                  conceals instead of decrypting and decoding)
   CPU per call    the SUT's user+system time / window / calls (getrusage)
   memory per call (the SUT's resident set after the calls opened - before) / calls
 
-A step holds when both limits hold. ``--ramp`` doubles N from ``--start``
+A step holds when all three limits hold. ``--ramp`` doubles N from ``--start``
 until a step fails, then bisects between the last held and the first failed
 N, for each implementation in turn, and prints the largest N held side by
 side.
@@ -100,7 +106,7 @@ LATE_S = PTIME_S  # a frame read more than one ptime after its slot is late
 GATHER_S = 0.005
 MAX_P99_ERROR_MS = 2.0
 # Between the window counters' first reading and the window (see serve_sut).
-CATCH_UP_S = 0.1
+CATCH_UP_S = 0.3
 SUITE = "AES_CM_128_HMAC_SHA1_80"
 # Disjoint port ranges for the two engines of one step.
 SUT_PORTS = (20000, 39998)
@@ -501,7 +507,7 @@ class GeneratorCalls:
         # the SUT's threads: the far end stands in for the network and the
         # other side's machines, which take nothing of the SUT's cores. It
         # still runs whenever a core is free, and when it cannot keep up,
-        # the step fails on the packets it lost.
+        # the step fails on how far behind it fell (far_end_behind_ms).
         if os.sched_getscheduler(0) == os.SCHED_FIFO:
             below = os.sched_param(os.sched_getparam(0).sched_priority - 1)
             os.sched_setscheduler(self.process.pid, os.SCHED_FIFO, below)
@@ -596,7 +602,10 @@ async def serve_sut(impl: str, calls: int, warmup: float, seconds: float) -> Non
     snapshot_ms = (time.perf_counter() - snapshot_started) * 1000
     # Reading every call's counters holds this thread (19 ms at 1,000 engine
     # calls), which is the tool's doing, not the application's: let the
-    # application catch up on the frames that waited before its reads count.
+    # application catch up on the frames that waited before its reads count,
+    # and the far end on the packets it could not send meanwhile (the two
+    # share the cores: 13-18 ms behind at 1,125-1,250 calls, caught up
+    # within 100 ms).
     await asyncio.sleep(CATCH_UP_S)
     app.measuring = pauses.measuring = True
     cpu_before, started, load_before = cpu_seconds(), time.time_ns(), os.getloadavg()[0]
@@ -766,8 +775,17 @@ async def serve_peer(calls: int, probes: int, peer_impl: str, generator: Path) -
         probe.close()
     await bulk.close()
     if isinstance(bulk, GeneratorCalls):
+        behind = bulk.counts.pop("behind")
         report["bulk"] = bulk.counts
+        report["far_end_behind_ms"] = far_end_behind_ms(behind, window)
     say(report)
+
+
+def far_end_behind_ms(behind: list[list[int]], window: tuple[int, int]) -> float:
+    """How late the generator sent the packets due in ``window`` (ns since
+    the epoch), at worst, from its ``[due ns, lateness µs]`` pairs."""
+    started, ended = window
+    return max((late for due, late in behind if started <= due < ended), default=0) / 1000
 
 
 # --- the driver ------------------------------------------------------------------------
@@ -871,6 +889,7 @@ def run_step(impl: str, calls: int, options: StepOptions) -> dict[str, Any]:
         figures["error"] = f"the application failed: {result['app_error']}"
     figures["held"] = ("app_error" not in result
                        and probes["interval_error_p99_ms"] < MAX_P99_ERROR_MS and late == 0
+                       and probes.get("far_end_behind_ms", 0) < PTIME_S * 1000
                        and probes["received"] > 0 and bulk.get("silent_calls", 0) == 0
                        and (result["app"]["frames"] > 0 or not with_app))
     return figures
@@ -924,6 +943,7 @@ def line(figures: dict[str, Any]) -> str:
             f"{'held  ' if figures['held'] else 'FAILED'} "
             f"p99 interval error {figures['interval_error_p99_ms']:6.2f} ms, "
             f"late frames {figures['late_frames']:<6} "
+            f"far end behind {figures['probes'].get('far_end_behind_ms', 0):5.1f} ms, "
             f"CPU {figures['cpu_percent']:5.1f}% (system {figures['cpu_system_percent']:4.1f}%; "
             f"{figures['cpu_per_call_percent']:.3f}% per call), "
             f"RSS {figures['rss_per_call_kb']:6.1f} KB per call")

@@ -16,6 +16,13 @@
 //!   stdin   `start <payload hex>`   sending starts
 //!   stdin   `stop`                  then stdout the counts as one JSON object; exit
 //!
+//! Among the counts, `behind` says when the sender was behind its schedule:
+//! `[when a millisecond's packets were due (ns since the Unix epoch), how
+//! late they went out (µs)]` for each millisecond sent more than 1 ms late.
+//! The load tool fails a step whose measuring window saw the sender more
+//! than a ptime behind: the process under test was then not offered its
+//! calls' packets as they fell due.
+//!
 //! Build with `cargo build --release --example load_far_end` (the load tool
 //! does this itself).
 
@@ -24,9 +31,9 @@ use std::io::{self, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use rtpcore_engine::sys::{bind_udp, set_buffer_sizes, RecvBatch, SendBatch};
+use rtpcore_engine::sys::{bind_udp, monotonic_ns, set_buffer_sizes, RecvBatch, SendBatch};
 use rtpcore_proto::demux::{classify, PacketKind};
 use rtpcore_proto::rtp::{RtpHeader, RtpPacketBuilder};
 use rtpcore_proto::srtp::{Profile, Session, SessionConfig};
@@ -38,6 +45,8 @@ const PAYLOAD_TYPE_PCMU: u8 = 0;
 const RECV_BATCH: usize = 64;
 // Room for every call's packets of a few ptimes should the thread stall.
 const SOCKET_BUFFER_BYTES: usize = 16 << 20;
+// Lateness is reported above this (a sleep's own overshoot is below it).
+const BEHIND_REPORTED: Duration = Duration::from_millis(1);
 
 struct Call {
     remote: SocketAddr,
@@ -112,10 +121,18 @@ struct Far {
     rtcp_received: u64,
     unknown: u64,
     send_failed: u64,
-    late_slots: u64,
+    // (when a millisecond was due, ns since the Unix epoch; its lateness, µs)
+    behind: Vec<(u128, u128)>,
 }
 
 impl Far {
+    // Notes that the millisecond due `due_since_epoch` went out `lateness` late.
+    fn note_lateness(&mut self, due_since_epoch: Duration, lateness: Duration) {
+        if lateness > BEHIND_REPORTED {
+            self.behind.push((due_since_epoch.as_nanos(), lateness.as_micros()));
+        }
+    }
+
     fn send_phase(&mut self, phase: usize, payload: &[u8]) {
         for call in self.calls.iter_mut().skip(phase).step_by(PHASES) {
             self.packet.clear();
@@ -186,9 +203,11 @@ impl Far {
     fn report(&self) -> String {
         let sum = |f: fn(&Call) -> u64| self.calls.iter().map(f).sum::<u64>();
         let silent = self.calls.iter().filter(|c| c.received == 0).count();
+        let behind: Vec<String> = self.behind.iter().map(|(due, late)| format!("[{due}, {late}]")).collect();
         format!(
             "{{\"calls\": {}, \"sent\": {}, \"received\": {}, \"refused\": {}, \"missing\": {}, \
-             \"silent_calls\": {}, \"rtcp_received\": {}, \"unknown\": {}, \"send_failed\": {}, \"late_slots\": {}}}",
+             \"silent_calls\": {}, \"rtcp_received\": {}, \"unknown\": {}, \"send_failed\": {}, \
+             \"behind\": [{}]}}",
             self.calls.len(),
             sum(|c| u64::from(c.sequence)),
             sum(|c| c.received),
@@ -198,7 +217,7 @@ impl Far {
             self.rtcp_received,
             self.unknown,
             self.send_failed,
-            self.late_slots,
+            behind.join(", "),
         )
     }
 }
@@ -236,7 +255,7 @@ fn run() -> Result<(), String> {
         rtcp_received: 0,
         unknown: 0,
         send_failed: 0,
-        late_slots: 0,
+        behind: Vec::new(),
     };
     // The control line arrives on its own thread; the sending loop only
     // looks at a flag between milliseconds.
@@ -254,20 +273,25 @@ fn run() -> Result<(), String> {
     });
 
     let step = PTIME / PHASES as u32;
+    // Half a millisecond off the grid the engine's ticks fall on (whole
+    // milliseconds of CLOCK_MONOTONIC): the far end, below the engine's
+    // workers in priority, wakes between their rounds instead of with them.
+    let grid = 1_000_000;
+    let off_grid = (grid / 2 - monotonic_ns().rem_euclid(grid)).rem_euclid(grid);
+    std::thread::sleep(Duration::from_nanos(off_grid as u64));
     let started = Instant::now();
+    let started_since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).map_err(|e| e.to_string())?;
     let mut slot: u32 = 0;
     while !stop.load(Ordering::Acquire) {
+        // Behind schedule, the packets still go out, late, as a real
+        // sender's would, without sleeping until the schedule is caught up.
+        let due = step * slot;
+        far.note_lateness(started_since_epoch + due, started.elapsed().saturating_sub(due));
         far.send_phase(slot as usize % PHASES, &payload);
         far.drain();
         slot += 1;
-        let due = started + step * slot;
-        let now = Instant::now();
-        match due.checked_duration_since(now) {
-            Some(wait) => std::thread::sleep(wait),
-            // Behind by more than a ptime: the packets still go out, late,
-            // as a real sender's would, and the slot is counted.
-            None if now - due > PTIME => far.late_slots += 1,
-            None => {}
+        if let Some(wait) = (step * slot).checked_sub(started.elapsed()) {
+            std::thread::sleep(wait);
         }
     }
     far.drain();
