@@ -778,6 +778,7 @@ async def serve_peer(calls: int, probes: int, peer_impl: str, generator: Path) -
         behind = bulk.counts.pop("behind")
         report["bulk"] = bulk.counts
         report["far_end_behind_ms"] = far_end_behind_ms(behind, window)
+        report["far_end_behind_spells"] = far_end_behind_spells(behind, window)
     say(report)
 
 
@@ -786,6 +787,23 @@ def far_end_behind_ms(behind: list[list[int]], window: tuple[int, int]) -> float
     the epoch), at worst, from its ``[due ns, lateness µs]`` pairs."""
     started, ended = window
     return max((late for due, late in behind if started <= due < ended), default=0) / 1000
+
+
+def far_end_behind_spells(behind: list[list[int]], window: tuple[int, int],
+                          over_ms: float = 5.0) -> list[list[float]]:
+    """The spells in which the generator was more than ``over_ms`` behind,
+    as ``[first due, last due (s from the window's start), worst lateness
+    (ms)]``, for plotting against the SUT's own figures."""
+    spells: list[list[float]] = []
+    for due, late in behind:
+        if late / 1000 <= over_ms:
+            continue
+        at = (due - window[0]) / 1e9
+        if spells and at - spells[-1][1] <= 0.005:
+            spells[-1][1], spells[-1][2] = at, max(spells[-1][2], late / 1000)
+        else:
+            spells.append([at, at, late / 1000])
+    return spells
 
 
 # --- the driver ------------------------------------------------------------------------
