@@ -775,18 +775,25 @@ async def serve_peer(calls: int, probes: int, peer_impl: str, generator: Path) -
         probe.close()
     await bulk.close()
     if isinstance(bulk, GeneratorCalls):
-        behind = bulk.counts.pop("behind")
+        behind, unsent = bulk.counts.pop("behind"), bulk.counts.pop("unsent")
         report["bulk"] = bulk.counts
-        report["far_end_behind_ms"] = far_end_behind_ms(behind, window)
+        report["far_end_behind_ms"] = far_end_behind_ms(behind, unsent, window)
         report["far_end_behind_spells"] = far_end_behind_spells(behind, window)
     say(report)
 
 
-def far_end_behind_ms(behind: list[list[int]], window: tuple[int, int]) -> float:
+def far_end_behind_ms(behind: list[list[int]], unsent: list[int], window: tuple[int, int]) -> float:
     """How late the generator sent the packets due in ``window`` (ns since
-    the epoch), at worst, from its ``[due ns, lateness µs]`` pairs."""
+    the epoch), at worst, from its ``[due ns, lateness µs]`` pairs; packets
+    it never sent count as late as they were when it stopped (``unsent``:
+    the first of them, as a pair too)."""
     started, ended = window
-    return max((late for due, late in behind if started <= due < ended), default=0) / 1000
+    worst_us = max((late for due, late in behind if started <= due < ended), default=0)
+    unsent_due, unsent_late_us = unsent
+    if unsent_due < ended:  # what fell due from then on, the window's share included, never went
+        stopped = unsent_due + unsent_late_us * 1000
+        worst_us = max(worst_us, (stopped - max(unsent_due, started)) // 1000)
+    return worst_us / 1000
 
 
 def far_end_behind_spells(behind: list[list[int]], window: tuple[int, int],

@@ -18,7 +18,9 @@
 //!
 //! Among the counts, `behind` says when the sender was behind its schedule:
 //! `[when a millisecond's packets were due (ns since the Unix epoch), how
-//! late they went out (µs)]` for each millisecond sent more than 1 ms late.
+//! late they went out (µs)]` for each millisecond sent more than 1 ms late,
+//! and `unsent` the same for the first millisecond not sent when it stopped
+//! (its lateness then, had it been sent at that moment).
 //! The load tool fails a step whose measuring window saw the sender more
 //! than a ptime behind: the process under test was then not offered its
 //! calls' packets as they fell due.
@@ -123,6 +125,8 @@ struct Far {
     send_failed: u64,
     // (when a millisecond was due, ns since the Unix epoch; its lateness, µs)
     behind: Vec<(u128, u128)>,
+    // The same for the first millisecond not sent, once stopped.
+    unsent: (u128, u128),
 }
 
 impl Far {
@@ -207,7 +211,7 @@ impl Far {
         format!(
             "{{\"calls\": {}, \"sent\": {}, \"received\": {}, \"refused\": {}, \"missing\": {}, \
              \"silent_calls\": {}, \"rtcp_received\": {}, \"unknown\": {}, \"send_failed\": {}, \
-             \"behind\": [{}]}}",
+             \"behind\": [{}], \"unsent\": [{}, {}]}}",
             self.calls.len(),
             sum(|c| u64::from(c.sequence)),
             sum(|c| c.received),
@@ -218,6 +222,8 @@ impl Far {
             self.unknown,
             self.send_failed,
             behind.join(", "),
+            self.unsent.0,
+            self.unsent.1,
         )
     }
 }
@@ -256,6 +262,7 @@ fn run() -> Result<(), String> {
         unknown: 0,
         send_failed: 0,
         behind: Vec::new(),
+        unsent: (0, 0),
     };
     // The control line arrives on its own thread; the sending loop only
     // looks at a flag between milliseconds.
@@ -294,6 +301,8 @@ fn run() -> Result<(), String> {
             std::thread::sleep(wait);
         }
     }
+    let due = step * slot;
+    far.unsent = ((started_since_epoch + due).as_nanos(), started.elapsed().saturating_sub(due).as_micros());
     far.drain();
     println!("{}", far.report());
     Ok(())
