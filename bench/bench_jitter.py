@@ -6,6 +6,11 @@ packet and hands back its payload; it neither decodes nor conceals). Each
 round replays the same 500-packet stream into a fresh buffer; the per-packet
 time is the round time / 500 (``extra_info["per_packet_us"]``).
 
+``test_per_packet_with_loss`` does the same with bursts of loss (two
+packets of every 25 never arrive): rtpcore then also conceals (a pitch
+search at the start of each gap, waveform substitution, merging back),
+aiortc files what arrives.
+
 ``test_quick_trace_evaluation`` runs the evaluation harness
 (``bench/jitter_eval.py --quick``: three traces, 20 s each, with PESQ) once
 and records its table in ``extra_info``; ``python bench/jitter_eval.py``
@@ -108,6 +113,69 @@ def test_per_packet(benchmark: Any, implementation: str) -> None:
         # aiortc holds back `prefetch` frames; the rest come out in order.
         expected = [p[12:] for p in STREAM[: len(payloads)]]
         benchmark.extra_info["agrees"] = payloads == expected
+        benchmark(run_aiortc, packets)
+    benchmark.extra_info["packets_per_round"] = PACKETS
+    if benchmark.stats is not None:
+        benchmark.extra_info["per_packet_us"] = benchmark.stats.stats.median / PACKETS * 1e6
+
+
+LOSS_PERIOD, LOSS_BURST = 25, 2  # 8% loss, in pairs: every gap starts a concealment
+
+
+def arrives(k: int) -> bool:
+    return k % LOSS_PERIOD >= LOSS_BURST
+
+
+def run_rtpcore_lossy() -> tuple[np.ndarray, list[str]]:
+    jb = JitterBuffer()
+    out = np.empty(PACKETS * 160, dtype=np.int16)
+    frame = np.empty(160, dtype=np.int16)
+    kinds = []
+    for k, packet in enumerate(STREAM):
+        t = 0.02 * k
+        if arrives(k):
+            jb.push(packet, t)
+        kinds.append(jb.pop_into(t + 0.02, frame))
+        out[160 * k : 160 * (k + 1)] = frame
+    return out, kinds
+
+
+def run_rtpcore_lossy_no_copy() -> None:
+    jb = JitterBuffer()
+    frame = np.empty(160, dtype=np.int16)
+    push, pop_into = jb.push, jb.pop_into
+    t = 0.0
+    for k, packet in enumerate(STREAM):
+        if arrives(k):
+            push(packet, t)
+        pop_into(t + 0.02, frame)
+        t += 0.02
+
+
+@pytest.mark.benchmark(group="jitter: push+pop per 20 ms packet, 8% loss in pairs (500 packets)")
+@pytest.mark.parametrize("implementation", ["rtpcore", "aiortc"])
+def test_per_packet_with_loss(benchmark: Any, implementation: str) -> None:
+    arrived = [k for k in range(PACKETS) if arrives(k)]
+    if implementation == "rtpcore":
+        decoded, kinds = run_rtpcore_lossy()
+        # every frame played as it came is the clean decode; the gaps (and
+        # nothing else) are concealed, and their ends merged back
+        normal = [k for k, kind in enumerate(kinds) if kind == "normal"]
+        concealed = {k for k, kind in enumerate(kinds) if kind == "concealed"}
+        benchmark.extra_info["agrees"] = bool(
+            all(np.array_equal(decoded[160 * k : 160 * (k + 1)], REFERENCE[160 * k : 160 * (k + 1)])
+                for k in normal)
+            and concealed == {k for k in range(LOSS_PERIOD, PACKETS) if not arrives(k)}
+            and kinds.count("merged") == len(concealed) // LOSS_BURST)
+        benchmark(run_rtpcore_lossy_no_copy)
+    else:
+        packets = [p for k, p in enumerate(aiortc_packets()) if arrives(k)]
+        payloads = run_aiortc(packets)
+        # aiortc releases what arrived in order, less the frames it gives
+        # up around each gap (four here)
+        remaining = iter(STREAM[k][12:] for k in arrived)
+        benchmark.extra_info["agrees"] = all(payload in remaining for payload in payloads)
+        benchmark.extra_info["released"] = len(payloads)
         benchmark(run_aiortc, packets)
     benchmark.extra_info["packets_per_round"] = PACKETS
     if benchmark.stats is not None:
