@@ -53,25 +53,29 @@ def make_stream() -> tuple[list[bytes], np.ndarray]:
 STREAM, REFERENCE = make_stream()
 
 
-def run_rtpcore() -> np.ndarray:
+def run_rtpcore(arrived: list[bytes | None]) -> tuple[np.ndarray, list[str]]:
+    """The decoded stream and each frame's kind; ``None`` packets never arrive."""
     jb = JitterBuffer()
     out = np.empty(PACKETS * 160, dtype=np.int16)
     frame = np.empty(160, dtype=np.int16)
-    for k, packet in enumerate(STREAM):
+    kinds = []
+    for k, packet in enumerate(arrived):
         t = 0.02 * k
-        jb.push(packet, t)
-        jb.pop_into(t + 0.02, frame)  # one frame of initial delay
+        if packet is not None:
+            jb.push(packet, t)
+        kinds.append(jb.pop_into(t + 0.02, frame))  # one frame of initial delay
         out[160 * k : 160 * (k + 1)] = frame
-    return out
+    return out, kinds
 
 
-def run_rtpcore_no_copy() -> None:
+def run_rtpcore_no_copy(arrived: list[bytes | None]) -> None:
     jb = JitterBuffer()
     frame = np.empty(160, dtype=np.int16)
     push, pop_into = jb.push, jb.pop_into
     t = 0.0
-    for packet in STREAM:
-        push(packet, t)
+    for packet in arrived:
+        if packet is not None:
+            push(packet, t)
         pop_into(t + 0.02, frame)
         t += 0.02
 
@@ -103,10 +107,10 @@ def run_aiortc(packets: list[Any]) -> list[bytes]:
 @pytest.mark.parametrize("implementation", ["rtpcore", "aiortc"])
 def test_per_packet(benchmark: Any, implementation: str) -> None:
     if implementation == "rtpcore":
-        decoded = run_rtpcore()
+        decoded, _ = run_rtpcore(STREAM)
         # Playout starts a frame after the first packet and then runs clean.
         benchmark.extra_info["agrees"] = bool(np.array_equal(decoded, REFERENCE))
-        benchmark(run_rtpcore_no_copy)
+        benchmark(run_rtpcore_no_copy, STREAM)
     else:
         packets = aiortc_packets()
         payloads = run_aiortc(packets)
@@ -126,38 +130,14 @@ def arrives(k: int) -> bool:
     return k % LOSS_PERIOD >= LOSS_BURST
 
 
-def run_rtpcore_lossy() -> tuple[np.ndarray, list[str]]:
-    jb = JitterBuffer()
-    out = np.empty(PACKETS * 160, dtype=np.int16)
-    frame = np.empty(160, dtype=np.int16)
-    kinds = []
-    for k, packet in enumerate(STREAM):
-        t = 0.02 * k
-        if arrives(k):
-            jb.push(packet, t)
-        kinds.append(jb.pop_into(t + 0.02, frame))
-        out[160 * k : 160 * (k + 1)] = frame
-    return out, kinds
-
-
-def run_rtpcore_lossy_no_copy() -> None:
-    jb = JitterBuffer()
-    frame = np.empty(160, dtype=np.int16)
-    push, pop_into = jb.push, jb.pop_into
-    t = 0.0
-    for k, packet in enumerate(STREAM):
-        if arrives(k):
-            push(packet, t)
-        pop_into(t + 0.02, frame)
-        t += 0.02
+LOSSY_STREAM = [packet if arrives(k) else None for k, packet in enumerate(STREAM)]
 
 
 @pytest.mark.benchmark(group="jitter: push+pop per 20 ms packet, 8% loss in pairs (500 packets)")
 @pytest.mark.parametrize("implementation", ["rtpcore", "aiortc"])
 def test_per_packet_with_loss(benchmark: Any, implementation: str) -> None:
-    arrived = [k for k in range(PACKETS) if arrives(k)]
     if implementation == "rtpcore":
-        decoded, kinds = run_rtpcore_lossy()
+        decoded, kinds = run_rtpcore(LOSSY_STREAM)
         # every frame played as it came is the clean decode; the gaps (and
         # nothing else) are concealed, and their ends merged back
         normal = [k for k, kind in enumerate(kinds) if kind == "normal"]
@@ -167,13 +147,13 @@ def test_per_packet_with_loss(benchmark: Any, implementation: str) -> None:
                 for k in normal)
             and concealed == {k for k in range(LOSS_PERIOD, PACKETS) if not arrives(k)}
             and kinds.count("merged") == len(concealed) // LOSS_BURST)
-        benchmark(run_rtpcore_lossy_no_copy)
+        benchmark(run_rtpcore_no_copy, LOSSY_STREAM)
     else:
         packets = [p for k, p in enumerate(aiortc_packets()) if arrives(k)]
         payloads = run_aiortc(packets)
         # aiortc releases what arrived in order, less the frames it gives
         # up around each gap (four here)
-        remaining = iter(STREAM[k][12:] for k in arrived)
+        remaining = iter(packet[12:] for packet in LOSSY_STREAM if packet is not None)
         benchmark.extra_info["agrees"] = all(payload in remaining for payload in payloads)
         benchmark.extra_info["released"] = len(payloads)
         benchmark(run_aiortc, packets)

@@ -130,10 +130,10 @@ struct Far {
 }
 
 impl Far {
-    // Notes that the millisecond due `due_since_epoch` went out `lateness` late.
-    fn note_lateness(&mut self, due_since_epoch: Duration, lateness: Duration) {
+    // Notes that the millisecond due `due_ns` (since the Unix epoch) went out `lateness` late.
+    fn note_lateness(&mut self, (due_ns, lateness): (u128, Duration)) {
         if lateness > BEHIND_REPORTED {
-            self.behind.push((due_since_epoch.as_nanos(), lateness.as_micros()));
+            self.behind.push((due_ns, lateness.as_micros()));
         }
     }
 
@@ -288,12 +288,16 @@ fn run() -> Result<(), String> {
     std::thread::sleep(Duration::from_nanos(off_grid as u64));
     let started = Instant::now();
     let started_since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).map_err(|e| e.to_string())?;
+    // When millisecond `slot` falls due (ns since the Unix epoch), and how late it is now.
+    let lateness_of = |slot: u32| {
+        let due = step * slot;
+        ((started_since_epoch + due).as_nanos(), started.elapsed().saturating_sub(due))
+    };
     let mut slot: u32 = 0;
     while !stop.load(Ordering::Acquire) {
         // Behind schedule, the packets still go out, late, as a real
         // sender's would, without sleeping until the schedule is caught up.
-        let due = step * slot;
-        far.note_lateness(started_since_epoch + due, started.elapsed().saturating_sub(due));
+        far.note_lateness(lateness_of(slot));
         far.send_phase(slot as usize % PHASES, &payload);
         far.drain();
         slot += 1;
@@ -301,8 +305,8 @@ fn run() -> Result<(), String> {
             std::thread::sleep(wait);
         }
     }
-    let due = step * slot;
-    far.unsent = ((started_since_epoch + due).as_nanos(), started.elapsed().saturating_sub(due).as_micros());
+    let (due_ns, lateness) = lateness_of(slot);
+    far.unsent = (due_ns, lateness.as_micros());
     far.drain();
     println!("{}", far.report());
     Ok(())

@@ -92,7 +92,7 @@ fn best_lag(x: &[i16], start: usize, len: usize, lags: std::ops::RangeInclusive<
         let candidate = &x[begin..begin + len];
         let energy_exact = match slid {
             Some((from, energy)) => ((from + 1)..=lag).fold(energy, |e, l| e + square(start - l) - square(start - l + len)),
-            None => candidate.iter().map(|&v| i64::from(v) * i64::from(v)).sum(),
+            None => (begin..begin + len).map(square).sum(),
         };
         slid = Some((lag, energy_exact));
         // exact below 2^53, so rounded once, as dot() rounds its exact sum
