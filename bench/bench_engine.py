@@ -16,6 +16,7 @@ holds is ``python bench/engine_load.py --ramp`` (see the README).
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from pathlib import Path
 from typing import Any
@@ -50,3 +51,25 @@ def test_engine_load_quick(benchmark: Any, impl: str) -> None:
                                       and audio_through and bulk["received"] > 0
                                       and bulk["refused"] == 0 and bulk["silent_calls"] == 0)
     assert benchmark.extra_info["agrees"], (probes, app)
+
+
+@pytest.mark.benchmark(group="engine-load")
+def test_sockets_floor_quick(benchmark: Any) -> None:
+    """The floor the engine's figures stand on (bench/sockets_floor.py): the
+    same calls' sockets echoing with no media work. Its figure counts only
+    if every packet the generator sent came back to it whole."""
+    from sockets_floor import floor_binary, floor_step
+
+    options = StepOptions()
+    options.far_end()
+    if options.generator is None:
+        pytest.skip("the floor needs cargo to build its binaries")
+    figures = benchmark.pedantic(
+        lambda: asyncio.run(floor_step(CALLS, floor_binary(), options.generator, 1.0, 2.0)),
+        rounds=1, iterations=1)
+    generator = figures["generator"]
+    benchmark.extra_info.update({name: value for name, value in figures.items() if name != "generator"})
+    benchmark.extra_info.update({f"generator_{name}": value for name, value in generator.items()})
+    benchmark.extra_info["agrees"] = (generator["received"] > 0 and generator["refused"] == 0
+                                      and generator["missing"] == 0 and generator["silent_calls"] == 0)
+    assert benchmark.extra_info["agrees"], generator

@@ -512,7 +512,7 @@ class GeneratorCalls:
             below = os.sched_param(os.sched_getparam(0).sched_priority - 1)
             os.sched_setscheduler(self.process.pid, os.SCHED_FIFO, below)
         self.ids: list[int] = []
-        self.counts: dict[str, int] = {}
+        self.counts: dict[str, Any] = {}
 
     async def open(self, ids: list[int], sender: str, receiver: str) -> list[int]:
         """Every call shares the generator's port."""
@@ -544,17 +544,22 @@ class GeneratorCalls:
         self.process.wait(timeout=10)
 
 
-def far_end_generator() -> Path | None:
-    """Builds the load generator (a second when it is up to date); None
-    without cargo."""
+def build_example(name: str) -> Path | None:
+    """Builds one of rust/engine/examples/ (a second when it is up to date)
+    and returns the binary's path; None without cargo."""
     target = Path(os.environ.get("CARGO_TARGET_DIR", HERE.parent / "rust" / "target"))
     try:
-        subprocess.run(["cargo", "build", "--release", "--quiet", "--example", "load_far_end",
+        subprocess.run(["cargo", "build", "--release", "--quiet", "--example", name,
                         "-p", "rtpcore-engine", "--manifest-path", str(HERE.parent / "rust" / "Cargo.toml")],
                        check=True)
     except (OSError, subprocess.CalledProcessError):
         return None
-    return target / "release" / "examples" / "load_far_end"
+    return target / "release" / "examples" / name
+
+
+def far_end_generator() -> Path | None:
+    """The load generator, built; None without cargo."""
+    return build_example("load_far_end")
 
 
 def make_calls(impl: str, port_range: tuple[int, int]) -> EngineCalls | PipelineCalls:
