@@ -47,9 +47,11 @@ from rtpcore.media import (
 )
 from rtpcore.sdp import AudioPolicy, create_answer, create_offer, negotiate
 from rtpcore.srtp import CryptoAttribute
+from sip_peers import port_block
 
-# A range of our own, away from the other test modules' ports.
-PORTS = (36000, 37999)
+# A range from a port the system just handed out, not a fixed one that
+# another test run on this machine may be using at the same moment.
+PORTS = port_block(2000)
 
 
 @pytest.fixture
@@ -261,7 +263,8 @@ async def test_passthrough_carries_ulaw_payload_untouched(engine: Engine, tmp_pa
 async def test_a_coarser_tick_grid_still_carries_every_frame() -> None:
     # Calls on a 10 ms grid (the coarsest) share wake-ups; the audio is the
     # same. The Rust driver tests check the phases themselves.
-    with Engine(port_range=(37994, 37999), tick_grid_ms=10) as engine:
+    low, high = port_block(6)
+    with Engine(port_range=(low, high), tick_grid_ms=10) as engine:
         a, b = pair(engine)
         sent = speechlike(8000, 1.0, seed=6)
         await a.write(sent)
@@ -272,7 +275,7 @@ async def test_a_coarser_tick_grid_still_carries_every_frame() -> None:
         Engine(tick_grid_ms=2.0)  # type: ignore[arg-type]
     # The core checks it too, for callers of the binding itself.
     with pytest.raises(ValueError, match="^tick_grid_ms"):
-        _core.MediaEngine("127.0.0.1", 37994, 37999, 1, 50, 60_000, False, 11)
+        _core.MediaEngine("127.0.0.1", low, high, 1, 50, 60_000, False, 11)
 
 
 async def test_events_tell_latching_drops_and_close(engine: Engine) -> None:
