@@ -54,7 +54,9 @@ time of every SUT packet. What counts, over the measuring window:
   CPU per call    the SUT's user+system time / window / calls (getrusage)
   memory per call (the SUT's resident set after the calls opened - before) / calls
 
-A step holds when all three limits hold. ``--ramp`` doubles N from ``--start``
+A step holds when all three limits hold. What moving the calls' packets
+alone costs, under any implementation, is bench/sockets_floor.py's to
+measure. ``--ramp`` doubles N from ``--start``
 until a step fails, then bisects between the last held and the first failed
 N, for each implementation in turn, and prints the largest N held side by
 side.
