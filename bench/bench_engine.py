@@ -64,8 +64,9 @@ def test_sockets_floor_quick(benchmark: Any) -> None:
     options.far_end()
     if options.generator is None:
         pytest.skip("the floor needs cargo to build its binaries")
+    floor, generator_binary = floor_binary(), options.generator
     figures = benchmark.pedantic(
-        lambda: asyncio.run(floor_step(CALLS, floor_binary(), options.generator, 1.0, 2.0)),
+        lambda: asyncio.run(floor_step(CALLS, floor, generator_binary, 1.0, 2.0)),
         rounds=1, iterations=1)
     generator = figures["generator"]
     benchmark.extra_info.update({name: value for name, value in figures.items() if name != "generator"})

@@ -91,7 +91,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -174,6 +174,13 @@ def cpu_seconds() -> tuple[float, float]:
     """This process's (user, system) CPU time so far, every thread."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime, usage.ru_stime
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """Another process's user + system time so far (a child not yet waited
+    for is in none of its parent's rusage figures)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def read_json_line() -> Any:
@@ -533,10 +540,8 @@ class GeneratorCalls:
         self.stdin.flush()
 
     def cpu_seconds(self) -> float:
-        """The generator's user + system time so far (a child the peer has
-        not waited for is in none of its own rusage figures)."""
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """The generator's user + system time so far."""
+        return process_cpu_seconds(self.process.pid)
 
     async def close(self) -> None:
         """Stops the generator and keeps its counts (``counts``)."""

@@ -53,11 +53,6 @@ def floor_binary() -> Path:
     return binary
 
 
-def process_cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def floor_step(calls: int, floor: Path, generator_binary: Path, warmup: float, seconds: float) -> dict[str, Any]:
     """N calls of echoing sockets against the generator: both processes'
     CPU over the window, and whether every packet came back in time."""
@@ -78,11 +73,11 @@ async def floor_step(calls: int, floor: Path, generator_binary: Path, warmup: fl
         await generator.open(ids, "peer", "peer")
         await generator.start([int(port) for port in ports])
         await asyncio.sleep(warmup)
-        echo_before, far_before = process_cpu_seconds(echo.pid), generator.cpu_seconds()
+        echo_before, far_before = engine_load.process_cpu_seconds(echo.pid), generator.cpu_seconds()
         started, clock = time.time_ns(), time.monotonic()
         await asyncio.sleep(seconds)
         elapsed = time.monotonic() - clock
-        echo_after, far_after = process_cpu_seconds(echo.pid), generator.cpu_seconds()
+        echo_after, far_after = engine_load.process_cpu_seconds(echo.pid), generator.cpu_seconds()
         ended = time.time_ns()
         await generator.close()
     finally:
