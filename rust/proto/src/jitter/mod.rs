@@ -403,6 +403,12 @@ pub struct JitterBuffer {
     /// Samples still to remove (positive) or add (negative) by stretching
     /// to get back to packet-aligned playout.
     stretch_remaining: i64,
+    /// Whether the pending stretch has removed or added anything yet (until
+    /// it has, it is decided afresh every frame).
+    stretch_begun: bool,
+    /// Whether the pending stretch takes back the last stall's rise, which
+    /// is forgotten once it begins.
+    stretch_takes_back_stall: bool,
     /// Samples played since the last stretch step while one is pending.
     stretch_waited: usize,
     /// Timestamp ticks of the last packet decoded (the packetization).
@@ -467,6 +473,8 @@ impl JitterBuffer {
             stall_rise: 0,
             catch_up_rate: 0.0,
             stretch_remaining: 0,
+            stretch_begun: false,
+            stretch_takes_back_stall: false,
             stretch_waited: 0,
             packet_ticks: i64::from(config.clock_rate * config.frame_ms / 1000),
             starved_samples: 0,
@@ -748,6 +756,7 @@ impl JitterBuffer {
         self.held_ticks = 0;
         self.stall_rise = 0;
         self.stretch_remaining = 0;
+        self.stretch_takes_back_stall = false;
     }
 
     /// After a stall of at most one packet, drops the packet that was
@@ -806,6 +815,7 @@ impl JitterBuffer {
             self.frontier = Some((first.epoch, first.ts));
             self.position = Some(Position { epoch: first.epoch, ts: first.ts, last_seq: None });
             self.stretch_remaining = 0;
+            self.stretch_takes_back_stall = false;
             self.held_ticks = 0;
             self.stall_rise = 0;
             self.starved_samples = 0;
@@ -888,36 +898,45 @@ impl JitterBuffer {
             let error_ms = aligned_ms - target_ms;
             let packet_ms = packet as f64 / self.scales.per_ms as f64;
             let expand_below = stretch_tolerance_ms(target_ms);
-            // An expansion in progress is dropped once the target has come
-            // down to the aligned delay; an acceleration always completes.
-            if self.stretch_remaining == 0 || (self.stretch_remaining < 0 && error_ms > 0.0) {
-                self.stretch_remaining = if !cut_allowed {
+            // A stretch that has not begun is decided afresh every frame:
+            // an acceleration may wait seconds for a pause, and the target
+            // can move meanwhile (sitting under it loses packets; cutting a
+            // packet it no longer calls for only has to be expanded back).
+            // One that has begun completes, so that playout is aligned
+            // again, except an expansion once the target has come down to
+            // the aligned delay.
+            let reconsider = !self.stretch_begun || self.stretch_remaining == 0 || (self.stretch_remaining < 0 && error_ms > 0.0);
+            if reconsider {
+                let plan = if !cut_allowed {
                     // Under a delay step the target (which leaves the step
                     // out) is too low: keep the delay, expand only if even
                     // that is called for.
-                    if error_ms < -expand_below { -(packet - to_boundary) } else { 0 }
+                    (if error_ms < -expand_below { -(packet - to_boundary) } else { 0 }, false)
                 } else if error_ms >= packet_ms + stretch_tolerance_ms(target_ms) {
                     // One packet less delay: cut through to the boundary after next.
-                    to_boundary + packet
+                    (to_boundary + packet, false)
                 } else if self.stall_rise > 0 && to_boundary == 0 && error_ms - (self.stall_rise * spt) as f64 / self.scales.per_ms as f64 >= -expand_below {
                     // A stall raised the delay without anything learnt
                     // calling for it: take it back whole as soon as the
                     // delay without it is not under the target by more than
                     // expanding tolerates (the rule above would wait for the
                     // target to fall a packet plus its tolerance under it).
-                    let rise = self.stall_rise * spt;
-                    self.stall_rise = 0;
-                    rise
+                    (self.stall_rise * spt, true)
                 } else if to_boundary > 0 && error_ms >= -expand_below {
                     // Misaligned: playing up to the boundary faster costs no
                     // safety margin at all, only delay.
-                    to_boundary
+                    (to_boundary, false)
                 } else if error_ms < -expand_below {
                     // One packet more delay: back to the previous boundary.
-                    -(packet - to_boundary)
+                    (-(packet - to_boundary), false)
                 } else {
-                    0
+                    (0, false)
                 };
+                if plan != (self.stretch_remaining, self.stretch_takes_back_stall) {
+                    (self.stretch_remaining, self.stretch_takes_back_stall) = plan;
+                    self.stretch_begun = false;
+                    self.stretch_waited = 0;
+                }
             }
         }
         let per_ms = self.scales.per_ms as f64;
@@ -956,6 +975,11 @@ impl JitterBuffer {
     /// the stretch removed (positive) or added (negative).
     fn finish_stretch(&mut self, used: usize, change: i64) {
         self.stretch_remaining -= change;
+        self.stretch_begun = true;
+        if self.stretch_takes_back_stall {
+            self.stretch_takes_back_stall = false;
+            self.stall_rise = 0;
+        }
         if self.stretch_remaining == 0 {
             self.stretch_waited = 0;
         }

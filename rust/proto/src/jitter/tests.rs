@@ -461,3 +461,24 @@ fn a_stall_on_one_late_packet_is_taken_back_when_the_target_allows() {
     assert!((after - before).abs() < 1e-9, "back at {after}");
     assert!(st.accelerated_ms >= 20.0 && st.expanded_ms == 0.0, "{st:?}");
 }
+
+#[test]
+fn a_waiting_acceleration_gives_way_when_the_target_rises_above_the_delay() {
+    // The path gets 60 ms faster at packet 60: playout is now 60 ms above
+    // the target, and an acceleration waits for a pause (a voiced tone has
+    // none: up to 2 s). From packet 75 every fifth packet is 90 ms slower
+    // than the rest, which lifts the target above the delay at once. The
+    // acceleration, decided on the old target and not begun, is dropped and
+    // playout expands to where those packets are on time, instead of
+    // sitting under the target until the 2 s are up and losing every one.
+    let sim = Sim::run(&stream(250, 0, 0, |k| {
+        Some(match k {
+            0..=59 => 65.0,
+            _ if k >= 75 && k % 5 == 0 => 95.0,
+            _ => 5.0,
+        })
+    }));
+    let st = sim.jb.stats();
+    assert!(st.late <= 2, "{st:?}");
+    assert_eq!(st.accelerated_ms, 0.0, "{st:?}");
+}
