@@ -628,6 +628,18 @@ def evaluate(
     return rows
 
 
+def targets_met(row: dict[str, Any]) -> tuple[bool, bool, bool]:
+    """rtpcore against the issue's three targets on one trace: late loss at
+    most 1% (or the network's loss plus 1%), mean delay at most the fixed
+    buffer's, PESQ at least the fixed buffer's."""
+    ours, fixed = row["rtpcore"], row["fixed"]
+    return (
+        ours["late_pct"] <= max(1.0, row["net_loss_pct"] + 1.0),
+        ours["mean_delay_ms"] <= fixed["mean_delay_ms"],
+        ours["pesq"] >= fixed["pesq"],
+    )
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     head = (
         "| trace | receiver | mean delay ms | p95 delay ms | late % | concealed ms | "

@@ -25,6 +25,8 @@ packets. To evaluate a draw, give it the shared folder's layout and oracle::
         --json /tmp/s2/traces/oracle_results.json
     ln -s "$PWD/../shared/audio" /tmp/s2/audio
     RTPCORE_SHARED=/tmp/s2 python bench/jitter_eval.py --traces b_wifi_spikes_seed2
+
+or let ``bench/jitter_draws.py`` do all of it for many seeds at once.
 """
 
 from __future__ import annotations
@@ -134,20 +136,28 @@ def write_trace(path: Path, rng: np.random.Generator, arrival: np.ndarray) -> No
             )
 
 
+def write_draws(out: Path, seed: int, models: list[str]) -> list[Path]:
+    """One draw of each model for ``seed``, as ``out/traces/<model>_seed<seed>.csv``."""
+    folder = out / "traces"
+    folder.mkdir(parents=True, exist_ok=True)
+    send = np.arange(PACKETS) * PACKET_MS
+    paths = []
+    for stem in models:
+        name = f"{stem}_seed{seed}"
+        rng = np.random.default_rng([seed, sum(ord(c) for c in name)])
+        write_trace(folder / f"{name}.csv", rng, MODELS[stem](rng, send))
+        paths.append(folder / f"{name}.csv")
+    return paths
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("out", type=Path, help="folder to create traces/ in")
     ap.add_argument("--seed", type=int, default=2)
     ap.add_argument("--models", default=",".join(MODELS), help="comma-separated trace stems")
     args = ap.parse_args(argv)
-    folder = args.out / "traces"
-    folder.mkdir(parents=True, exist_ok=True)
-    send = np.arange(PACKETS) * PACKET_MS
-    for stem in args.models.split(","):
-        name = f"{stem}_seed{args.seed}"
-        rng = np.random.default_rng([args.seed, sum(ord(c) for c in name)])
-        write_trace(folder / f"{name}.csv", rng, MODELS[stem](rng, send))
-        print(folder / f"{name}.csv")
+    for path in write_draws(args.out, args.seed, args.models.split(",")):
+        print(path)
     return 0
 
 
