@@ -13,7 +13,7 @@ mean delay at most the fixed buffer's, PESQ at least the fixed buffer's).
 
 Usage::
 
-    python bench/jitter_draws.py --seeds 2-6          # 25 draws, about a minute
+    python bench/jitter_draws.py --seeds 2-6          # 25 draws, about 25 s
     python bench/jitter_draws.py --seeds 2-11 --models b_wifi_spikes,d_bursty_loss
 """
 
@@ -41,7 +41,7 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def write_draws(folder: Path, seed: int, models: list[str], shared: Path) -> None:
+def write_shared_layout(folder: Path, seed: int, models: list[str], shared: Path) -> None:
     """The draws of one seed in the shared folder's layout, with their oracle."""
     jitter_traces.write_draws(folder, seed, models)
     traces = folder / "traces"
@@ -87,28 +87,35 @@ def report(rows: list[dict[str, Any]], models: list[str]) -> str:
 
 def evaluate_draws(seeds: list[int], models: list[str]) -> list[dict[str, Any]]:
     """``jitter_eval.evaluate`` rows (rtpcore and fixed) for every draw."""
-    shared = shared_dir()
+    shared, configured = shared_dir(), os.environ.get("RTPCORE_SHARED")
     rows = []
     with tempfile.TemporaryDirectory(prefix="jitter-draws-") as tmp:
         for seed in seeds:
             folder = Path(tmp) / f"seed{seed}"
-            write_draws(folder, seed, models, shared)
+            write_shared_layout(folder, seed, models, shared)
             os.environ["RTPCORE_SHARED"] = str(folder)  # jitter_eval reads traces and oracle there
             try:
                 names = [f"{m}_seed{seed}" for m in models]
                 rows += jitter_eval.evaluate(names, None, None, with_aiortc=False)
             finally:
-                os.environ["RTPCORE_SHARED"] = str(shared)
+                if configured is None:
+                    del os.environ["RTPCORE_SHARED"]
+                else:
+                    os.environ["RTPCORE_SHARED"] = configured
     return rows
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--seeds", default="2-6", help="e.g. 2-6 or 2,5,9 (seed 1 is the public draw)")
+    ap.add_argument("--seeds", default="2-6", type=parse_seeds,
+                    help="e.g. 2-6 or 2,5,9 (seed 1 is the public draw)")
     ap.add_argument("--models", default=",".join(jitter_traces.MODELS), help="comma-separated trace stems")
     args = ap.parse_args(argv)
     models = args.models.split(",")
-    print(report(evaluate_draws(parse_seeds(args.seeds), models), models))
+    unknown = sorted(set(models) - set(jitter_traces.MODELS))
+    if unknown:
+        ap.error(f"unknown models {', '.join(unknown)}; known: {', '.join(jitter_traces.MODELS)}")
+    print(report(evaluate_draws(args.seeds, models), models))
     return 0
 
 

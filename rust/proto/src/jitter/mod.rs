@@ -897,7 +897,7 @@ impl JitterBuffer {
             let aligned_ms = (offset - partial - min_transit) * 1000.0;
             let error_ms = aligned_ms - target_ms;
             let packet_ms = packet as f64 / self.scales.per_ms as f64;
-            let expand_below = stretch_tolerance_ms(target_ms);
+            let tolerance = stretch_tolerance_ms(target_ms);
             // A stretch that has not begun is decided afresh every frame:
             // an acceleration may wait seconds for a pause, and the target
             // can move meanwhile (sitting under it loses packets; cutting a
@@ -911,22 +911,22 @@ impl JitterBuffer {
                     // Under a delay step the target (which leaves the step
                     // out) is too low: keep the delay, expand only if even
                     // that is called for.
-                    (if error_ms < -expand_below { -(packet - to_boundary) } else { 0 }, false)
-                } else if error_ms >= packet_ms + stretch_tolerance_ms(target_ms) {
+                    (if error_ms < -tolerance { -(packet - to_boundary) } else { 0 }, false)
+                } else if error_ms >= packet_ms + tolerance {
                     // One packet less delay: cut through to the boundary after next.
                     (to_boundary + packet, false)
-                } else if self.stall_rise > 0 && to_boundary == 0 && error_ms - (self.stall_rise * spt) as f64 / self.scales.per_ms as f64 >= -expand_below {
+                } else if self.stall_rise > 0 && to_boundary == 0 && error_ms - (self.stall_rise * spt) as f64 / self.scales.per_ms as f64 >= -tolerance {
                     // A stall raised the delay without anything learnt
                     // calling for it: take it back whole as soon as the
                     // delay without it is not under the target by more than
                     // expanding tolerates (the rule above would wait for the
                     // target to fall a packet plus its tolerance under it).
                     (self.stall_rise * spt, true)
-                } else if to_boundary > 0 && error_ms >= -expand_below {
+                } else if to_boundary > 0 && error_ms >= -tolerance {
                     // Misaligned: playing up to the boundary faster costs no
                     // safety margin at all, only delay.
                     (to_boundary, false)
-                } else if error_ms < -expand_below {
+                } else if error_ms < -tolerance {
                     // One packet more delay: back to the previous boundary.
                     (-(packet - to_boundary), false)
                 } else {
