@@ -58,7 +58,7 @@ import wave
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from rtpcore import g711
@@ -71,6 +71,9 @@ from shared_data import shared_dir
 CLOCK = 8000
 FRAME = 160
 QUICK_TRACES = ["b_wifi_spikes_seed1", "d_bursty_loss_seed1", "g_dtx_seed1"]
+# PESQ is taken in chunks of the reference this long (P.862 is meant for
+# short files), each aligned by the receiver's median playout offset in it.
+CHUNK_S = 10.0
 
 
 # --------------------------------------------------------------------------- input
@@ -175,6 +178,12 @@ def load_trace(
     return Trace(name, packets, reference, anchors, sent, oracle)
 
 
+def load_oracle() -> dict[str, dict[str, Any]]:
+    """The oracle's results for every trace, by trace name (no ``.csv``)."""
+    results = json.loads((shared_dir() / "traces" / "oracle_results.json").read_text())
+    return {r["trace"][:-4]: r for r in results["results"]}
+
+
 def arrivals(trace: Trace) -> list[Packet]:
     got = [p for p in trace.packets if p.arrival_ms is not None]
     return sorted(got, key=lambda p: p.arrival_ms)  # stable: row order for ties
@@ -243,10 +252,12 @@ def run_rtpcore(trace: Trace, name: str = "rtpcore", **options: Any) -> Run:
 
 
 def fixed_schedule(
-    trace: Trace, delay_ms: float
+    trace: Trace, delay_ms: float | Callable[[Packet], float]
 ) -> tuple[list[tuple[float, Packet]], list[Packet]]:
     """When a fixed playout delay plays each received packet (its first copy),
-    and which packets it loses as late."""
+    and which packets it loses as late. ``delay_ms`` may also be a function
+    of the packet: a receiver that holds different delays at different
+    times (``jitter_hindsight.py``)."""
     unique = {}
     for p in trace.packets:
         if p.arrival_ms is not None:
@@ -259,7 +270,8 @@ def fixed_schedule(
     schedule = []
     late = []
     for p in unique.values():
-        due = trace.anchors[p.seg] + p.ext_ts * 1000 / CLOCK + delay_ms
+        delay = delay_ms(p) if callable(delay_ms) else delay_ms
+        due = trace.anchors[p.seg] + p.ext_ts * 1000 / CLOCK + delay
         due = grid0 + math.ceil((due - grid0) / 20.0 - 1e-9) * 20.0
         if p.arrival_ms <= due + 1e-9:
             schedule.append((due, p))
@@ -333,7 +345,9 @@ def budget_receiver(
     return packets, delay, offsets[choice]
 
 
-def run_fixed(trace: Trace, delay_ms: float) -> Run:
+def run_fixed(
+    trace: Trace, delay_ms: float | Callable[[Packet], float], name: str = "fixed"
+) -> Run:
     """A fixed playout delay: each packet is handed to an rtpcore buffer at
     exactly its scheduled playout time (or never, when it arrived later)."""
     schedule, late_packets = fixed_schedule(trace, delay_ms)
@@ -357,7 +371,7 @@ def run_fixed(trace: Trace, delay_ms: float) -> Run:
         if frame.timestamp is not None:
             last_real = jb.stats()
     return Run(
-        "fixed",
+        name,
         pcm,
         times,
         stamps,
@@ -435,7 +449,15 @@ class MediaMap:
         return None
 
 
-def pesq_chunks(trace: Trace, run: Run, mm: MediaMap, chunk_s: float = 10.0) -> float:
+def pesq_chunks(trace: Trace, run: Run, mm: MediaMap) -> float:
+    """The PESQ reported for a run: the mean of its chunks'."""
+    scores = pesq_by_chunk(trace, run, mm)
+    return float(np.mean(list(scores.values()))) if scores else float("nan")
+
+
+def pesq_by_chunk(trace: Trace, run: Run, mm: MediaMap) -> dict[int, float]:
+    """PESQ of each 10 s chunk of the reference (``CHUNK_S``) that has
+    speech and enough real audio played, by chunk index."""
     from pesq import PesqError, pesq
 
     # Per frame of real audio: output index minus media index.
@@ -449,10 +471,10 @@ def pesq_chunks(trace: Trace, run: Run, mm: MediaMap, chunk_s: float = 10.0) -> 
             media_idx.append(hit[2])
     out_idx_a, media_a = np.array(out_idx), np.array(media_idx)
     if media_a.size == 0:
-        return float("nan")
+        return {}
     lag = out_idx_a - media_a
-    chunk = int(chunk_s * CLOCK)
-    scores = []
+    chunk = int(CHUNK_S * CLOCK)
+    scores = {}
     for m0 in range(0, trace.reference.size - chunk // 2, chunk):
         m1 = min(m0 + chunk, trace.reference.size)
         inside = (media_a >= m0) & (media_a < m1)
@@ -475,27 +497,31 @@ def pesq_chunks(trace: Trace, run: Run, mm: MediaMap, chunk_s: float = 10.0) -> 
             on_error=PesqError.RETURN_VALUES,
         )
         if score > 0:
-            scores.append(score)
-    return float(np.mean(scores)) if scores else float("nan")
+            scores[m0 // chunk] = score
+    return scores
 
 
-def frame_delays(trace: Trace, run: Run, mm: MediaMap) -> tuple[np.ndarray, np.ndarray]:
-    """Buffering delay (ms, oracle anchor) of every frame of real audio."""
-    t, d = [], []
-    for now, ts, kind in zip(run.times, run.stamps, run.kinds):
+def frame_delays(
+    trace: Trace, run: Run, mm: MediaMap
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Buffering delay (ms, oracle anchor) of every frame of real audio:
+    pop times, delays and the frames' sample positions in the reference."""
+    t, d, media = [], [], []
+    for now, ts in zip(run.times, run.stamps):
         if ts is None:
             continue
         hit = mm.lookup(ts)
         if hit is None:
             continue
-        seg, ext, _ = hit
+        seg, ext, pos = hit
         t.append(now)
         d.append(now - ext * 1000 / CLOCK - trace.anchors[seg])
-    return np.array(t), np.array(d)
+        media.append(pos)
+    return np.array(t), np.array(d), np.array(media, dtype=np.int64)
 
 
 def summarize(trace: Trace, run: Run, mm: MediaMap, with_pesq: bool) -> dict[str, Any]:
-    _, d = frame_delays(trace, run, mm)
+    _, d, _ = frame_delays(trace, run, mm)
     return {
         "mean_delay_ms": float(np.mean(d)) if d.size else float("nan"),
         "p95_delay_ms": float(np.percentile(d, 95)) if d.size else float("nan"),
@@ -528,7 +554,7 @@ def plot(trace: Trace, runs: list[Run], mm: MediaMap, fixed_d: float, path: Path
     )
     colors = {"rtpcore": "tab:blue", "aiortc": "tab:green", "fixed": "tab:purple"}
     for run in runs:
-        t, d = frame_delays(trace, run, mm)
+        t, d, _ = frame_delays(trace, run, mm)
         if run.name != "fixed":
             ax.plot(
                 (t - t0) / 1000,
@@ -542,11 +568,10 @@ def plot(trace: Trace, runs: list[Run], mm: MediaMap, fixed_d: float, path: Path
             # Target relative to the same anchor: playout delay - current + target.
             real = np.array([s is not None for s in run.stamps])
             tt = run.times[real]
-            _, dd = frame_delays(trace, run, mm)
-            if dd.size == tt.size:
+            if d.size == tt.size:
                 ax.plot(
                     (tt - t0) / 1000,
-                    dd - run.current_ms[real] + run.target_ms[real],
+                    d - run.current_ms[real] + run.target_ms[real],
                     "-",
                     lw=1,
                     color="tab:orange",
@@ -591,8 +616,7 @@ def evaluate(
     with_pesq: bool = True,
     with_aiortc: bool = True,
 ) -> list[dict[str, Any]]:
-    results = json.loads((shared_dir() / "traces" / "oracle_results.json").read_text())
-    oracle = {r["trace"][:-4]: r for r in results["results"]}
+    oracle = load_oracle()
     speech = load_speech()
     rows = []
     for name in names:
