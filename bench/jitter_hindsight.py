@@ -299,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         if t is None:
             sharing = "none"
         else:
-            shares = ", ".join(f"{v:.0%} at {k:+d}" for k, v in sorted(t["shares"].items()))
+            shares = ", ".join(f"{v:.1%} at {k:+d}" for k, v in sorted(t["shares"].items()))
             sharing = (f"PESQ {t['pesq']:.3f} at {t['mean_delay_ms']:.1f} ms "
                        f"({t['after_evidence']:+d} to that chunk's end, then {shares})")
         print(f"{head} per chunk {per_chunk}; time-sharing {sharing}")
