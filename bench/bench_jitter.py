@@ -203,7 +203,7 @@ def test_fresh_draw_evaluation(benchmark: Any) -> None:
 @pytest.mark.benchmark(group="jitter: hindsight bounds on b_wifi_spikes (60 s, PESQ)")
 def test_hindsight_bounds_on_wifi_spikes(benchmark: Any) -> None:
     """The README's case for b: a receiver at 78 ms or less when the first
-    spike comes (by then no packet was more than 24 ms behind the fastest)
+    spike comes (by then no packet was more than 23 ms behind the fastest)
     stays under the fixed buffer's PESQ at its delay when it only chooses how
     long to spend at each step afterwards, and reaches it only by choosing
     which 10 s the spikes will fall in."""

@@ -74,6 +74,7 @@ QUICK_TRACES = ["b_wifi_spikes_seed1", "d_bursty_loss_seed1", "g_dtx_seed1"]
 # PESQ is taken in chunks of the reference this long (P.862 is meant for
 # short files), each aligned by the receiver's median playout offset in it.
 CHUNK_S = 10.0
+CHUNK_SAMPLES = int(CHUNK_S * CLOCK)
 
 
 # --------------------------------------------------------------------------- input
@@ -473,7 +474,7 @@ def pesq_by_chunk(trace: Trace, run: Run, mm: MediaMap) -> dict[int, float]:
     if media_a.size == 0:
         return {}
     lag = out_idx_a - media_a
-    chunk = int(CHUNK_S * CLOCK)
+    chunk = CHUNK_SAMPLES
     scores = {}
     for m0 in range(0, trace.reference.size - chunk // 2, chunk):
         m1 = min(m0 + chunk, trace.reference.size)

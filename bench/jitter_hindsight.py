@@ -61,13 +61,13 @@ class ChunkFigures:
 
 def chunk_figures(trace: je.Trace, run: je.Run, mm: je.MediaMap) -> ChunkFigures:
     """``run``'s figures by chunk; its late packets are those ``run_fixed`` lost."""
-    chunk = int(je.CHUNK_S * je.CLOCK)
     _, delays, media = je.frame_delays(trace, run, mm)
-    index = media // chunk
+    index = media // je.CHUNK_SAMPLES
     chunks = np.unique(index)
     late: dict[int, int] = {}
     for p in run.extra["late_packets"]:
-        late[p.media_pos // chunk] = late.get(p.media_pos // chunk, 0) + 1
+        c = p.media_pos // je.CHUNK_SAMPLES
+        late[c] = late.get(c, 0) + 1
     return ChunkFigures(
         je.pesq_by_chunk(trace, run, mm),
         {int(c): float(delays[index == c].sum()) for c in chunks},
@@ -204,21 +204,18 @@ def hindsight_bounds(
     mm = je.MediaMap(trace)
     net_loss = trace.oracle["network_loss_rate"]
     max_late = math.floor(trace.sent * max(0.01, net_loss + 0.01) + 1e-9)
-    chunk = int(je.CHUNK_S * je.CLOCK)
-    at_step = {}
-    for k in steps:
-        run = je.run_fixed(trace, fixed_d + 20 * k, name=f"step {k:+d}")
-        at_step[k] = chunk_figures(trace, run, mm)
+    runs = {k: je.run_fixed(trace, fixed_d + 20 * k, name=f"step {k:+d}") for k in steps}
+    at_step = {k: chunk_figures(trace, run, mm) for k, run in runs.items()}
     fixed = at_step[0] if 0 in at_step else chunk_figures(trace, je.run_fixed(trace, fixed_d), mm)
     fixed_delay = sum(fixed.delay_sum.values()) / sum(fixed.frames.values())
     chunks = sorted(fixed.frames)
     by_before = {}
     for low in before:
-        _, late = je.fixed_schedule(trace, fixed_d + 20 * low)
+        late = runs[low].extra["late_packets"]
         if not late:
             continue  # never any evidence: that receiver is the fixed buffer at `low`
         first = min(late, key=lambda p: p.send_ms)
-        evidence_chunk = first.media_pos // chunk
+        evidence_chunk = first.media_pos // je.CHUNK_SAMPLES
         switching = {}
         for k in steps:
             if k > low:
@@ -233,19 +230,8 @@ def hindsight_bounds(
         shared = best_time_share(switching, at_step, evidence_chunk, set(fixed.pesq), fixed_delay, max_late)
         by_before[low] = {
             "evidence_s": first.send_ms / 1000,
-            "per_chunk": None if per_chunk is None else {
-                "pesq": per_chunk.pesq,
-                "mean_delay_ms": per_chunk.mean_delay_ms,
-                "late": per_chunk.late,
-                "steps": [list(s) if isinstance(s, tuple) else s for s in per_chunk.steps],
-            },
-            "time_sharing": None if shared is None else {
-                "pesq": shared.pesq,
-                "mean_delay_ms": shared.mean_delay_ms,
-                "late": shared.late,
-                "after_evidence": shared.first[1],
-                "shares": shared.fractions,
-            },
+            "per_chunk": None if per_chunk is None else dataclasses.asdict(per_chunk),
+            "time_sharing": None if shared is None else dataclasses.asdict(shared),
         }
     return {
         "trace": trace.name,
@@ -299,9 +285,9 @@ def main(argv: list[str] | None = None) -> int:
         if t is None:
             sharing = "none"
         else:
-            shares = ", ".join(f"{v:.1%} at {k:+d}" for k, v in sorted(t["shares"].items()))
+            shares = ", ".join(f"{v:.1%} at {k:+d}" for k, v in sorted(t["fractions"].items()))
             sharing = (f"PESQ {t['pesq']:.3f} at {t['mean_delay_ms']:.1f} ms "
-                       f"({t['after_evidence']:+d} to that chunk's end, then {shares})")
+                       f"({t['first'][1]:+d} to that chunk's end, then {shares})")
         print(f"{head} per chunk {per_chunk}; time-sharing {sharing}")
     if args.json:
         with open(args.json, "w") as out:
