@@ -662,10 +662,11 @@ impl JitterBuffer {
             self.fill_silence(out);
             return FrameInfo { kind: self.quiet_kind(), timestamp: None, playout_offset: None };
         };
-        let offset = now - start.ts as f64 / clock;
-        if let Some(min_transit) = self.delay.min_transit() {
-            self.stats.current_delay_ms = (offset - min_transit) * 1000.0;
-        }
+        // Where the frame's first sample is: the play position, unless a
+        // stall's concealment is credited to a lost packet before anything
+        // plays (then it starts at the packet after, and so does its delay).
+        let mut first_ts = start.ts;
+        let mut offset = now - start.ts as f64 / clock;
         let mut kind = FrameKind::Silence;
         let mut real = false;
         let mut produced = 0;
@@ -709,6 +710,10 @@ impl JitterBuffer {
                     let skip = gap_ticks.min(self.held_ticks);
                     self.held_ticks -= skip;
                     pos.ts += skip;
+                    if produced == 0 {
+                        first_ts = pos.ts;
+                        offset = now - first_ts as f64 / clock;
+                    }
                     let gap = ((gap_ticks - skip) as usize * self.samples_per_tick).min(self.frame_len - produced);
                     if gap > 0 {
                         raise(self.conceal(&mut out[produced..produced + gap]));
@@ -745,7 +750,10 @@ impl JitterBuffer {
             }
         }
         self.remember(out);
-        FrameInfo { kind, timestamp: real.then_some(start.ts as u32), playout_offset: Some(offset) }
+        if let Some(min_transit) = self.delay.min_transit() {
+            self.stats.current_delay_ms = (offset - min_transit) * 1000.0;
+        }
+        FrameInfo { kind, timestamp: real.then_some(first_ts as u32), playout_offset: Some(offset) }
     }
 
     /// Ends a talk spurt (DTX or a new source: nothing was lost, the talker

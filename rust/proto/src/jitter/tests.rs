@@ -150,6 +150,23 @@ fn a_lost_packet_is_concealed_then_merged() {
 }
 
 #[test]
+fn a_merged_frame_is_stamped_and_timed_by_the_packet_it_plays() {
+    // Packet 30 never comes: the frame of its slot is concealed (a stall,
+    // holding position), then packet 31 arrives and the concealment counts
+    // for 30. The merged frame plays 31, so it carries 31's timestamp and
+    // the delay from before the stall, not the held position's.
+    let sim = Sim::run(&stream(60, 0, 0, |k| (k != 30).then_some(5.0)));
+    let merged = sim.kinds().iter().position(|&k| k == FrameKind::Merged).expect("a merge");
+    let (info, pcm) = &sim.frames[merged];
+    assert_eq!(info.timestamp, Some(31 * 160));
+    let before = sim.frames[5].0.playout_offset.expect("playing");
+    assert!((info.playout_offset.expect("playing") - before).abs() < 1e-9);
+    assert_eq!(sim.frames[merged + 1].0.timestamp, Some(32 * 160));
+    // After the crossfade (at most 10 ms) it is packet 31's audio.
+    assert_eq!(pcm[80..], decoded_tone(31 * 160, 160)[80..]);
+}
+
+#[test]
 fn a_packet_late_by_a_little_is_dropped_rather_than_delaying_playout() {
     // Packet 30 is 10 ms later than the 20 ms of margin; packet 31 is on time.
     let sim = Sim::run(&stream(60, 0, 0, |k| Some(if k == 30 { 25.0 } else { 5.0 })));
