@@ -96,6 +96,32 @@ def run_switching(trace: je.Trace, fixed_d: float, low: int, high: int, switch_m
 
 
 @dataclass
+class Evidence:
+    """What a receiver has seen when its first late packet arrives: the
+    largest delay of any packet behind the fastest one (ms), and how far
+    behind that fastest packet the fixed buffer's step plays (ms)."""
+
+    largest_seen_ms: float
+    fixed_step_behind_fastest_ms: float
+
+
+def evidence(trace: je.Trace, first_late: je.Packet, fixed_delay_ms: float) -> Evidence | None:
+    """The packets that arrived before ``first_late``, as a receiver knows
+    them: transits told from the fastest of them, not from the trace's
+    anchor, which only hindsight gives. None if none arrived before it."""
+    assert first_late.arrival_ms is not None, "a late packet arrived"
+    transits = np.array([
+        arrival - p.ext_ts * 1000 / je.CLOCK - trace.anchors[p.seg]
+        for p in je.arrivals(trace)
+        if (arrival := p.arrival_ms) is not None and arrival < first_late.arrival_ms
+    ])
+    if transits.size == 0:
+        return None
+    fastest = float(transits.min())
+    return Evidence(float(transits.max()) - fastest, fixed_delay_ms - fastest)
+
+
+@dataclass
 class Assignment:
     pesq: float
     mean_delay_ms: float
@@ -228,8 +254,10 @@ def hindsight_bounds(
         ]
         per_chunk = best_assignment(options, fixed_delay, max_late)
         shared = best_time_share(switching, at_step, evidence_chunk, set(fixed.pesq), fixed_delay, max_late)
+        seen = evidence(trace, first, fixed_delay)
         by_before[low] = {
             "evidence_s": first.send_ms / 1000,
+            "seen": None if seen is None else dataclasses.asdict(seen),
             "per_chunk": None if per_chunk is None else dataclasses.asdict(per_chunk),
             "time_sharing": None if shared is None else dataclasses.asdict(shared),
         }
@@ -279,7 +307,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"fixed buffer: PESQ {f['pesq']:.3f}, mean delay {f['mean_delay_ms']:.1f} ms, {f['late']} late")
     print(f"bounds (at most {result['max_late']} late, mean delay at most the fixed buffer's):")
     for low, r in result["before"].items():
-        head = f"  at {low:+d} until the first late packet ({r['evidence_s']:.2f} s):"
+        seen = r["seen"]
+        before_it = "nothing came before it" if seen is None else (
+            f"the packets before it came at most {seen['largest_seen_ms']:.1f} ms behind the "
+            f"fastest of them; the fixed step plays {seen['fixed_step_behind_fastest_ms']:.1f} ms behind it")
+        head = f"  at {low:+d} until the first late packet (sent at {r['evidence_s']:.2f} s; {before_it}):"
         c, t = r["per_chunk"], r["time_sharing"]
         per_chunk = "none" if c is None else f"PESQ {c['pesq']:.3f} at {c['mean_delay_ms']:.1f} ms (steps {c['steps']})"
         if t is None:
