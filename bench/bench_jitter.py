@@ -209,10 +209,8 @@ def test_hindsight_bounds_on_wifi_spikes(benchmark: Any) -> None:
     which 10 s the spikes will fall in."""
     import jitter_hindsight
 
-    name = "b_wifi_spikes_seed1"
-    oracle = jitter_eval.load_oracle()[name]
-    trace = jitter_eval.load_trace(name, jitter_eval.load_speech(), oracle, None)
-    fixed_d = oracle["fixed"]["D_late_target_ms"]
+    trace = jitter_hindsight.public_trace("b_wifi_spikes_seed1")
+    fixed_d = trace.oracle["fixed"]["D_late_target_ms"]
     result = benchmark.pedantic(
         jitter_hindsight.hindsight_bounds,
         args=(trace, fixed_d, [-5, -3, -1, 0, 1, 2], [-5, -3]),
@@ -239,10 +237,8 @@ def test_hindsight_bounds_on_bursty_loss(benchmark: Any) -> None:
     seen when none has come more than 46 ms behind it."""
     import jitter_hindsight
 
-    name = "d_bursty_loss_seed1"
-    oracle = jitter_eval.load_oracle()[name]
-    trace = jitter_eval.load_trace(name, jitter_eval.load_speech(), oracle, None)
-    fixed_d = oracle["fixed"]["D_late_target_ms"]
+    trace = jitter_hindsight.public_trace("d_bursty_loss_seed1")
+    fixed_d = trace.oracle["fixed"]["D_late_target_ms"]
     result = benchmark.pedantic(
         jitter_hindsight.hindsight_bounds, args=(trace, fixed_d, [-1, 0, 1], [-1]), rounds=1, iterations=1
     )

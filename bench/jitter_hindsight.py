@@ -278,6 +278,12 @@ def hindsight_bounds(
     }
 
 
+def public_trace(name: str) -> je.Trace:
+    """A trace of the shared folder with its oracle's figures; the fixed
+    buffer's delay is ``trace.oracle["fixed"]["D_late_target_ms"]``."""
+    return je.load_trace(name, je.load_speech(), je.load_oracle()[name], None)
+
+
 def parse_steps(text: str) -> list[int]:
     return [int(x) for x in text.split(",")]
 
@@ -291,12 +297,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="steps the receiver may hold until its first late packet")
     ap.add_argument("--json", help="write the result here")
     args = ap.parse_args(argv)
-    oracle = je.load_oracle()
-    if args.trace not in oracle:
+    if args.trace not in je.load_oracle():
         ap.error(f"no trace {args.trace!r} in {shared_dir() / 'traces'}")
-    fixed_d = oracle[args.trace]["fixed"]["D_late_target_ms"]
+    trace = public_trace(args.trace)
+    fixed_d = trace.oracle["fixed"]["D_late_target_ms"]
     before = [k for k in args.before if fixed_d + 20 * k >= 0]
-    trace = je.load_trace(args.trace, je.load_speech(), oracle[args.trace], None)
     steps = sorted(set(args.steps) | set(before))
     result = hindsight_bounds(trace, fixed_d, steps, before)
     print(f"{args.trace}: fixed buffer at D = {fixed_d:.1f} ms")

@@ -666,7 +666,7 @@ impl JitterBuffer {
         // stall's concealment is credited to a lost packet before anything
         // plays (then it starts at the packet after, and so does its delay).
         let mut first_ts = start.ts;
-        let mut offset = now - start.ts as f64 / clock;
+        let offset_of = |ts: i64| now - ts as f64 / clock;
         let mut kind = FrameKind::Silence;
         let mut real = false;
         let mut produced = 0;
@@ -691,7 +691,7 @@ impl JitterBuffer {
                     FrameKind::Merged
                 } else if n == self.frame_len {
                     let cut_allowed = !self.delay.in_delay_step(now);
-                    self.stretch_or_copy(out, offset, target_ms, cut_allowed)
+                    self.stretch_or_copy(out, offset_of(first_ts), target_ms, cut_allowed)
                 } else {
                     self.consume_into(&mut out[produced..produced + n]);
                     FrameKind::Normal
@@ -712,7 +712,6 @@ impl JitterBuffer {
                     pos.ts += skip;
                     if produced == 0 {
                         first_ts = pos.ts;
-                        offset = now - first_ts as f64 / clock;
                     }
                     let gap = ((gap_ticks - skip) as usize * self.samples_per_tick).min(self.frame_len - produced);
                     if gap > 0 {
@@ -750,6 +749,7 @@ impl JitterBuffer {
             }
         }
         self.remember(out);
+        let offset = offset_of(first_ts);
         if let Some(min_transit) = self.delay.min_transit() {
             self.stats.current_delay_ms = (offset - min_transit) * 1000.0;
         }
